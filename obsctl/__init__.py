@@ -1,0 +1,1 @@
+"""obsctl: the thin command-line client of the obsd daemon."""

@@ -1,0 +1,5 @@
+"""`python -m obsctl` runs the client."""
+
+from obsctl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Adapters: the small pieces that touch files, sockets, clocks and the network."""

@@ -1,0 +1,362 @@
+"""The event log on disk: append-only JSON Lines segments, replay, repair, durable appends.
+
+Appends write the whole line at once (it is then visible to readers and subscribers);
+durability is a separate, group-committed `fdatasync` run in a worker thread, so many appends
+share one sync and the event loop never blocks on the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from array import array
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import anyio
+import msgspec
+
+from obsd import __version__
+from obsd.adapters.files import fsync_dir
+from obsd.core.events import (
+    Event,
+    LogCreatedPayload,
+    LogRepairedPayload,
+    encode_event,
+    make_event,
+)
+from obsd.core.logformat import Damage, scan_segment, segment_first_seq, segment_name
+
+# Segments rotate at this size so that no file grows without bound and a damaged file
+# costs only its own records; large enough that rotation is rare (about 100k events).
+DEFAULT_SEGMENT_BYTES: Final = 16 * 1024 * 1024
+# Tail and `events` read the disk in chunks of this size: large enough for throughput,
+# small enough that one read never holds the event loop noticeably.
+READ_CHUNK_BYTES: Final = 256 * 1024
+# Live events a subscriber may have queued before it is told to fall back to the disk.
+DEFAULT_SUBSCRIBER_QUEUE: Final = 4096
+
+
+class LogUnavailable(Exception):
+    """The log refuses appends: it is damaged in the middle, or a write or sync failed."""
+
+
+class LogDamaged(LogUnavailable):
+    """A record in the middle of the log is bad; nothing may be appended after it."""
+
+
+class StorageFailed(LogUnavailable):
+    """A write or fdatasync failed; its data may be lost, so it is never retried."""
+
+
+class SegmentDamage(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the log is damaged, for `status` and `health`."""
+
+    segment: str
+    offset: int
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class _Segment:
+    first_seq: int
+    path: Path
+    offsets: array[int] = field(default_factory=lambda: array("q"))
+    size: int = 0
+
+
+class Subscription:
+    """A bounded queue of live lines for one reader; it never blocks the appender."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.queue: deque[tuple[int, bytes]] = deque()
+        # Set when the queue overflowed and was dropped: the reader must re-read the disk.
+        self.overflowed = False
+        self._wakeup: anyio.Event | None = None
+
+    def push(self, seq: int, line: bytes) -> None:
+        """Queue a new line, or drop the queue and mark overflow when it is full."""
+        if self.overflowed:
+            return
+        if len(self.queue) >= self._limit:
+            self.queue.clear()
+            self.overflowed = True
+        else:
+            self.queue.append((seq, line))
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def wait(self) -> None:
+        """Return once there is something to read or the queue overflowed."""
+        if self.queue or self.overflowed:
+            return
+        self._wakeup = anyio.Event()
+        try:
+            await self._wakeup.wait()
+        finally:
+            self._wakeup = None
+
+
+class EventLog:
+    """An open, replayed log directory; use `EventLog.open`."""
+
+    def __init__(self, directory: Path, segments: list[_Segment], head_seq: int,
+                 damage: SegmentDamage | None, visit: Callable[[Event], None],
+                 segment_bytes: int, now_ns: Callable[[], int]) -> None:
+        self.directory = directory
+        self._visit = visit
+        self._segments = segments
+        self._first_seqs = [s.first_seq for s in segments]
+        self.head_seq = head_seq
+        self.durable_seq = head_seq
+        self.damage = damage
+        self.failure: str | None = None
+        self._segment_bytes = segment_bytes
+        self._now_ns = now_ns
+        self._fd = -1
+        if damage is None:
+            self._fd = _open_append(segments[-1].path)
+        # Descriptors of rotated-out segments, synced and closed by the next group commit.
+        self._retired_fds: list[int] = []
+        self._dir_sync_due = False
+        self._sync_lock = anyio.Lock()
+        self._subscribers: set[Subscription] = set()
+
+    # -- opening and replay -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, visit: Callable[[Event], None], *,
+             segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+             now_ns: Callable[[], int] = time.time_ns) -> EventLog:
+        """Replay every segment into `visit`, repair a torn tail, create the log if new.
+
+        `visit` then sees every event appended later too, at the moment it is written.
+        """
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        names = sorted(
+            (first, entry.name) for entry in os.scandir(directory)
+            if entry.is_file(follow_symlinks=False)
+            and (first := segment_first_seq(entry.name)) is not None
+        )
+        segments: list[_Segment] = []
+        expected = 1
+        damage: SegmentDamage | None = None
+        repair: LogRepairedPayload | None = None
+        for index, (first, name) in enumerate(names):
+            path = directory / name
+            if first != expected:
+                damage = SegmentDamage(segment=name, offset=0, line=1,
+                                       reason=f"segment starts at seq {first}, not {expected}")
+                break
+            data = path.read_bytes()
+            scan = scan_segment(data, expected, visit)
+            segment = _Segment(first, path, scan.offsets, scan.valid_end)
+            segments.append(segment)
+            expected += len(scan.offsets)
+            if scan.damage is None:
+                continue
+            is_last = index == len(names) - 1
+            if is_last and not scan.damage.valid_after:
+                repair = _repair_torn_tail(path, data, scan.damage)
+            else:
+                damage = _located(name, scan.damage)
+            break
+        head = expected - 1
+        if not segments:
+            segments.append(_Segment(1, directory / segment_name(1)))
+        log = cls(directory, segments, head, damage, visit, segment_bytes, now_ns)
+        if head == 0 and damage is None:
+            log._write(LogCreatedPayload(log_id=str(uuid.uuid4()), server=__version__))
+            log._dir_sync_due = True
+        if repair is not None:
+            log._write(repair)
+        if log.head_seq != head:
+            log._sync_now()
+        return log
+
+    # -- appending ----------------------------------------------------------------------
+
+    async def append(self, payload: msgspec.Struct, *, durable: bool = True) -> Event:
+        """Append an event; with `durable`, return only once it is fdatasync'ed."""
+        if self._fd >= 0 and self._segments[-1].size >= self._segment_bytes:
+            self._rotate()
+        event = self._write(payload)
+        if durable:
+            await self.sync()
+        return event
+
+    def _write(self, payload: msgspec.Struct) -> Event:
+        self.check_writable()
+        seq = self.head_seq + 1
+        event = make_event(payload, seq, self._now_ns())
+        line = encode_event(event)
+        segment = self._segments[-1]
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            # The file may now end in a partial line; appending more would bury it.
+            self._fail(f"write to {segment.path} failed: {exc}")
+        segment.offsets.append(segment.size)
+        segment.size += len(line)
+        self.head_seq = seq
+        self._visit(event)
+        for subscriber in self._subscribers:
+            subscriber.push(seq, line)
+        return event
+
+    def _rotate(self) -> None:
+        first = self.head_seq + 1
+        segment = _Segment(first, self.directory / segment_name(first))
+        fd = _open_append(segment.path)
+        self._retired_fds.append(self._fd)
+        self._fd = fd
+        self._segments.append(segment)
+        self._first_seqs.append(first)
+        self._dir_sync_due = True
+
+    async def sync(self) -> None:
+        """Make every event written so far durable; concurrent callers share one fdatasync."""
+        target = self.head_seq
+        async with self._sync_lock:
+            if self.durable_seq >= target:
+                return
+            self.check_writable()
+            upto = self.head_seq
+            await anyio.to_thread.run_sync(self._sync_files, *self._take_sync_work())
+            self.durable_seq = max(self.durable_seq, upto)
+
+    def _sync_now(self) -> None:
+        upto = self.head_seq
+        self._sync_files(*self._take_sync_work())
+        self.durable_seq = upto
+
+    def _take_sync_work(self) -> tuple[list[int], int, bool]:
+        # Taken on the event loop, so a rotation during the sync cannot change what is synced.
+        retired, self._retired_fds = self._retired_fds, []
+        dir_sync, self._dir_sync_due = self._dir_sync_due, False
+        return retired, self._fd, dir_sync
+
+    def _sync_files(self, retired: list[int], fd: int, dir_sync: bool) -> None:
+        try:
+            for old in retired:
+                os.fdatasync(old)
+                os.close(old)
+            os.fdatasync(fd)
+            if dir_sync:
+                fsync_dir(self.directory)
+        except OSError as exc:
+            # After a failed fsync the kernel may have dropped the dirty pages: retrying
+            # could report success for data that is gone. Stop instead.
+            self._fail(f"fdatasync in {self.directory} failed: {exc}")
+
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        raise StorageFailed(message)
+
+    def check_writable(self) -> None:
+        """Raise LogUnavailable if an append would be refused."""
+        if self.failure is not None:
+            raise StorageFailed(self.failure)
+        if self.damage is not None:
+            raise LogDamaged(
+                f"log damaged at {self.damage.segment} line {self.damage.line}: "
+                f"{self.damage.reason}"
+            )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def subscribe(self, limit: int = DEFAULT_SUBSCRIBER_QUEUE) -> Subscription:
+        """Receive every line appended from now on (until `unsubscribe`)."""
+        subscription = Subscription(limit)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop feeding a subscription."""
+        self._subscribers.discard(subscription)
+
+    async def read_after(self, after_seq: int, max_bytes: int = READ_CHUNK_BYTES) -> bytes:
+        """Complete lines from seq `after_seq + 1` on, about `max_bytes` of them, up to the head."""
+        if after_seq >= self.head_seq:
+            return b""
+        index = bisect_right(self._first_seqs, after_seq + 1) - 1
+        segment = self._segments[index]
+        start = segment.offsets[after_seq + 1 - segment.first_seq]
+        # Read whole records only, and never past what has been written.
+        last = min(segment.first_seq + len(segment.offsets) - 1, self.head_seq)
+        stop_seq = last + 1 - segment.first_seq
+        end = segment.offsets[stop_seq] if stop_seq < len(segment.offsets) else segment.size
+        end = min(end, start + max_bytes)
+        data = await anyio.to_thread.run_sync(_pread, segment.path, start, end - start)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            # One record larger than max_bytes: read it whole.
+            next_index = after_seq + 2 - segment.first_seq
+            record_end = (segment.offsets[next_index] if next_index < len(segment.offsets)
+                          else segment.size)
+            return await anyio.to_thread.run_sync(_pread, segment.path, start, record_end - start)
+        return data[:cut]
+
+    @property
+    def segment_count(self) -> int:
+        """How many segment files the log has."""
+        return len(self._segments)
+
+    def close(self) -> None:
+        """Sync and close the files (synchronously; call at shutdown)."""
+        if self._fd >= 0:
+            if self.failure is None and self.durable_seq < self.head_seq:
+                self._sync_now()
+            for fd in (*self._retired_fds, self._fd):
+                os.close(fd)
+            self._retired_fds = []
+            self._fd = -1
+
+
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _pread(path: Path, offset: int, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
+
+def _located(name: str, damage: Damage) -> SegmentDamage:
+    return SegmentDamage(segment=name, offset=damage.offset, line=damage.line,
+                         reason=damage.reason)
+
+
+def _repair_torn_tail(path: Path, data: bytes, damage: Damage) -> LogRepairedPayload:
+    """Cut a torn last record off, keeping the whole original file beside it."""
+    broken = path.with_name(path.name + ".broken")
+    suffix = 1
+    while broken.exists():
+        suffix += 1
+        broken = path.with_name(f"{path.name}.broken.{suffix}")
+    shutil.copyfile(path, broken)
+    with open(broken, "rb+") as copy:
+        os.fsync(copy.fileno())
+    with open(path, "rb+") as original:
+        original.truncate(damage.offset)
+        os.fsync(original.fileno())
+    fsync_dir(path.parent)
+    return LogRepairedPayload(
+        segment=path.name,
+        truncated_at=damage.offset,
+        removed_bytes=len(data) - damage.offset,
+        broken_copy=broken.name,
+    )

@@ -1,0 +1,162 @@
+"""The registration plan: its fields, defaults and limits, and how a partial update is checked."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta, timezone
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+# Türkiye has kept UTC+3 all year since 2016, so a fixed offset names Istanbul's wall clock
+# exactly and spares a dependency on the system's tz database (absent on minimal images).
+ISTANBUL = timezone(timedelta(hours=3), "Europe/Istanbul")
+
+# OBS refuses more than 12 CRNs in one request with VAL15 (obs-facts.md); check before sending.
+MAX_CRNS = 12
+DEFAULT_OBS_BASE_URL = "https://obs.itu.edu.tr"
+# Pool servers in Türkiye plus one anycast service; none of them smear leap seconds.
+DEFAULT_NTP_SERVERS = ("0.tr.pool.ntp.org", "1.tr.pool.ntp.org", "time.cloudflare.com")
+
+Crn = Annotated[str, Meta(pattern=r"^[0-9]{5}$", description="A 5-digit course reference number")]
+MaxAttempts = Annotated[int, Meta(ge=1, le=300)]
+# OBS's per-token debounce is ~3 s and spacings of 3.04-3.17 s still drew VAL16 on busy days,
+# so the default waits 3.5 s (obs-facts.md); the original backend's 3.0 s proved unreliable.
+RetryInterval = Annotated[float, Meta(ge=1.0, le=10.0)]
+SafetyBuffer = Annotated[float, Meta(ge=0.0, le=0.1)]
+NtpServer = Annotated[str, Meta(min_length=1, max_length=253)]
+
+_HHMMSS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])$")
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_BRACKETED_V6 = re.compile(r"^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$")
+
+
+class ConfigError(ValueError):
+    """A configuration value was refused; `field` names it as a JSON path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{message} - at `{field}`")
+        self.field = field
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """The effective plan. The token is kept apart (see TokenStore) and never appears here."""
+
+    ecrn: tuple[str, ...] = ()
+    scrn: tuple[str, ...] = ()
+    target: str | None = None
+    max_attempts: int = 60
+    retry_interval: float = 3.5
+    safety_buffer: float = 0.005
+    obs_base_url: str = DEFAULT_OBS_BASE_URL
+    ntp_servers: tuple[str, ...] = DEFAULT_NTP_SERVERS
+
+
+class ConfigPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                  omit_defaults=True):
+    """A partial update: only the fields present change. `token` is write-only."""
+
+    token: str | UnsetType | None = UNSET
+    ecrn: list[Crn] | UnsetType = UNSET
+    scrn: list[Crn] | UnsetType = UNSET
+    target: str | UnsetType | None = UNSET
+    max_attempts: MaxAttempts | UnsetType = UNSET
+    retry_interval: RetryInterval | UnsetType = UNSET
+    safety_buffer: SafetyBuffer | UnsetType = UNSET
+    obs_base_url: str | UnsetType = UNSET
+    ntp_servers: Annotated[list[NtpServer], Meta(min_length=1, max_length=8)] | UnsetType = UNSET
+
+    def changed_fields(self) -> list[str]:
+        """Names of the fields this patch sets, in declaration order."""
+        return [f for f in self.__struct_fields__ if getattr(self, f) is not UNSET]
+
+
+def resolve_target(text: str, now: datetime) -> datetime:
+    """Turn `HH:MM:SS` (next occurrence in Istanbul) or ISO-8601 with an offset into an instant."""
+    text = text.strip()
+    if m := _HHMMSS.match(text):
+        wall = time(int(m[1]), int(m[2]), int(m[3]), tzinfo=ISTANBUL)
+        local_now = now.astimezone(ISTANBUL)
+        candidate = datetime.combine(local_now.date(), wall)
+        if candidate <= local_now:
+            candidate += timedelta(days=1)
+        return candidate
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            "$.config.target",
+            f"expected HH:MM:SS or an ISO-8601 date-time with offset, got {text!r}",
+        ) from None
+    if instant.tzinfo is None:
+        raise ConfigError(
+            "$.config.target",
+            f"{text!r} has no UTC offset; write e.g. {text}+03:00 for Istanbul time",
+        )
+    if instant <= now:
+        raise ConfigError("$.config.target", f"{text!r} is in the past")
+    return instant
+
+
+def _check_ntp_server(index: int, text: str) -> None:
+    field = f"$.config.ntp_servers[{index}]"
+    if m := _BRACKETED_V6.match(text):
+        port = m[2] or ""
+    else:
+        host, _, port = text.partition(":")
+        if not _HOST.match(host) or ":" in port:
+            raise ConfigError(
+                field, f"expected host, host:port or [IPv6]:port, got {text!r}")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(field, f"port must be 1-65535, got {port!r}")
+
+
+def _check_base_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#@ "):
+        raise ConfigError(
+            "$.config.obs_base_url",
+            f"expected http(s)://host[:port] with no path, got {text!r}",
+        )
+    return url
+
+
+def apply_patch(config: Config, patch: ConfigPatch, now: datetime) -> Config:
+    """Return `config` updated by `patch`, or raise ConfigError naming the first bad field."""
+    changes: dict[str, object] = {}
+    if patch.ecrn is not UNSET:
+        changes["ecrn"] = tuple(patch.ecrn)
+    if patch.scrn is not UNSET:
+        changes["scrn"] = tuple(patch.scrn)
+    if patch.target is not UNSET:
+        changes["target"] = None if patch.target is None else resolve_target(
+            patch.target, now).isoformat()
+    for name in ("max_attempts", "retry_interval", "safety_buffer"):
+        value = getattr(patch, name)
+        if value is not UNSET:
+            changes[name] = value
+    if patch.obs_base_url is not UNSET:
+        changes["obs_base_url"] = _check_base_url(patch.obs_base_url)
+    if patch.ntp_servers is not UNSET:
+        for index, server in enumerate(patch.ntp_servers):
+            _check_ntp_server(index, server)
+        changes["ntp_servers"] = tuple(patch.ntp_servers)
+    updated = msgspec.structs.replace(config, **changes)
+    _check_crn_lists(updated)
+    return updated
+
+
+def _check_crn_lists(config: Config) -> None:
+    seen: set[str] = set()
+    for name in ("ecrn", "scrn"):
+        for index, crn in enumerate(getattr(config, name)):
+            if crn in seen:
+                raise ConfigError(f"$.config.{name}[{index}]", f"CRN {crn} is listed twice")
+            seen.add(crn)
+    if len(seen) > MAX_CRNS:
+        raise ConfigError(
+            "$.config",
+            f"{len(seen)} CRNs in ecrn and scrn together; OBS accepts at most {MAX_CRNS} (VAL15)",
+        )

@@ -1,0 +1,97 @@
+"""Reading a log segment's bytes: the valid records, and where and how it is damaged."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+
+from obsd.core.events import Event, event_decoder
+
+SEGMENT_SUFFIX: Final = ".jsonl"
+# Segment files are named by their first seq, zero-padded so that names sort as numbers.
+SEGMENT_NAME_DIGITS: Final = 20
+
+
+def segment_name(first_seq: int) -> str:
+    """The file name of the segment whose first record has `first_seq`."""
+    return f"{first_seq:0{SEGMENT_NAME_DIGITS}d}{SEGMENT_SUFFIX}"
+
+
+def segment_first_seq(name: str) -> int | None:
+    """The first seq a segment file name declares, or None if it is not a segment name."""
+    stem = name.removesuffix(SEGMENT_SUFFIX)
+    if stem == name or len(stem) != SEGMENT_NAME_DIGITS or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+class Damage(msgspec.Struct, frozen=True, kw_only=True):
+    """The first bad record of a segment."""
+
+    offset: int
+    line: int
+    reason: str
+    # A valid record follows the bad one: the damage is in the middle, not a torn tail.
+    valid_after: bool
+
+
+class SegmentScan(msgspec.Struct, kw_only=True):
+    """The valid prefix of a segment: its records' byte offsets, and where it ends."""
+
+    offsets: array[int]
+    valid_end: int
+    damage: Damage | None
+
+
+def scan_segment(data: bytes, expected_seq: int, visit: Callable[[Event], None]) -> SegmentScan:
+    """Decode records from the start of `data` until the end or the first bad record.
+
+    Each valid event is handed to `visit` as it is read, so replaying a large log never
+    holds all of its events at once.
+    """
+    offsets = array("q")
+    decode = event_decoder.decode
+    pos = 0
+    end = len(data)
+    damage_reason: str | None = None
+    while pos < end:
+        newline = data.find(b"\n", pos)
+        if newline == -1:
+            damage_reason = "incomplete record (no newline)"
+            break
+        try:
+            event = decode(data[pos:newline])
+        except msgspec.DecodeError as exc:
+            damage_reason = f"undecodable record: {exc}"
+            break
+        if event.seq != expected_seq:
+            damage_reason = f"seq {event.seq} where {expected_seq} was expected"
+            break
+        visit(event)
+        offsets.append(pos)
+        expected_seq += 1
+        pos = newline + 1
+    damage = None
+    if damage_reason is not None:
+        damage = Damage(
+            offset=pos,
+            line=len(offsets) + 1,
+            reason=damage_reason,
+            valid_after=_has_valid_record(data, data.find(b"\n", pos) + 1),
+        )
+    return SegmentScan(offsets=offsets, valid_end=pos, damage=damage)
+
+
+def _has_valid_record(data: bytes, pos: int) -> bool:
+    if pos <= 0:
+        return False
+    for line in data[pos:].split(b"\n"):
+        try:
+            event_decoder.decode(line)
+        except msgspec.DecodeError:
+            continue
+        return True
+    return False

@@ -1,0 +1,219 @@
+"""The control protocol's messages: requests, the response envelope, the greeting, error codes.
+
+Requests are a msgspec tagged union on `op`, decoded strictly; every problem becomes a
+`ProtocolError` whose message names the offending field.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Final, cast
+
+import msgspec
+
+from obsd.core.config import ConfigPatch
+
+PROTOCOL_VERSION: Final = 1
+RequestId = int | str
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+# One page of `events` is sent in one response line; this keeps it well under any client's limit.
+MAX_EVENTS_PAGE: Final = 1000
+
+
+class ErrorCode(StrEnum):
+    """Every `error.code` the daemon sends."""
+
+    BAD_JSON = "BAD_JSON"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    UNKNOWN_OP = "UNKNOWN_OP"
+    LINE_TOO_LONG = "LINE_TOO_LONG"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    ALREADY_TAILING = "ALREADY_TAILING"
+    LOG_ID_MISMATCH = "LOG_ID_MISMATCH"
+    LOG_DAMAGED = "LOG_DAMAGED"
+    STORAGE_FAILED = "STORAGE_FAILED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class Access(StrEnum):
+    """What a connection may do: read-only peers are refused every mutating op."""
+
+    RW = "rw"
+    RO = "ro"
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True, tag_field="op",
+              forbid_unknown_fields=True):
+    """Common request fields; subclasses fix `op`."""
+
+    id: RequestId
+
+    # Ops that change state need `rw` access and are acknowledged only once durable.
+    mutating = False
+
+
+class Ping(Request, frozen=True, tag="ping"):
+    """Liveness check; answers `{"pong": true}`."""
+
+
+class Status(Request, frozen=True, tag="status"):
+    """Daemon state, current phase, active run, log head."""
+
+
+class GetConfig(Request, frozen=True, tag="config"):
+    """The current configuration, with the token shown only as a fingerprint and its `exp`."""
+
+
+class Configure(Request, frozen=True, tag="configure"):
+    """Change some configuration fields; answered once the change is durable."""
+
+    config: ConfigPatch
+    mutating = True
+
+
+class Tail(Request, frozen=True, tag="tail"):
+    """Stream events after `after_seq` (default: the head), then live ones if `follow`.
+
+    A client resuming after a reconnect passes the `log_id` it saw, so that a replaced log
+    is refused (LOG_ID_MISMATCH) rather than silently read from the wrong place.
+    """
+
+    after_seq: Seq | None = None
+    follow: bool = False
+    log_id: str | None = None
+
+
+class Events(Request, frozen=True, tag="events"):
+    """One page of the history, in seq order, starting after `after_seq`."""
+
+    after_seq: Seq = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_EVENTS_PAGE)] = 100
+    types: list[str] | None = None
+
+
+class Health(Request, frozen=True, tag="health"):
+    """Whether the log store is writable, disk space, clock status."""
+
+
+class Schema(Request, frozen=True, tag="schema"):
+    """The JSON Schema of requests, responses and events."""
+
+
+AnyRequest = Ping | Status | GetConfig | Configure | Tail | Events | Health | Schema
+REQUEST_CLASSES: Final[tuple[type[Request], ...]] = AnyRequest.__args__
+OPS: Final[frozenset[str]] = frozenset(str(c.__struct_config__.tag) for c in REQUEST_CLASSES)
+
+
+class Error(msgspec.Struct, frozen=True):
+    """What went wrong, as a stable code and a message for people."""
+
+    code: ErrorCode
+    message: str
+
+
+class Response(msgspec.Struct, frozen=True):
+    """The envelope of every answer, and of the greeting (whose `id` is null)."""
+
+    id: RequestId | None
+    success: bool
+    data: Any = None
+    error: Error | None = None
+
+
+class Greeting(msgspec.Struct, frozen=True, kw_only=True):
+    """The server's first line on every connection."""
+
+    protocol: int
+    server: str
+    log_id: str | None
+    head_seq: int
+    access: Access
+
+
+class CaughtUp(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="caught_up"):
+    """Marks the end of a tail's replay from disk: what follows is live."""
+
+    after_seq: int
+    log_id: str | None
+
+
+class ProtocolError(Exception):
+    """A request that cannot be served; carries the id when one could be read."""
+
+    def __init__(self, code: ErrorCode, message: str, request_id: RequestId | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+    def response(self) -> Response:
+        """The error envelope for this failure."""
+        return error_response(self.request_id, self.code, self.message)
+
+
+_request_decoder: Final = msgspec.json.Decoder(AnyRequest)
+_any_decoder: Final = msgspec.json.Decoder()
+_encoder: Final = msgspec.json.Encoder()
+
+
+def decode_request(line: bytes) -> AnyRequest:
+    """Decode one request line, or raise ProtocolError saying exactly what was wrong."""
+    try:
+        return cast(AnyRequest, _request_decoder.decode(line))
+    except msgspec.DecodeError:
+        pass  # Diagnose below on the slow path: the fast path serves every valid request.
+    try:
+        raw = _any_decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a request must be a JSON object, got {type(raw).__name__}",
+        )
+    request_id = raw.get("id")
+    if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+        request_id = None
+    op = raw.get("op")
+    if isinstance(op, str) and op not in OPS:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_OP,
+            f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}",
+            request_id,
+        )
+    try:
+        return cast(AnyRequest, msgspec.convert(raw, AnyRequest))
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(ErrorCode.VALIDATION_ERROR, str(exc), request_id) from None
+
+
+def encode_line(message: msgspec.Struct) -> bytes:
+    """A protocol message as one newline-terminated JSON line."""
+    return _encoder.encode(message) + b"\n"
+
+
+def error_response(request_id: RequestId | None, code: ErrorCode, message: str) -> Response:
+    """A failure envelope."""
+    return Response(request_id, False, None, Error(code, message))
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of every request, response, greeting and event, from the msgspec types."""
+    from obsd.core.events import AnyEvent
+
+    (request, response, greeting, event, caught_up), components = (
+        msgspec.json.schema_components(
+            [AnyRequest, Response, Greeting, AnyEvent, CaughtUp],
+            ref_template="#/$defs/{name}",
+        )
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "protocol": PROTOCOL_VERSION,
+        "request": request,
+        "response": response,
+        "greeting": greeting,
+        "event": event,
+        "caught_up": caught_up,
+        "$defs": components,
+    }

@@ -1,0 +1,1 @@
+"""Orchestration: the daemon process that wires the core to its adapters."""

@@ -1,0 +1,134 @@
+"""One control connection: greeting, framed requests in order, responses, an optional tail."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from obsd.adapters.control_socket import access_for, peer_of
+from obsd.core.framing import LineFramer, OversizedLine
+from obsd.core.protocol import (
+    ErrorCode,
+    ProtocolError,
+    Response,
+    Tail,
+    decode_request,
+    encode_line,
+    error_response,
+)
+from obsd.daemon.service import Caller, Service
+from obsd.daemon.tail import stream_tail
+
+logger = logging.getLogger("obsd.connection")
+
+RECEIVE_BYTES: Final = 64 * 1024
+_DISCONNECTED = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+
+
+class Connection:
+    """Serves one client until it disconnects; nothing it sends can escape as an exception."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, service: Service, caller: Caller) -> None:
+        self._stream = stream
+        self._service = service
+        self._caller = caller
+        self._send_lock = anyio.Lock()
+        self._tailing = False
+
+    async def send(self, data: bytes) -> None:
+        """Write whole lines; responses and tail output never interleave mid-line."""
+        async with self._send_lock:
+            await self._stream.send(data)
+
+    async def run(self) -> None:
+        """Greet, then answer each line until the peer goes away."""
+        greeting = self._service.greeting(self._caller.access)
+        await self.send(encode_line(Response(None, True, greeting)))
+        framer = LineFramer()
+        async with anyio.create_task_group() as tasks:
+            while True:
+                try:
+                    data = await self._stream.receive(RECEIVE_BYTES)
+                except anyio.EndOfStream:
+                    break
+                for line in framer.feed(data):
+                    await self._serve_line(line, tasks)
+            tasks.cancel_scope.cancel()
+
+    async def _serve_line(self, line: bytes | OversizedLine, tasks: anyio.abc.TaskGroup) -> None:
+        if isinstance(line, OversizedLine):
+            response = error_response(
+                None, ErrorCode.LINE_TOO_LONG,
+                f"request line longer than {line.limit} bytes; it was discarded",
+            )
+        elif not line.strip():
+            return  # Blank lines are allowed as keep-alives.
+        else:
+            request_id = None
+            try:
+                request = decode_request(line)
+                request_id = request.id
+                if isinstance(request, Tail):
+                    await self._start_tail(request, tasks)
+                    return
+                data = await self._service.handle(request, self._caller)
+                response = Response(request.id, True, data)
+            except ProtocolError as exc:
+                response = exc.response()
+            except Exception:
+                logger.exception("request %r failed", request_id)
+                response = error_response(request_id, ErrorCode.INTERNAL_ERROR,
+                                          "internal error; the daemon's log has details")
+        await self.send(encode_line(response))
+
+    async def _start_tail(self, request: Tail, tasks: anyio.abc.TaskGroup) -> None:
+        log = self._service.log
+        log_id = self._service.state.log_id
+        if self._tailing:
+            raise ProtocolError(ErrorCode.ALREADY_TAILING,
+                                "this connection is already following the log", request.id)
+        if request.log_id is not None and request.log_id != log_id:
+            raise ProtocolError(
+                ErrorCode.LOG_ID_MISMATCH,
+                f"log_id {request.log_id} is not this daemon's log ({log_id}); "
+                "its seqs do not apply here",
+                request.id,
+            )
+        after = log.head_seq if request.after_seq is None else request.after_seq
+        if after > log.head_seq:
+            raise ProtocolError(
+                ErrorCode.VALIDATION_ERROR,
+                f"after_seq {after} is beyond the head of the log ({log.head_seq}) - at "
+                "`$.after_seq`",
+                request.id,
+            )
+        data = {"log_id": log_id, "after_seq": after, "head_seq": log.head_seq,
+                "follow": request.follow}
+        await self.send(encode_line(Response(request.id, True, data)))
+        if request.follow:
+            self._tailing = True
+            tasks.start_soon(self._tail_quietly, after, log_id)
+        else:
+            await stream_tail(log, self.send, after, follow=False, log_id=log_id)
+
+    async def _tail_quietly(self, after: int, log_id: str | None) -> None:
+        with contextlib.suppress(*_DISCONNECTED):
+            await stream_tail(self._service.log, self.send, after, follow=True, log_id=log_id)
+
+
+async def serve_connection(stream: anyio.abc.SocketStream, service: Service, daemon_uid: int,
+                           admin_gid: int | None) -> None:
+    """Serve one accepted connection; never raises."""
+    try:
+        async with stream:
+            peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
+            caller = Caller(peer, access_for(peer, daemon_uid, admin_gid))
+            await Connection(stream, service, caller).run()
+    except _DISCONNECTED:
+        pass
+    except Exception:
+        logger.exception("connection failed")

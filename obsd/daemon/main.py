@@ -1,0 +1,200 @@
+"""The `obsd` command: run the daemon in the foreground (as systemd expects)."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import grp
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from obsd import __version__
+from obsd.adapters.control_socket import (
+    BoundSocket,
+    SocketInUse,
+    UnsafeSocketPath,
+    bind_control_socket,
+)
+from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog, LogUnavailable
+from obsd.adapters.token_store import TokenStore
+from obsd.core.events import DaemonStartedPayload, DaemonStoppedPayload
+from obsd.daemon.connection import serve_connection
+from obsd.daemon.service import Service
+from obsd.paths import daemon_socket_path, state_dir_path
+
+logger = logging.getLogger("obsd")
+
+LOG_DIR_NAME = "log"
+LOCK_FILE_NAME = "obsd.lock"
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `obsd run` was told."""
+
+    socket: Path
+    state_dir: Path
+    socket_gid: int | None
+    admin_gid: int | None
+    segment_bytes: int
+    credentials_dir: Path | None
+
+
+def _group_id(name: str | None, option: str) -> int | None:
+    if not name:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise StartupError(f"{option}: no group named {name!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="obsd", description="Register for İTÜ courses at the instant OBS opens.")
+    parser.add_argument("--version", action="version", version=f"obsd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="run the daemon in the foreground (the default)")
+    run.add_argument("--socket", type=Path, help="control socket path "
+                     "(default: $OBSD_SOCKET, $RUNTIME_DIRECTORY/obsd.sock, or the user's "
+                     "runtime dir)")
+    run.add_argument("--state-dir", type=Path, help="where the event log and token live "
+                     "(default: $OBSD_STATE_DIR, $STATE_DIRECTORY, or the user's state dir)")
+    run.add_argument("--admin-group", default=os.environ.get("OBSD_ADMIN_GROUP"),
+                     help="members of this group get read-write access "
+                     "(default: $OBSD_ADMIN_GROUP)")
+    run.add_argument("--socket-group", default=os.environ.get("OBSD_SOCKET_GROUP"),
+                     help="group that may connect (socket mode 0660); default: the admin "
+                     "group, else none (mode 0600)")
+    run.add_argument("--segment-bytes", type=int, default=DEFAULT_SEGMENT_BYTES,
+                     help="rotate log segments at this size (default: %(default)s)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Resolve options, environment and defaults into Settings."""
+    admin_gid = _group_id(args.admin_group, "--admin-group")
+    socket_gid = _group_id(args.socket_group, "--socket-group")
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if args.segment_bytes < 4096:
+        raise StartupError("--segment-bytes must be at least 4096")
+    return Settings(
+        socket=args.socket or daemon_socket_path(),
+        state_dir=args.state_dir or state_dir_path(),
+        socket_gid=socket_gid if socket_gid is not None else admin_gid,
+        admin_gid=admin_gid,
+        segment_bytes=args.segment_bytes,
+        credentials_dir=Path(credentials) if credentials else None,
+    )
+
+
+def _lock_state_dir(state_dir: Path) -> int:
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StartupError(f"another obsd (pid {holder}) is using {state_dir}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+async def serve(settings: Settings) -> int:
+    """Replay the log, listen, serve until SIGTERM/SIGINT; return the exit status."""
+    lock_fd = _lock_state_dir(settings.state_dir)
+    service = Service(settings.state_dir, TokenStore(settings.state_dir, settings.credentials_dir))
+    log = EventLog.open(settings.state_dir / LOG_DIR_NAME, service.fold,
+                        segment_bytes=settings.segment_bytes)
+    service.attach(log)
+    try:
+        if log.damage is not None:
+            logger.error("log damaged at %s line %d (%s); serving read-only",
+                         log.damage.segment, log.damage.line, log.damage.reason)
+        try:
+            bound = bind_control_socket(settings.socket, settings.socket_gid)
+        except (SocketInUse, UnsafeSocketPath) as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            if log.damage is None:
+                await log.append(DaemonStartedPayload(
+                    server=__version__, pid=os.getpid(), replayed_events=service.replayed_events))
+            logger.info("obsd %s listening on %s (state %s, %d events)", __version__,
+                        settings.socket, settings.state_dir, log.head_seq)
+            reason = await _serve_until_stopped(bound, service, settings)
+        finally:
+            bound.remove_file()
+        if log.damage is None and log.failure is None:
+            with anyio.CancelScope(shield=True):
+                await log.append(DaemonStoppedPayload(reason=reason))
+        logger.info("stopped: %s", reason)
+        return 0 if log.failure is None else 1
+    finally:
+        log.close()
+        os.close(lock_fd)
+
+
+async def _serve_until_stopped(bound: BoundSocket, service: Service, settings: Settings) -> str:
+    listener = await anyio.abc.SocketListener.from_socket(bound.sock)
+    reason = "stopped"
+    async with listener, anyio.create_task_group() as tasks:
+
+        async def watch_signals() -> None:
+            nonlocal reason
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    reason = f"received {signal.Signals(signum).name}"
+                    tasks.cancel_scope.cancel()
+                    return
+
+        tasks.start_soon(watch_signals)
+        daemon_uid = os.geteuid()
+        while True:
+            try:
+                stream = await listener.accept()
+            except anyio.BrokenResourceError:
+                logger.exception("accept failed; retrying shortly")
+                await anyio.sleep(0.1)
+                continue
+            tasks.start_soon(serve_connection, stream, service, daemon_uid, settings.admin_gid)
+    return reason
+
+
+def _setup_logging() -> None:
+    # Under systemd the journal stamps each line; elsewhere a time helps the reader.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if "JOURNAL_STREAM" not in os.environ:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `obsd` console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help",
+                                                                               "--version")):
+        arguments.insert(0, "run")
+    args = _parser().parse_args(arguments)
+    _setup_logging()
+    try:
+        return anyio.run(serve, settings_from(args))
+    except StartupError as exc:
+        logger.error("%s", exc)
+        return 1
+    except LogUnavailable as exc:
+        logger.error("event log unavailable: %s", exc)
+        return 1
