@@ -40,7 +40,8 @@ class BoundSocket:
 
     sock: socket.socket
     path: Path
-    inode: tuple[int, int]
+    # Inode numbers are reused at once after an unlink; the change time tells files apart.
+    identity: tuple[int, int, int]
 
     def remove_file(self) -> None:
         """Unlink the socket file, unless something else has replaced it since."""
@@ -48,8 +49,12 @@ class BoundSocket:
             current = self.path.lstat()
         except OSError:
             return
-        if (current.st_dev, current.st_ino) == self.inode:
+        if _identity(current) == self.identity:
             self.path.unlink(missing_ok=True)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int]:
+    return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
 def bind_control_socket(path: Path, group_gid: int | None) -> BoundSocket:
@@ -65,15 +70,15 @@ def bind_control_socket(path: Path, group_gid: int | None) -> BoundSocket:
             sock.bind(str(path))
         finally:
             os.umask(previous)
-        info = path.lstat()
         if group_gid is not None:
             os.chown(path, -1, group_gid)
             os.chmod(path, 0o660)
         sock.listen(LISTEN_BACKLOG)
+        identity = _identity(path.lstat())
     except BaseException:
         sock.close()
         raise
-    return BoundSocket(sock, path, (info.st_dev, info.st_ino))
+    return BoundSocket(sock, path, identity)
 
 
 def _clear_stale(path: Path) -> None:

@@ -80,6 +80,7 @@ class Subscription:
         self.queue: deque[tuple[int, bytes]] = deque()
         # Set when the queue overflowed and was dropped: the reader must re-read the disk.
         self.overflowed = False
+        self.overflows = 0
         self._wakeup: anyio.Event | None = None
 
     def push(self, seq: int, line: bytes) -> None:
@@ -89,6 +90,7 @@ class Subscription:
         if len(self.queue) >= self._limit:
             self.queue.clear()
             self.overflowed = True
+            self.overflows += 1
         else:
             self.queue.append((seq, line))
         if self._wakeup is not None:
@@ -110,7 +112,8 @@ class EventLog:
 
     def __init__(self, directory: Path, segments: list[_Segment], head_seq: int,
                  damage: SegmentDamage | None, visit: Callable[[Event], None],
-                 segment_bytes: int, now_ns: Callable[[], int]) -> None:
+                 segment_bytes: int, subscriber_queue: int,
+                 now_ns: Callable[[], int]) -> None:
         self.directory = directory
         self._visit = visit
         self._segments = segments
@@ -120,6 +123,7 @@ class EventLog:
         self.damage = damage
         self.failure: str | None = None
         self._segment_bytes = segment_bytes
+        self._subscriber_queue = subscriber_queue
         self._now_ns = now_ns
         self._fd = -1
         if damage is None:
@@ -135,6 +139,7 @@ class EventLog:
     @classmethod
     def open(cls, directory: Path, visit: Callable[[Event], None], *,
              segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+             subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE,
              now_ns: Callable[[], int] = time.time_ns) -> EventLog:
         """Replay every segment into `visit`, repair a torn tail, create the log if new.
 
@@ -172,7 +177,8 @@ class EventLog:
         head = expected - 1
         if not segments:
             segments.append(_Segment(1, directory / segment_name(1)))
-        log = cls(directory, segments, head, damage, visit, segment_bytes, now_ns)
+        log = cls(directory, segments, head, damage, visit, segment_bytes, subscriber_queue,
+                  now_ns)
         if head == 0 and damage is None:
             log._write(LogCreatedPayload(log_id=str(uuid.uuid4()), server=__version__))
             log._dir_sync_due = True
@@ -275,9 +281,9 @@ class EventLog:
 
     # -- reading ------------------------------------------------------------------------
 
-    def subscribe(self, limit: int = DEFAULT_SUBSCRIBER_QUEUE) -> Subscription:
+    def subscribe(self) -> Subscription:
         """Receive every line appended from now on (until `unsubscribe`)."""
-        subscription = Subscription(limit)
+        subscription = Subscription(self._subscriber_queue)
         self._subscribers.add(subscription)
         return subscription
 

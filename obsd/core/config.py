@@ -102,13 +102,14 @@ def resolve_target(text: str, now: datetime) -> datetime:
 def _check_ntp_server(index: int, text: str) -> None:
     field = f"$.config.ntp_servers[{index}]"
     if m := _BRACKETED_V6.match(text):
-        port = m[2] or ""
+        has_port, port = m[2] is not None, m[2] or ""
     else:
-        host, _, port = text.partition(":")
+        host, colon, port = text.partition(":")
+        has_port = bool(colon)
         if not _HOST.match(host) or ":" in port:
             raise ConfigError(
                 field, f"expected host, host:port or [IPv6]:port, got {text!r}")
-    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if has_port and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise ConfigError(field, f"port must be 1-65535, got {port!r}")
 
 

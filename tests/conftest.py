@@ -1,0 +1,85 @@
+"""Shared fixtures: a real obsd process on a temporary socket and state dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from obsctl.client import Client, ClientError
+
+# Generous: a loaded CI machine may take a while to start Python; tests never assert on it.
+STARTUP_TIMEOUT_S = 20.0
+
+
+@dataclass
+class DaemonProcess:
+    """A running `obsd` process and the paths it was given."""
+
+    socket: Path
+    state_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        """Spawn the daemon and wait until it greets a client."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "obsd", "--socket", str(self.socket),
+             "--state-dir", str(self.state_dir), *self.extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"obsd exited early: {self.stderr()}")
+            try:
+                with Client(self.socket, timeout=5):
+                    return self
+            except ClientError:
+                time.sleep(0.02)
+        raise AssertionError("obsd did not start in time")
+
+    def client(self) -> Client:
+        """A new connection to the daemon."""
+        return Client(self.socket)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the daemon and return its exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=STARTUP_TIMEOUT_S)
+
+    def stderr(self) -> str:
+        """What the daemon wrote to stderr (once it has exited)."""
+        assert self.process is not None and self.process.stderr is not None
+        if self.process.poll() is None:
+            return ""
+        return self.process.stderr.read().decode(errors="replace")
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A temporary directory with a short path (Unix socket paths are limited to 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="obsd-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(short_dir: Path) -> Iterator[DaemonProcess]:
+    """A started daemon; stopped at the end of the test, which must then exit cleanly."""
+    process = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
+    yield process
+    if process.process is not None and process.process.poll() is None:
+        assert process.stop() == 0, process.stderr()

@@ -1,0 +1,67 @@
+"""The state is a pure fold of events."""
+
+from functools import reduce
+
+from obsd.core.config import Config
+from obsd.core.events import (
+    Actor,
+    ConfigChangedPayload,
+    DaemonStartedPayload,
+    DaemonStoppedPayload,
+    Event,
+    LogCreatedPayload,
+    LogRepairedPayload,
+    make_event,
+)
+from obsd.core.state import DaemonState, apply
+
+ACTOR = Actor(uid=1000, pid=42)
+
+
+def events(*payloads: object) -> list[Event]:
+    return [make_event(p, seq, 1_770_000_000_000_000_000 + seq) for seq, p in  # type: ignore[arg-type]
+            enumerate(payloads, start=1)]
+
+
+def fold(history: list[Event]) -> DaemonState:
+    return reduce(apply, history, DaemonState())
+
+
+def test_the_log_lineage_comes_from_the_first_event() -> None:
+    state = fold(events(LogCreatedPayload(log_id="L1", server="0.1.0")))
+    assert state.log_id == "L1" and state.phase == "idle"
+
+
+def test_the_last_configuration_wins() -> None:
+    first = Config(ecrn=("11111",))
+    second = Config(ecrn=("22222",), max_attempts=5)
+    state = fold(events(
+        LogCreatedPayload(log_id="L1", server="0.1.0"),
+        ConfigChangedPayload(actor=ACTOR, changed=["ecrn"], config=first),
+        ConfigChangedPayload(actor=ACTOR, changed=["ecrn", "max_attempts"], config=second),
+    ))
+    assert state.config == second
+
+
+def test_starts_and_repairs_are_counted() -> None:
+    history = events(
+        LogCreatedPayload(log_id="L1", server="0.1.0"),
+        DaemonStartedPayload(server="0.1.0", pid=1, replayed_events=1),
+        DaemonStoppedPayload(reason="received SIGTERM"),
+        LogRepairedPayload(segment="s", truncated_at=10, removed_bytes=3, broken_copy="s.broken"),
+        DaemonStartedPayload(server="0.1.0", pid=2, replayed_events=4),
+    )
+    state = fold(history)
+    assert (state.starts, state.repairs, state.last_start) == (2, 1, history[-1].timestamp)
+
+
+def test_events_that_change_nothing_return_the_same_state() -> None:
+    state = DaemonState()
+    stopped = events(DaemonStoppedPayload(reason="x"))[0]
+    assert apply(state, stopped) is state
+
+
+def test_apply_does_not_mutate_its_input() -> None:
+    before = DaemonState()
+    apply(before, events(LogCreatedPayload(log_id="L1", server="0.1.0"))[0])
+    assert before == DaemonState()
