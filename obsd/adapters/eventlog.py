@@ -7,6 +7,8 @@ share one sync and the event loop never blocks on the disk.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import shutil
 import time
@@ -14,7 +16,7 @@ import uuid
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -161,16 +163,16 @@ class EventLog:
                 damage = SegmentDamage(segment=name, offset=0, line=1,
                                        reason=f"segment starts at seq {first}, not {expected}")
                 break
-            data = path.read_bytes()
-            scan = scan_segment(data, expected, visit)
-            segment = _Segment(first, path, scan.offsets, scan.valid_end)
-            segments.append(segment)
+            with _mapped(path) as data:
+                scan = scan_segment(data, expected, visit)
+                size = len(data)
+            segments.append(_Segment(first, path, scan.offsets, scan.valid_end))
             expected += len(scan.offsets)
             if scan.damage is None:
                 continue
             is_last = index == len(names) - 1
             if is_last and not scan.damage.valid_after:
-                repair = _repair_torn_tail(path, data, scan.damage)
+                repair = _repair_torn_tail(path, size, scan.damage)
             else:
                 damage = _located(name, scan.damage)
             break
@@ -346,7 +348,18 @@ def _located(name: str, damage: Damage) -> SegmentDamage:
                          reason=damage.reason)
 
 
-def _repair_torn_tail(path: Path, data: bytes, damage: Damage) -> LogRepairedPayload:
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
+    """The file's bytes, mapped rather than read, so replay never holds a segment in memory."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
+
+
+def _repair_torn_tail(path: Path, size: int, damage: Damage) -> LogRepairedPayload:
     """Cut a torn last record off, keeping the whole original file beside it."""
     broken = path.with_name(path.name + ".broken")
     suffix = 1
@@ -363,6 +376,6 @@ def _repair_torn_tail(path: Path, data: bytes, damage: Damage) -> LogRepairedPay
     return LogRepairedPayload(
         segment=path.name,
         truncated_at=damage.offset,
-        removed_bytes=len(data) - damage.offset,
+        removed_bytes=size - damage.offset,
         broken_copy=broken.name,
     )

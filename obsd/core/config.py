@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -19,7 +19,8 @@ DEFAULT_OBS_BASE_URL = "https://obs.itu.edu.tr"
 # Pool servers in Türkiye plus one anycast service; none of them smear leap seconds.
 DEFAULT_NTP_SERVERS = ("0.tr.pool.ntp.org", "1.tr.pool.ntp.org", "time.cloudflare.com")
 
-Crn = Annotated[str, Meta(pattern=r"^[0-9]{5}$", description="A 5-digit course reference number")]
+CRN_PATTERN: Final = r"^[0-9]{5}$"
+Crn = Annotated[str, Meta(pattern=CRN_PATTERN, description="A 5-digit course reference number")]
 MaxAttempts = Annotated[int, Meta(ge=1, le=300)]
 # OBS's per-token debounce is ~3 s and spacings of 3.04-3.17 s still drew VAL16 on busy days,
 # so the default waits 3.5 s (obs-facts.md); the original backend's 3.0 s proved unreliable.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from obsd.core.events import Event, event_decoder
+
+if TYPE_CHECKING:
+    from mmap import mmap  # Segments are scanned from a memory map; any bytes will do.
 
 SEGMENT_SUFFIX: Final = ".jsonl"
 # Segment files are named by their first seq, zero-padded so that names sort as numbers.
@@ -46,7 +49,8 @@ class SegmentScan(msgspec.Struct, kw_only=True):
     damage: Damage | None
 
 
-def scan_segment(data: bytes, expected_seq: int, visit: Callable[[Event], None]) -> SegmentScan:
+def scan_segment(data: bytes | mmap, expected_seq: int,
+                 visit: Callable[[Event], None]) -> SegmentScan:
     """Decode records from the start of `data` until the end or the first bad record.
 
     Each valid event is handed to `visit` as it is read, so replaying a large log never
@@ -85,7 +89,7 @@ def scan_segment(data: bytes, expected_seq: int, visit: Callable[[Event], None])
     return SegmentScan(offsets=offsets, valid_end=pos, damage=damage)
 
 
-def _has_valid_record(data: bytes, pos: int) -> bool:
+def _has_valid_record(data: bytes | mmap, pos: int) -> bool:
     if pos <= 0:
         return False
     for line in data[pos:].split(b"\n"):

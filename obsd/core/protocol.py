@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, cast
 
 import msgspec
 
-from obsd.core.config import ConfigPatch
+from obsd.core.config import CRN_PATTERN, ConfigPatch
 
 PROTOCOL_VERSION: Final = 1
 RequestId = int | str
@@ -151,6 +151,8 @@ class ProtocolError(Exception):
         return error_response(self.request_id, self.code, self.message)
 
 
+# msgspec names the regex; people know the rule as "a 5-digit CRN".
+_CRN_PATTERN_MESSAGE: Final = f"Expected `str` matching regex {CRN_PATTERN!r}"
 _request_decoder: Final = msgspec.json.Decoder(AnyRequest)
 _any_decoder: Final = msgspec.json.Decoder()
 _encoder: Final = msgspec.json.Encoder()
@@ -184,7 +186,8 @@ def decode_request(line: bytes) -> AnyRequest:
     try:
         return cast(AnyRequest, msgspec.convert(raw, AnyRequest))
     except msgspec.ValidationError as exc:
-        raise ProtocolError(ErrorCode.VALIDATION_ERROR, str(exc), request_id) from None
+        message = str(exc).replace(_CRN_PATTERN_MESSAGE, "Expected a 5-digit CRN string")
+        raise ProtocolError(ErrorCode.VALIDATION_ERROR, message, request_id) from None
 
 
 def encode_line(message: msgspec.Struct) -> bytes:

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                      "group, else none (mode 0600)")
     run.add_argument("--segment-bytes", type=int, default=DEFAULT_SEGMENT_BYTES,
                      help="rotate log segments at this size (default: %(default)s)")
+    commands.add_parser("demo", help="run a throw-away daemon on temporary paths and drive it")
     return parser
 
 
@@ -190,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.insert(0, "run")
     args = _parser().parse_args(arguments)
     _setup_logging()
+    if args.command == "demo":
+        from obsd.demo import run_demo
+
+        return run_demo()
     try:
         return anyio.run(serve, settings_from(args))
     except StartupError as exc:

@@ -47,6 +47,11 @@ def test_a_non_object_is_refused_by_name(line: bytes) -> None:
     assert "must be a JSON object" in error.message
 
 
+def test_a_bad_crn_is_explained_in_the_words_students_use() -> None:
+    error = refused(b'{"id": 1, "op": "configure", "config": {"scrn": ["12345", "9"]}}')
+    assert error.message == "Expected a 5-digit CRN string - at `$.config.scrn[1]`"
+
+
 def test_unknown_op_names_itself_and_keeps_the_id() -> None:
     error = refused(b'{"id": 7, "op": "launch_missiles"}')
     assert (error.code, error.request_id) == (ErrorCode.UNKNOWN_OP, 7)
