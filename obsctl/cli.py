@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
-from obsctl import render
+from obsctl import event_view, render, report
 from obsctl.client import Client, ClientError
 from obsd.paths import client_socket_path
 
@@ -23,6 +23,14 @@ class UsageError(Exception):
     """The command line itself is wrong (exit status 1)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1: status 2 means only that the daemon refused a request."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CLIENT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--socket", type=Path, default=default,
                         help="control socket (default: $OBSD_SOCKET, /run/obsd/obsd.sock, "
@@ -32,12 +40,13 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="obsctl", description="Control the obsd daemon.")
+    parser = _Parser(prog="obsctl", description="Control the obsd daemon.")
     _global_options(parser, None)
     # The same options after the command name; SUPPRESS keeps them from undoing earlier ones.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=_Parser)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help, parents=[common])
@@ -56,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument("--obs-base-url", metavar="URL")
     configure.add_argument("--ntp-server", action="append", metavar="HOST[:PORT]",
                            dest="ntp_servers", help="repeat for several (replaces the list)")
+    configure.add_argument("--retry-full", action=argparse.BooleanOptionalAction,
+                           help="keep retrying full courses within the request budget")
+    configure.add_argument("--backup", action="append", metavar="PRIMARY=BACKUP",
+                           help="try BACKUP when PRIMARY is full (repeat; replaces the map; "
+                           "'--backup none' clears it)")
+    configure.add_argument("--budget-posts", type=int, metavar="N")
+    configure.add_argument("--budget-window", type=float, metavar="SECONDS")
+    configure.add_argument("--read-timeout", type=float, metavar="SECONDS")
+    configure.add_argument("--aim-early-fraction", type=float, metavar="F",
+                           help="aim before the opening by this part of the one-way latency "
+                           "(default 0: never aim early)")
     token = configure.add_mutually_exclusive_group()
     token.add_argument("--token-file", type=Path, metavar="PATH",
                        help="read the OBS token from this file")
@@ -71,6 +91,21 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--type", action="append", dest="types", metavar="TYPE")
     command("health", "log store, disk space, clock")
     command("schema", "the JSON Schema of the protocol")
+    command("test-token", "check the token with OBS (a cheap GET, never a registration)")
+    command("calibrate", "measure NTP offset, RTT to OBS and send delay now")
+    command("start", "start a run from the current configuration")
+    command("cancel", "cancel the active run at once")
+    runs = command("runs", "the run history")
+    runs.add_argument("--page", type=int, default=1)
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--status", metavar="PHASE",
+                      help="only runs in this phase (done, failed, cancelled, waiting, ...)")
+    runs.add_argument("--oldest-first", action="store_true")
+    run = command("run", "one run in full, as a report")
+    run.add_argument("run_id", metavar="ID")
+    run.add_argument("--format", choices=("text", "md"), default="text")
+    delete = command("delete-run", "remove a finished run from the history")
+    delete.add_argument("run_id", metavar="ID")
     return parser
 
 
@@ -89,13 +124,28 @@ def _read_token(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _backup_map(pairs: list[str]) -> dict[str, str]:
+    if pairs == ["none"]:
+        return {}
+    mapping = {}
+    for pair in pairs:
+        primary, sep, backup = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--backup: expected PRIMARY=BACKUP, got {pair!r}")
+        mapping[primary.strip()] = backup.strip()
+    return mapping
+
+
 def _config_patch(args: argparse.Namespace) -> dict[str, Any]:
     patch: dict[str, Any] = {}
     for name in ("ecrn", "scrn", "target", "max_attempts", "retry_interval", "safety_buffer",
-                 "obs_base_url", "ntp_servers"):
+                 "obs_base_url", "ntp_servers", "retry_full", "budget_posts", "budget_window",
+                 "read_timeout", "aim_early_fraction"):
         value = getattr(args, name)
         if value is not None:
             patch[name] = value
+    if args.backup is not None:
+        patch["backup"] = _backup_map(args.backup)
     token = _read_token(args)
     if token is not None:
         patch["token"] = token
@@ -133,8 +183,8 @@ def _tail(client: Client, args: argparse.Namespace) -> int:
         elif message.get("type") == "caught_up":
             if args.follow:
                 print("--- following live events (Ctrl-C to stop) ---", flush=True)
-        else:
-            print(render.event_line(message), flush=True)
+        elif event_view.worth_showing(message):
+            print(event_view.event_line(message), flush=True)
         if message.get("type") == "caught_up" and not args.follow:
             return EXIT_OK
     return EXIT_OK
@@ -147,7 +197,7 @@ def _events(client: Client, args: argparse.Namespace) -> int:
     response = client.request("events", **fields)
 
     def human(data: dict[str, Any]) -> str:
-        lines = [render.event_line(item) for item in data["items"]]
+        lines = [event_view.event_line(item) for item in data["items"]]
         if data["has_more"]:
             lines.append(f"(more: obsctl events --after {data['next_after_seq']})")
         return "\n".join(lines) or "(no events)"
@@ -159,12 +209,36 @@ def _schema_text(data: Any) -> str:
     return msgspec.json.format(msgspec.json.encode(data)).decode()
 
 
-SIMPLE_COMMANDS: dict[str, tuple[str, Callable[[Any], str]]] = {
-    "ping": ("ping", lambda data: "pong"),
-    "status": ("status", render.status),
-    "config": ("config", render.config),
-    "health": ("health", render.health),
-    "schema": ("schema", _schema_text),
+def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
+    if args.command == "runs":
+        fields: dict[str, Any] = {"page": args.page, "limit": args.limit,
+                                  "sort": "created_asc" if args.oldest_first else "created_desc"}
+        if args.status:
+            fields["status"] = args.status
+        return fields
+    if args.command in ("run", "delete-run"):
+        return {"run_id": args.run_id}
+    return {}
+
+
+def _run_report(args: argparse.Namespace) -> Callable[[Any], str]:
+    return report.markdown if args.format == "md" else report.text
+
+
+# command -> (op, how to show its data to a person)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Callable[[Any], str]]]] = {
+    "ping": ("ping", lambda args: lambda data: "pong"),
+    "status": ("status", lambda args: render.status),
+    "config": ("config", lambda args: render.config),
+    "health": ("health", lambda args: render.health),
+    "schema": ("schema", lambda args: _schema_text),
+    "test-token": ("test_token", lambda args: render.token_test),
+    "calibrate": ("calibrate", lambda args: render.calibration),
+    "start": ("start", lambda args: render.started),
+    "cancel": ("cancel", lambda args: render.cancelled),
+    "runs": ("runs", lambda args: render.runs),
+    "run": ("run", _run_report),
+    "delete-run": ("delete_run", lambda args: lambda data: f"run {data['run_id']} deleted"),
 }
 
 
@@ -179,8 +253,8 @@ def run(args: argparse.Namespace) -> int:
             return _tail(client, args)
         if args.command == "events":
             return _events(client, args)
-        op, human = SIMPLE_COMMANDS[args.command]
-        return _print_response(client.request(op), args, human)
+        op, view = COMMANDS[args.command]
+        return _print_response(client.request(op, **_request_fields(args)), args, view(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,96 +1,114 @@
-"""Human-readable output of responses and events (the --json flag bypasses all of this)."""
+"""Human-readable views of responses (the --json flag bypasses all of this)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-
-def _local_time(timestamp: str) -> str:
-    try:
-        return datetime.fromisoformat(timestamp).astimezone().strftime("%H:%M:%S.%f")[:-3]
-    except ValueError:
-        return timestamp
+from obsctl.text import rows
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(_value(v) for v in value) or "-"
-    if isinstance(value, dict):
-        return "{" + " ".join(f"{k}={_value(v)}" for k, v in value.items()) + "}"
-    return "-" if value is None else str(value)
-
-
-def _summary(event_type: str, payload: dict[str, Any]) -> str:
-    if event_type == "config_changed":
-        config = payload.get("config", {})
-        parts = [f"{name}={_value(config.get(name))}" for name in payload.get("changed", [])
-                 if name != "token"]
-        if "token" in payload:
-            token = payload["token"]
-            parts.append("token=" + ("cleared" if token is None else
-                                     f"{token['fingerprint']} exp {token.get('exp') or '?'}"))
-        actor = payload.get("actor", {})
-        return " ".join(parts) + f"  (uid {actor.get('uid')} pid {actor.get('pid')})"
-    return " ".join(f"{key}={_value(value)}" for key, value in payload.items())
-
-
-def event_line(event: dict[str, Any]) -> str:
-    """One event as `seq time type summary`."""
-    event_type = str(event.get("type", "?"))
-    payload = event.get("payload")
-    summary = _summary(event_type, payload) if isinstance(payload, dict) else ""
-    return (f"{event.get('seq', '?'):>7}  {_local_time(str(event.get('timestamp', '')))}  "
-            f"{event_type:<15} {summary}").rstrip()
-
-
-def _rows(rows: list[tuple[str, Any]]) -> str:
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {_value(value)}" for name, value in rows)
+def _active_run(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "none"
+    return (f"{run['run_id']} for {run['target']} ({run['remaining_s']:+.1f} s), "
+            f"{run['attempts']} POSTs, " + " ".join(f"{crn}:{state}" for crn, state in
+                                                   run["crns"].items()))
 
 
 def status(data: dict[str, Any]) -> str:
     """`obsctl status`."""
     daemon, log = data["daemon"], data["log"]
-    rows: list[tuple[str, Any]] = [
+    pairs: list[tuple[str, Any]] = [
         ("daemon", f"obsd {daemon['version']}, pid {daemon['pid']}, "
                    f"up {daemon['uptime_s']:.0f} s"),
         ("phase", data["phase"]),
-        ("active run", data["active_run"] or "none"),
+        ("active run", _active_run(data["active_run"])),
         ("log", f"{log['log_id']}, head {log['head_seq']}, {log['segments']} segment(s)"),
         ("access", data["access"]),
     ]
     if log["damage"]:
         damage = log["damage"]
-        rows.append(("LOG DAMAGED", f"{damage['segment']} line {damage['line']}: "
+        pairs.append(("LOG DAMAGED", f"{damage['segment']} line {damage['line']}: "
                                     f"{damage['reason']} (read-only until repaired)"))
     if log["failure"]:
-        rows.append(("STORAGE FAILED", log["failure"]))
-    return _rows(rows)
+        pairs.append(("STORAGE FAILED", log["failure"]))
+    return rows(pairs)
 
 
 def config(data: dict[str, Any]) -> str:
     """`obsctl config` and `obsctl configure`."""
-    rows = list(data["config"].items())
+    pairs = list(data["config"].items())
     token = data["token"]
     info = token.get("info")
     if info:
-        rows.append(("token", f"{info['fingerprint']} (exp {info['exp'] or 'unknown'}, "
+        pairs.append(("token", f"{info['fingerprint']} (exp {info['exp'] or 'unknown'}, "
                               f"from {token['source']})"))
     else:
-        rows.append(("token", token.get("problem") or "not set"))
-    return _rows(rows)
+        pairs.append(("token", token.get("problem") or "not set"))
+    return rows(pairs)
 
 
 def health(data: dict[str, Any]) -> str:
     """`obsctl health`."""
     disk = data["disk"]
-    rows: list[tuple[str, Any]] = [
+    pairs: list[tuple[str, Any]] = [
         ("health", "ok" if data["ok"] else "PROBLEMS"),
         ("log", "writable" if data["log"]["writable"] else "NOT writable"),
         ("disk", f"{disk['free_bytes'] / 2**30:.1f} GiB free of "
                  f"{disk['total_bytes'] / 2**30:.1f} GiB at {disk['path']}"),
         ("clock", data["clock"]["status"]),
     ]
-    rows += [("problem", problem) for problem in data["problems"]]
-    return _rows(rows)
+    pairs += [("problem", problem) for problem in data["problems"]]
+    return rows(pairs)
+
+
+def token_test(data: dict[str, Any]) -> str:
+    """`obsctl test-token`."""
+    info = data["token"] or {}
+    pairs: list[tuple[str, Any]] = [
+        ("token", f"{info.get('fingerprint')} (exp {info.get('exp') or 'unknown'})"),
+        ("OBS says", f"{data['message']} (HTTP {data['http_status'] or '-'})"),
+        ("verdict", "usable" if data["valid"] else "NOT usable"),
+    ]
+    if data["error"]:
+        pairs.append(("problem", data["error"]))
+    pairs += [("warning", warning) for warning in data["warnings"]]
+    return rows(pairs)
+
+
+def calibration(data: dict[str, Any]) -> str:
+    """`obsctl calibrate`."""
+    return rows([
+        ("NTP", f"offset {data['ntp_offset_ms']} ms, delay {data['ntp_delay_ms']} ms "
+                f"({data['ntp_server']}, {data['ntp_samples']} samples)"
+         if data["ntp_offset_ms"] is not None else f"FAILED: {data['ntp_error']}"),
+        ("RTT to OBS", f"min {data['rtt_min_ms']} ms, median {data['rtt_median_ms']} ms, "
+                       f"jitter {data['rtt_jitter_ms']} ms"
+         if data["rtt_min_ms"] is not None else f"unknown: {data['rtt_error']}"),
+        ("send delay", f"{data['send_delay_ms']} ms (call to wire, subtracted)"),
+        ("Date header", data["date_check"]),
+        ("fire at", data["fire_at"] or "no target configured"),
+    ])
+
+
+def started(data: dict[str, Any]) -> str:
+    """`obsctl start`."""
+    lines = [f"run {data['run_id']} started for {data['target']}",
+             "follow it with: obsctl tail -f"]
+    return "\n".join(lines + [f"warning: {w}" for w in data["warnings"]])
+
+
+def cancelled(data: dict[str, Any]) -> str:
+    """`obsctl cancel`."""
+    return f"run {data['run_id']} {data['phase']} (it was {data['was']})"
+
+
+def runs(data: dict[str, Any]) -> str:
+    """`obsctl runs`."""
+    lines = [f"{run['run_id']}  {run['phase']:<11} {run['target']}  "
+             f"{run['attempts']:>3} POSTs  " + " ".join(f"{crn}:{state}" for crn, state in
+                                                         run["crns"].items())
+             for run in data["items"]]
+    page = data["pagination"]
+    lines.append(f"(page {page['page']} of {page['total_pages']}, {page['total_items']} runs)")
+    return "\n".join(lines)

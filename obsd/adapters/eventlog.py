@@ -124,6 +124,8 @@ class EventLog:
         self.durable_seq = head_seq
         self.damage = damage
         self.failure: str | None = None
+        # How many events were read back from disk when the log was opened.
+        self.replayed = head_seq
         self._segment_bytes = segment_bytes
         self._subscriber_queue = subscriber_queue
         self._now_ns = now_ns
@@ -181,6 +183,7 @@ class EventLog:
             segments.append(_Segment(1, directory / segment_name(1)))
         log = cls(directory, segments, head, damage, visit, segment_bytes, subscriber_queue,
                   now_ns)
+        log.replayed = head
         if head == 0 and damage is None:
             log._write(LogCreatedPayload(log_id=str(uuid.uuid4()), server=__version__))
             log._dir_sync_due = True

@@ -27,6 +27,12 @@ MaxAttempts = Annotated[int, Meta(ge=1, le=300)]
 RetryInterval = Annotated[float, Meta(ge=1.0, le=10.0)]
 SafetyBuffer = Annotated[float, Meta(ge=0.0, le=0.1)]
 NtpServer = Annotated[str, Meta(min_length=1, max_length=253)]
+# ~100-120 POSTs in 6-7 minutes drew a VAL21 ban (obs-facts.md): the budget stays well under.
+BudgetPosts = Annotated[int, Meta(ge=1, le=60)]
+BudgetWindow = Annotated[float, Meta(ge=60.0, le=3600.0)]
+# Answers took up to 10 s on opening days and a 10 s timeout once caused duplicate POSTs.
+ReadTimeout = Annotated[float, Meta(ge=5.0, le=120.0)]
+AimEarly = Annotated[float, Meta(ge=0.0, le=0.9)]
 
 _HHMMSS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])$")
 _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
@@ -52,6 +58,15 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     safety_buffer: float = 0.005
     obs_base_url: str = DEFAULT_OBS_BASE_URL
     ntp_servers: tuple[str, ...] = DEFAULT_NTP_SERVERS
+    # Keep retrying full courses (within the budget and max_attempts) in case a seat frees up.
+    retry_full: bool = False
+    # primary ECRN -> a CRN to try instead once the primary is full.
+    backup: dict[str, str] = msgspec.field(default_factory=dict)
+    budget_posts: int = 30
+    budget_window: float = 360.0
+    read_timeout: float = 30.0
+    # Off by default: aiming before the opening by part of the one-way latency risks VAL02.
+    aim_early_fraction: float = 0.0
 
 
 class ConfigPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
@@ -67,6 +82,12 @@ class ConfigPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     safety_buffer: SafetyBuffer | UnsetType = UNSET
     obs_base_url: str | UnsetType = UNSET
     ntp_servers: Annotated[list[NtpServer], Meta(min_length=1, max_length=8)] | UnsetType = UNSET
+    retry_full: bool | UnsetType = UNSET
+    backup: dict[Crn, Crn] | UnsetType = UNSET
+    budget_posts: BudgetPosts | UnsetType = UNSET
+    budget_window: BudgetWindow | UnsetType = UNSET
+    read_timeout: ReadTimeout | UnsetType = UNSET
+    aim_early_fraction: AimEarly | UnsetType = UNSET
 
     def changed_fields(self) -> list[str]:
         """Names of the fields this patch sets, in declaration order."""
@@ -100,18 +121,20 @@ def resolve_target(text: str, now: datetime) -> datetime:
     return instant
 
 
-def _check_ntp_server(index: int, text: str) -> None:
-    field = f"$.config.ntp_servers[{index}]"
+def split_ntp_server(text: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[IPv6]` or `[IPv6]:port` as (host, port or None)."""
     if m := _BRACKETED_V6.match(text):
-        has_port, port = m[2] is not None, m[2] or ""
+        host, has_port, port = m[1], m[2] is not None, m[2] or ""
     else:
         host, colon, port = text.partition(":")
         has_port = bool(colon)
         if not _HOST.match(host) or ":" in port:
-            raise ConfigError(
-                field, f"expected host, host:port or [IPv6]:port, got {text!r}")
-    if has_port and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise ConfigError(field, f"port must be 1-65535, got {port!r}")
+            raise ValueError(f"expected host, host:port or [IPv6]:port, got {text!r}")
+    if not has_port:
+        return host, None
+    if not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"port must be 1-65535, got {port!r}")
+    return host, int(port)
 
 
 def _check_base_url(text: str) -> str:
@@ -135,7 +158,8 @@ def apply_patch(config: Config, patch: ConfigPatch, now: datetime) -> Config:
     if patch.target is not UNSET:
         changes["target"] = None if patch.target is None else resolve_target(
             patch.target, now).isoformat()
-    for name in ("max_attempts", "retry_interval", "safety_buffer"):
+    for name in ("max_attempts", "retry_interval", "safety_buffer", "retry_full", "backup",
+                 "budget_posts", "budget_window", "read_timeout", "aim_early_fraction"):
         value = getattr(patch, name)
         if value is not UNSET:
             changes[name] = value
@@ -143,7 +167,10 @@ def apply_patch(config: Config, patch: ConfigPatch, now: datetime) -> Config:
         changes["obs_base_url"] = _check_base_url(patch.obs_base_url)
     if patch.ntp_servers is not UNSET:
         for index, server in enumerate(patch.ntp_servers):
-            _check_ntp_server(index, server)
+            try:
+                split_ntp_server(server)
+            except ValueError as exc:
+                raise ConfigError(f"$.config.ntp_servers[{index}]", str(exc)) from None
         changes["ntp_servers"] = tuple(patch.ntp_servers)
     updated = msgspec.structs.replace(config, **changes)
     _check_crn_lists(updated)
@@ -162,3 +189,11 @@ def _check_crn_lists(config: Config) -> None:
             "$.config",
             f"{len(seen)} CRNs in ecrn and scrn together; OBS accepts at most {MAX_CRNS} (VAL15)",
         )
+    for primary, backup in config.backup.items():
+        field = f"$.config.backup.{primary}"
+        if primary not in config.ecrn:
+            raise ConfigError(field, f"{primary} is not in ecrn; a backup stands in for an ECRN")
+        if backup in seen:
+            raise ConfigError(
+                field, f"backup {backup} is already in ecrn, scrn or another backup")
+        seen.add(backup)

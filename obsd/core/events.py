@@ -63,6 +63,147 @@ class ConfigChangedPayload(msgspec.Struct, frozen=True, omit_defaults=True):
     token: TokenInfo | UnsetType | None = UNSET
 
 
+class RunCreatedPayload(msgspec.Struct, frozen=True):
+    """`start`: a run with its own snapshot of the configuration (never the token)."""
+
+    run_id: str
+    actor: Actor
+    config: Config
+    token: TokenInfo
+    target_ns: int
+
+
+class StatePayload(msgspec.Struct, frozen=True):
+    """A run entered a phase (calibrating, waiting, registering, done, failed)."""
+
+    run_id: str
+    phase: str
+    reason: str | None = None
+
+
+class CountdownPayload(msgspec.Struct, frozen=True):
+    """Seconds left until the fire instant (about once a second while waiting)."""
+
+    run_id: str
+    remaining: float
+
+
+class LogPayload(msgspec.Struct, frozen=True):
+    """A message for the person following the run."""
+
+    message: str
+    level: str = "info"
+    run_id: str | None = None
+
+
+class CalibrationPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """What was measured about the clock and the path to OBS, and the instant planned from it."""
+
+    run_id: str | None
+    ntp_server: str | None
+    ntp_offset_ms: float | None
+    ntp_delay_ms: float | None
+    ntp_samples: int
+    ntp_error: str | None = None
+    rtt_min_ms: float | None
+    rtt_median_ms: float | None
+    rtt_jitter_ms: float | None
+    rtt_samples: int
+    rtt_error: str | None = None
+    date_offset_s: float | None
+    date_check: str
+    send_delay_ms: float | None
+    fire_at: str | None = None
+    fire_at_ns: int | None = None
+    lead_ms: float = 0.0
+
+
+class RequestSentPayload(msgspec.Struct, frozen=True):
+    """A registration POST is leaving at `at_ns` (true time); written before the send."""
+
+    run_id: str
+    attempt: int
+    ecrn: list[str]
+    scrn: list[str]
+    at_ns: int
+
+
+class CrnResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One CRN's result in one answer."""
+
+    crn: str
+    kind: str  # "ecrn" (add) or "scrn" (drop)
+    state: str
+    code: str | None
+    message: str
+    result_data: Any = None
+
+
+class CrnUpdatePayload(msgspec.Struct, frozen=True, kw_only=True):
+    """What came back for one POST: per-CRN results, or why there are none."""
+
+    run_id: str
+    attempt: int
+    # "answered" (results below), "unknown" (timeout, reset: it may have been processed),
+    # "unauthorized" (401), "http_error" (another status or an unreadable body).
+    outcome: str
+    http_status: int | None
+    sent_ns: int | None
+    responded_ns: int | None
+    results: list[CrnResult]
+    detail: str | None = None
+
+
+class DonePayload(msgspec.Struct, frozen=True):
+    """The run ended: its phase (done or failed), why, and every CRN's final result."""
+
+    run_id: str
+    phase: str
+    reason: str
+    results: list[CrnResult]
+
+
+class RunCancelledPayload(msgspec.Struct, frozen=True):
+    """`cancel`: the run stopped at once, in whatever phase it was."""
+
+    run_id: str
+    actor: Actor
+    phase: str
+
+
+class RunInterruptedPayload(msgspec.Struct, frozen=True):
+    """The daemon stopped during the run; it resumes when the daemon starts again."""
+
+    run_id: str
+    phase: str
+    reason: str
+
+
+class RunResumedPayload(msgspec.Struct, frozen=True):
+    """The daemon found this run unfinished after a restart and took it up again."""
+
+    run_id: str
+    phase: str
+    pending: list[str]
+    last_request_ns: int | None
+
+
+class RunDeletedPayload(msgspec.Struct, frozen=True):
+    """`delete_run`: the run is dropped from the history (its events stay in the log)."""
+
+    run_id: str
+    actor: Actor
+
+
+class TokenTestedPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """`test_token`: what OBS said of the token, without using the registration endpoint."""
+
+    token: TokenInfo | None
+    valid: bool
+    http_status: int | None
+    message: str
+
+
 class Event(msgspec.Struct, frozen=True, tag_field="type"):
     """Common envelope; subclasses fix `type` and the payload's shape."""
 
@@ -90,7 +231,63 @@ class ConfigChanged(Event, frozen=True, tag="config_changed"):
     payload: ConfigChangedPayload
 
 
-AnyEvent = LogCreated | DaemonStarted | DaemonStopped | LogRepaired | ConfigChanged
+class RunCreated(Event, frozen=True, tag="run_created"):
+    payload: RunCreatedPayload
+
+
+class State(Event, frozen=True, tag="state"):
+    payload: StatePayload
+
+
+class Countdown(Event, frozen=True, tag="countdown"):
+    payload: CountdownPayload
+
+
+class Log(Event, frozen=True, tag="log"):
+    payload: LogPayload
+
+
+class Calibration(Event, frozen=True, tag="calibration"):
+    payload: CalibrationPayload
+
+
+class RequestSent(Event, frozen=True, tag="request_sent"):
+    payload: RequestSentPayload
+
+
+class CrnUpdate(Event, frozen=True, tag="crn_update"):
+    payload: CrnUpdatePayload
+
+
+class Done(Event, frozen=True, tag="done"):
+    payload: DonePayload
+
+
+class RunCancelled(Event, frozen=True, tag="run_cancelled"):
+    payload: RunCancelledPayload
+
+
+class RunInterrupted(Event, frozen=True, tag="run_interrupted"):
+    payload: RunInterruptedPayload
+
+
+class RunResumed(Event, frozen=True, tag="run_resumed"):
+    payload: RunResumedPayload
+
+
+class RunDeleted(Event, frozen=True, tag="run_deleted"):
+    payload: RunDeletedPayload
+
+
+class TokenTested(Event, frozen=True, tag="token_tested"):
+    payload: TokenTestedPayload
+
+
+AnyEvent = (
+    LogCreated | DaemonStarted | DaemonStopped | LogRepaired | ConfigChanged | RunCreated
+    | State | Countdown | Log | Calibration | RequestSent | CrnUpdate | Done | RunCancelled
+    | RunInterrupted | RunResumed | RunDeleted | TokenTested
+)
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = AnyEvent.__args__
 EVENT_TYPES: Final[frozenset[str]] = frozenset(
     str(cls.__struct_config__.tag) for cls in EVENT_CLASSES

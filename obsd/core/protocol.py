@@ -7,16 +7,18 @@ Requests are a msgspec tagged union on `op`, decoded strictly; every problem bec
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Final, cast
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
 from obsd.core.config import CRN_PATTERN, ConfigPatch
+from obsd.core.runs import Phase
 
 PROTOCOL_VERSION: Final = 1
 RequestId = int | str
 Seq = Annotated[int, msgspec.Meta(ge=0)]
-# One page of `events` is sent in one response line; this keeps it well under any client's limit.
+# One page of `events` is one response line (up to ~0.5 MB at this size); clients that read
+# responses with a line limit should ask for smaller pages.
 MAX_EVENTS_PAGE: Final = 1000
 
 
@@ -30,6 +32,12 @@ class ErrorCode(StrEnum):
     PERMISSION_DENIED = "PERMISSION_DENIED"
     ALREADY_TAILING = "ALREADY_TAILING"
     LOG_ID_MISMATCH = "LOG_ID_MISMATCH"
+    RUN_IN_PROGRESS = "RUN_IN_PROGRESS"
+    NO_ACTIVE_RUN = "NO_ACTIVE_RUN"
+    RUN_NOT_FOUND = "RUN_NOT_FOUND"
+    NOT_READY = "NOT_READY"
+    TOKEN_MISSING = "TOKEN_MISSING"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
     LOG_DAMAGED = "LOG_DAMAGED"
     STORAGE_FAILED = "STORAGE_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -99,7 +107,56 @@ class Schema(Request, frozen=True, tag="schema"):
     """The JSON Schema of requests, responses and events."""
 
 
-AnyRequest = Ping | Status | GetConfig | Configure | Tail | Events | Health | Schema
+class TestToken(Request, frozen=True, tag="test_token"):
+    """Check the token: its claims, and OBS's cheap GET (never a registration POST)."""
+
+    mutating = True
+
+
+class Calibrate(Request, frozen=True, tag="calibrate"):
+    """Measure NTP offset, RTT to OBS and our send delay now; plan the fire instant."""
+
+    mutating = True
+
+
+class Start(Request, frozen=True, tag="start"):
+    """Create a run from the current configuration and drive it to the end."""
+
+    mutating = True
+
+
+class Cancel(Request, frozen=True, tag="cancel"):
+    """Stop the active run at once, in whatever phase it is."""
+
+    mutating = True
+
+
+class Runs(Request, frozen=True, tag="runs"):
+    """One page of the run history."""
+
+    page: Annotated[int, msgspec.Meta(ge=1)] = 1
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    status: Phase | None = None
+    sort: Literal["created_desc", "created_asc"] = "created_desc"
+
+
+class GetRun(Request, frozen=True, tag="run"):
+    """One run in full: configuration snapshot, calibration, every request, every CRN."""
+
+    run_id: str
+
+
+class DeleteRun(Request, frozen=True, tag="delete_run"):
+    """Drop a finished run from the history (refused while it is in progress)."""
+
+    run_id: str
+    mutating = True
+
+
+AnyRequest = (
+    Ping | Status | GetConfig | Configure | Tail | Events | Health | Schema | TestToken
+    | Calibrate | Start | Cancel | Runs | GetRun | DeleteRun
+)
 REQUEST_CLASSES: Final[tuple[type[Request], ...]] = AnyRequest.__args__
 OPS: Final[frozenset[str]] = frozenset(str(c.__struct_config__.tag) for c in REQUEST_CLASSES)
 
@@ -151,6 +208,10 @@ class ProtocolError(Exception):
         return error_response(self.request_id, self.code, self.message)
 
 
+_JSON_TYPES: Final[dict[type, str]] = {
+    list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+    type(None): "null",
+}
 # msgspec names the regex; people know the rule as "a 5-digit CRN".
 _CRN_PATTERN_MESSAGE: Final = f"Expected `str` matching regex {CRN_PATTERN!r}"
 _request_decoder: Final = msgspec.json.Decoder(AnyRequest)
@@ -162,16 +223,18 @@ def decode_request(line: bytes) -> AnyRequest:
     """Decode one request line, or raise ProtocolError saying exactly what was wrong."""
     try:
         return cast(AnyRequest, _request_decoder.decode(line))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass  # Diagnose below on the slow path: the fast path serves every valid request.
     try:
         raw = _any_decoder.decode(line)
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "not valid JSON: a string is not UTF-8") from None
     if not isinstance(raw, dict):
         raise ProtocolError(
             ErrorCode.VALIDATION_ERROR,
-            f"a request must be a JSON object, got {type(raw).__name__}",
+            f"a request must be a JSON object, got {_JSON_TYPES.get(type(raw), 'a value')}",
         )
     request_id = raw.get("id")
     if not isinstance(request_id, int | str) or isinstance(request_id, bool):

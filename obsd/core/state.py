@@ -5,7 +5,24 @@ from __future__ import annotations
 import msgspec
 
 from obsd.core.config import Config
-from obsd.core.events import ConfigChanged, DaemonStarted, Event, LogCreated, LogRepaired
+from obsd.core.events import (
+    Calibration,
+    CalibrationPayload,
+    ConfigChanged,
+    CrnUpdate,
+    DaemonStarted,
+    Done,
+    Event,
+    LogCreated,
+    LogRepaired,
+    RequestSent,
+    RunCancelled,
+    RunCreated,
+    RunDeleted,
+    RunResumed,
+    State,
+)
+from obsd.core.runs import Phase, RunState, finished, new_run, with_request, with_results
 
 
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -17,23 +34,81 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
     starts: int = 0
     last_start: str | None = None
     repairs: int = 0
+    # Runs by id, in creation order (dicts keep insertion order); deleted runs are gone.
+    runs: dict[str, RunState] = msgspec.field(default_factory=dict)
+    active_run: str | None = None
+    # The last calibration, whether of a run or of the `calibrate` op.
+    calibration: CalibrationPayload | None = None
+    calibrated_at: str | None = None
 
     @property
-    def phase(self) -> str:
-        """The registration phase; idle until the engine has runs to drive."""
-        return "idle"
+    def phase(self) -> Phase:
+        """The active run's phase, or idle."""
+        if self.active_run is None:
+            return Phase.IDLE
+        return self.runs[self.active_run].phase
+
+
+# Events that belong to one existing run (their payload names it).
+_RUN_EVENTS = (State, RequestSent, CrnUpdate, Done, RunCancelled, RunResumed)
+
+
+def _with_run(state: DaemonState, run: RunState) -> DaemonState:
+    runs = {**state.runs, run.run_id: run}
+    active = run.run_id if run.active else (
+        None if state.active_run == run.run_id else state.active_run)
+    return msgspec.structs.replace(state, runs=runs, active_run=active)
 
 
 def apply(state: DaemonState, event: Event) -> DaemonState:
     """Fold one event into the state; events that change nothing return `state` itself."""
     replace = msgspec.structs.replace
     match event:
-        case ConfigChanged(payload=payload):
-            return replace(state, config=payload.config)
-        case DaemonStarted(timestamp=timestamp):
-            return replace(state, starts=state.starts + 1, last_start=timestamp)
-        case LogCreated(payload=payload):
-            return replace(state, log_id=payload.log_id)
+        case ConfigChanged():
+            return replace(state, config=event.payload.config)
+        case RunCreated():
+            return _with_run(state, new_run(event.payload, event.timestamp))
+        case Calibration():
+            state = replace(state, calibration=event.payload, calibrated_at=event.timestamp)
+            run = state.runs.get(event.payload.run_id or "")
+            if run is None:
+                return state
+            return _with_run(state, replace(run, calibration=event.payload))
+        case DaemonStarted():
+            return replace(state, starts=state.starts + 1, last_start=event.timestamp)
+        case LogCreated():
+            return replace(state, log_id=event.payload.log_id)
         case LogRepaired():
             return replace(state, repairs=state.repairs + 1)
-    return state
+        case RunDeleted():
+            runs = {key: run for key, run in state.runs.items() if key != event.payload.run_id}
+            return replace(state, runs=runs)
+    if not isinstance(event, _RUN_EVENTS):
+        return state
+    run = state.runs.get(event.payload.run_id)
+    if run is None:
+        return state  # A run deleted since; its later events change nothing.
+    updated = _apply_to_run(run, event)
+    return state if updated is run else _with_run(state, updated)
+
+
+def _apply_to_run(run: RunState, event: Event) -> RunState:
+    replace = msgspec.structs.replace
+    match event:
+        case State():
+            phase = Phase(event.payload.phase)
+            ended = phase in (Phase.DONE, Phase.FAILED)
+            return replace(run, phase=phase, reason=event.payload.reason,
+                           finished_at=event.timestamp if ended else None)
+        case RequestSent():
+            return with_request(run, event.payload)
+        case CrnUpdate():
+            return with_results(run, event.payload)
+        case Done():
+            return finished(run, event.payload, event.timestamp)
+        case RunCancelled():
+            return replace(run, phase=Phase.CANCELLED, reason="cancelled",
+                           finished_at=event.timestamp)
+        case RunResumed():
+            return replace(run, resumes=run.resumes + 1)
+    return run

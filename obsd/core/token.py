@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import msgspec
 
-BEARER_PREFIX = "bearer "
+BEARER_PREFIX: Final = "bearer "
 
 
 class TokenError(ValueError):
@@ -65,3 +66,46 @@ def inspect_token(text: str) -> tuple[str, TokenInfo]:
         raise TokenError("token is not a JWT: its payload is not base64url-encoded JSON") from None
     info = TokenInfo(fingerprint=fingerprint(token), exp=_iso(claims.exp), iat=_iso(claims.iat))
     return token, info
+
+
+# A run keeps posting after the opening (retries, a full course re-tried): the token must
+# outlive the target by this much, or the run would fail with 401 halfway.
+EXPIRY_MARGIN: Final = timedelta(minutes=10)
+# Closer than this and the user is told, so a fresh token can be fetched in time.
+EXPIRY_WARNING: Final = timedelta(hours=1)
+
+
+class TokenVerdict(msgspec.Struct, frozen=True):
+    """Whether a token can carry a run to `target`: a refusal, or warnings only."""
+
+    error: str | None
+    warnings: list[str]
+
+
+def expired(info: TokenInfo, now: datetime) -> bool:
+    """Whether the token's exp claim has passed (a token without one is not known to be)."""
+    return info.exp is not None and datetime.fromisoformat(info.exp) <= now
+
+
+def judge_expiry(info: TokenInfo, target: datetime | None, now: datetime) -> TokenVerdict:
+    """Refuse a token that expires before the target plus a margin; warn when it is close."""
+    if info.exp is None:
+        return TokenVerdict(None, ["the token has no exp claim; its expiry cannot be checked"])
+    exp = datetime.fromisoformat(info.exp)
+    if expired(info, now):
+        return TokenVerdict(f"the token expired at {info.exp}; log in to OBS again and "
+                            "configure a fresh one", [])
+    deadline = (target or now) + EXPIRY_MARGIN
+    if exp <= deadline:
+        when = "the target" if target else "now"
+        return TokenVerdict(
+            f"the token expires at {info.exp}, less than {_minutes(EXPIRY_MARGIN)} after "
+            f"{when}; log in to OBS closer to the opening and configure a fresh token", [])
+    if exp <= (target or now) + EXPIRY_WARNING:
+        left = _minutes(exp - (target or now))
+        return TokenVerdict(None, [f"the token expires {left} after the target"])
+    return TokenVerdict(None, [])
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} min"

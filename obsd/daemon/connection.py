@@ -130,5 +130,7 @@ async def serve_connection(stream: anyio.abc.SocketStream, service: Service, dae
             await Connection(stream, service, caller).run()
     except _DISCONNECTED:
         pass
-    except Exception:
-        logger.exception("connection failed")
+    except Exception as exc:
+        # The task group wraps a peer's disconnect in an ExceptionGroup; that is no failure.
+        if not isinstance(exc, ExceptionGroup) or exc.split(_DISCONNECTED)[1] is not None:
+            logger.exception("connection failed")

@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 
 from obsd import __version__
+from obsd.adapters.clock import SystemClock
 from obsd.adapters.control_socket import (
     BoundSocket,
     SocketInUse,
@@ -25,7 +26,13 @@ from obsd.adapters.control_socket import (
 )
 from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog, LogUnavailable
 from obsd.adapters.token_store import TokenStore
-from obsd.core.events import DaemonStartedPayload, DaemonStoppedPayload
+from obsd.core.events import (
+    DaemonStartedPayload,
+    DaemonStoppedPayload,
+    RunInterruptedPayload,
+    RunResumedPayload,
+)
+from obsd.core.policy import wants_sending
 from obsd.daemon.connection import serve_connection
 from obsd.daemon.service import Service
 from obsd.paths import daemon_socket_path, state_dir_path
@@ -80,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
                      "group, else none (mode 0600)")
     run.add_argument("--segment-bytes", type=int, default=DEFAULT_SEGMENT_BYTES,
                      help="rotate log segments at this size (default: %(default)s)")
-    commands.add_parser("demo", help="run a throw-away daemon on temporary paths and drive it")
+    commands.add_parser("demo", help="a whole registration against the built-in simulator "
+                        "(~20 s, loopback only)")
+    # Its options are the simulator's own: `obsd sim --help` (parsed there, so that the
+    # daemon never imports the simulator).
+    commands.add_parser("sim", help="serve a simulated OBS (and NTP) on loopback",
+                        add_help=False)
     return parser
 
 
@@ -118,7 +130,8 @@ def _lock_state_dir(state_dir: Path) -> int:
 async def serve(settings: Settings) -> int:
     """Replay the log, listen, serve until SIGTERM/SIGINT; return the exit status."""
     lock_fd = _lock_state_dir(settings.state_dir)
-    service = Service(settings.state_dir, TokenStore(settings.state_dir, settings.credentials_dir))
+    tokens = TokenStore(settings.state_dir, settings.credentials_dir)
+    service = Service(settings.state_dir, tokens, SystemClock())
     log = EventLog.open(settings.state_dir / LOG_DIR_NAME, service.fold,
                         segment_bytes=settings.segment_bytes)
     service.attach(log)
@@ -141,6 +154,9 @@ async def serve(settings: Settings) -> int:
             bound.remove_file()
         if log.damage is None and log.failure is None:
             with anyio.CancelScope(shield=True):
+                if (run_id := service.state.active_run) is not None:
+                    await log.append(RunInterruptedPayload(
+                        run_id, service.state.runs[run_id].phase, reason))
                 await log.append(DaemonStoppedPayload(reason=reason))
         logger.info("stopped: %s", reason)
         return 0 if log.failure is None else 1
@@ -162,7 +178,16 @@ async def _serve_until_stopped(bound: BoundSocket, service: Service, settings: S
                     tasks.cancel_scope.cancel()
                     return
 
+        async def watch_storage() -> None:
+            nonlocal reason
+            await service.storage_failed.wait()
+            reason = f"the event log failed: {service.log.failure}"
+            tasks.cancel_scope.cancel()
+
         tasks.start_soon(watch_signals)
+        tasks.start_soon(watch_storage)
+        service.runner.bind(tasks)
+        await _resume(service)
         daemon_uid = os.geteuid()
         while True:
             try:
@@ -175,12 +200,28 @@ async def _serve_until_stopped(bound: BoundSocket, service: Service, settings: S
     return reason
 
 
+async def _resume(service: Service) -> None:
+    """Take up a run the log shows unfinished (the daemon stopped or crashed during it)."""
+    run_id = service.state.active_run
+    if run_id is None or service.log.damage is not None:
+        return
+    run = service.state.runs[run_id]
+    last = run.requests[-1].at_ns if run.requests else None
+    pending = [c.crn for c in run.crns if wants_sending(c, run)]
+    await service.log.append(RunResumedPayload(run_id, run.phase, pending, last))
+    logger.info("resuming run %s (%s; pending: %s)", run_id, run.phase,
+                ", ".join(pending) or "none")
+    service.runner.start(run_id)
+
+
 def _setup_logging() -> None:
     # Under systemd the journal stamps each line; elsewhere a time helps the reader.
     fmt = "%(levelname)s %(name)s: %(message)s"
     if "JOURNAL_STREAM" not in os.environ:
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr)
+    # httpx logs every request at INFO; the engine's own events say more, and say it once.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help",
                                                                                "--version")):
         arguments.insert(0, "run")
+    if arguments[0] == "sim":
+        from obsd.sim import cli as sim_cli
+
+        simulator = argparse.ArgumentParser(prog="obsd sim", description=sim_cli.DESCRIPTION)
+        sim_cli.add_arguments(simulator)
+        return sim_cli.run(simulator.parse_args(arguments[1:]))
     args = _parser().parse_args(arguments)
     _setup_logging()
     if args.command == "demo":

@@ -15,8 +15,9 @@ import anyio
 import msgspec
 
 from obsd import __version__
+from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import Peer
-from obsd.adapters.eventlog import EventLog, LogDamaged, LogUnavailable
+from obsd.adapters.eventlog import EventLog, LogDamaged, StorageFailed
 from obsd.adapters.token_store import TokenStore
 from obsd.core.config import ConfigError, apply_patch
 from obsd.core.events import Actor, ConfigChangedPayload, Event
@@ -37,10 +38,15 @@ from obsd.core.protocol import (
     schema,
 )
 from obsd.core.state import DaemonState, apply
-from obsd.core.token import TokenError, inspect_token
+from obsd.core.token import TokenError, expired, inspect_token
+from obsd.daemon.run_ops import RunOps, run_summary
+from obsd.daemon.runner import Runner
 
 # `health` warns before a full disk bites: below this, a burst of events could fail to land.
 LOW_DISK_BYTES: Final = 64 * 1024 * 1024
+# obsd fires on NTP time whatever the system clock says, but a clock this far off means the
+# machine's own time sync is broken, which an operator should hear about.
+CLOCK_OFFSET_WARNING_MS: Final = 100.0
 
 
 class _TypeOnly(msgspec.Struct):
@@ -66,12 +72,16 @@ class Caller:
 class Service:
     """Holds the folded state and the adapters; one method per op."""
 
-    def __init__(self, state_dir: Path, token_store: TokenStore,
+    def __init__(self, state_dir: Path, token_store: TokenStore, clock: Clock,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.state_dir = state_dir
-        self.state = DaemonState()
+        self._state = DaemonState()
         self.tokens = token_store
+        self.clock = clock
         self.now = now
+        # Set when a write or sync of the log failed: the daemon must stop (see main).
+        self.storage_failed = anyio.Event()
+        self.runner = Runner(self, clock, self.storage_failed)
         self.started_monotonic = time.monotonic()
         self.replayed_events = 0
         # Commands read the state, then append; one at a time keeps each one's view current.
@@ -85,16 +95,27 @@ class Service:
             Events: self._events,
             Health: self._health,
             Schema: self._schema,
+            **RunOps(self).handlers(),
         }
+
+    @property
+    def state(self) -> DaemonState:
+        """The fold of every event so far."""
+        return self._state
+
+    @property
+    def token(self) -> str | None:
+        """The OBS token in use (for the OBS client only)."""
+        return self.tokens.token
 
     def fold(self, event: Event) -> None:
         """Apply one event to the state (the log calls this for every event, old and new)."""
-        self.state = apply(self.state, event)
+        self._state = apply(self._state, event)
 
     def attach(self, log: EventLog) -> None:
         """Use `log` (opened with `fold` as its visitor) from now on."""
         self._log = log
-        self.replayed_events = log.head_seq
+        self.replayed_events = log.replayed
 
     @property
     def log(self) -> EventLog:
@@ -122,7 +143,8 @@ class Service:
                     return await self._handlers[type(request)](request, caller)
                 except LogDamaged as exc:
                     raise ProtocolError(ErrorCode.LOG_DAMAGED, str(exc), request.id) from None
-                except LogUnavailable as exc:
+                except StorageFailed as exc:
+                    self.storage_failed.set()
                     raise ProtocolError(ErrorCode.STORAGE_FAILED, str(exc), request.id) from None
         return await self._handlers[type(request)](request, caller)
 
@@ -142,10 +164,20 @@ class Service:
                 "replayed_events": self.replayed_events,
             },
             "phase": self.state.phase,
-            "active_run": None,
+            "active_run": self._active_run_view(),
             "log": self._log_view(log),
             "access": caller.access,
         }
+
+    def _active_run_view(self) -> dict[str, Any] | None:
+        run_id = self.state.active_run
+        if run_id is None:
+            return None
+        run = self.state.runs[run_id]
+        calibration = run.calibration
+        return {**run_summary(run),
+                "fire_at": calibration.fire_at if calibration else None,
+                "remaining_s": round((run.target_ns - self.clock.wall_ns()) / 1e9, 3)}
 
     def _log_view(self, log: EventLog) -> dict[str, Any]:
         return {
@@ -197,6 +229,7 @@ class Service:
             problems.append(f"only {usage.free // (1024 * 1024)} MiB free on the state disk")
         if self.tokens.stored.problem:
             problems.append(self.tokens.stored.problem)
+        clock = self._clock_view(problems)
         return {
             "ok": not problems,
             "problems": problems,
@@ -204,9 +237,26 @@ class Service:
                     "head_seq": log.head_seq, "durable_seq": log.durable_seq},
             "disk": {"path": str(log.directory), "free_bytes": usage.free,
                      "total_bytes": usage.total, "low": usage.free < LOW_DISK_BYTES},
-            # Filled by calibration once the engine measures the clock against NTP.
-            "clock": {"status": "unknown", "ntp_offset_ms": None, "checked_at": None},
+            "clock": clock,
         }
+
+    def _clock_view(self, problems: list[str]) -> dict[str, Any]:
+        calibration = self.state.calibration
+        if calibration is None:
+            return {"status": "unknown", "detail": "not calibrated yet (obsctl calibrate)",
+                    "checked_at": None, "ntp_offset_ms": None, "ntp_delay_ms": None}
+        status = "ok"
+        if calibration.ntp_error:
+            status = "no_ntp"
+            problems.append(f"NTP failed at the last calibration: {calibration.ntp_error}")
+        elif abs(calibration.ntp_offset_ms or 0) > CLOCK_OFFSET_WARNING_MS:
+            status = "offset"
+            problems.append(f"the system clock is {calibration.ntp_offset_ms:+.1f} ms off NTP "
+                            "time (obsd corrects for it; check chrony/timesyncd)")
+        return {"status": status, "detail": calibration.ntp_server,
+                "checked_at": self.state.calibrated_at,
+                "ntp_offset_ms": calibration.ntp_offset_ms,
+                "ntp_delay_ms": calibration.ntp_delay_ms}
 
     async def _schema(self, request: Schema, caller: Caller) -> Any:
         return schema()
@@ -215,6 +265,10 @@ class Service:
 
     async def _configure(self, request: Configure, caller: Caller) -> Any:
         patch = request.config
+        if not patch.changed_fields():
+            raise ProtocolError(ErrorCode.VALIDATION_ERROR,
+                                "config is empty: give at least one field to change - at "
+                                "`$.config`", request.id)
         try:
             config = apply_patch(self.state.config, patch, self.now())
         except ConfigError as exc:
@@ -224,16 +278,22 @@ class Service:
             token = None
             if patch.token is not None:
                 try:
-                    token, token_info = inspect_token(patch.token)
+                    token, info = inspect_token(patch.token)
                 except TokenError as exc:
                     raise ProtocolError(
                         ErrorCode.VALIDATION_ERROR, f"{exc} - at `$.config.token`", request.id
                     ) from None
-            else:
-                token_info = None
+                if expired(info, self.now()):
+                    raise ProtocolError(
+                        ErrorCode.VALIDATION_ERROR,
+                        f"the token expired at {info.exp}; log in to OBS again and paste a "
+                        "fresh one - at `$.config.token`", request.id)
             # Refuse before touching the token file if the change could not be recorded.
             self.log.check_writable()
             await anyio.to_thread.run_sync(self.tokens.replace, token)
+            # Clearing falls back to a systemd credential, if there is one: record what is
+            # in use now.
+            token_info = self.tokens.stored.info
         await self.log.append(ConfigChangedPayload(
             actor=caller.actor, changed=patch.changed_fields(), config=config, token=token_info,
         ))

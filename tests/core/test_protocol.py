@@ -35,7 +35,8 @@ def test_valid_requests_decode_to_their_types() -> None:
     assert isinstance(configure, Configure) and configure.config.changed_fields() == ["ecrn"]
 
 
-@pytest.mark.parametrize("line", [b"{", b"not json", b"\xff\xfe\x00garbage", b'{"id": 1,}'])
+@pytest.mark.parametrize("line", [b"{", b"not json", b"\xff\xfe\x00garbage", b'{"id": 1,}',
+                                  b'{"id": "\xff", "op": "ping"}'])
 def test_malformed_json_is_bad_json(line: bytes) -> None:
     assert refused(line).code is ErrorCode.BAD_JSON
 
@@ -45,6 +46,7 @@ def test_a_non_object_is_refused_by_name(line: bytes) -> None:
     error = refused(line)
     assert error.code is ErrorCode.VALIDATION_ERROR
     assert "must be a JSON object" in error.message
+    assert "NoneType" not in error.message and "list" not in error.message
 
 
 def test_a_bad_crn_is_explained_in_the_words_students_use() -> None:

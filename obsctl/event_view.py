@@ -1,0 +1,124 @@
+"""One readable line (or a few) per event, for `obsctl tail` and `obsctl events`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from obsctl.text import local_time, value
+
+Payload = dict[str, Any]
+
+
+def _ns_time(ns: int | None) -> str:
+    if ns is None:
+        return "?"
+    instant = datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+        microsecond=(ns // 1000) % 1_000_000)
+    return instant.astimezone().strftime("%H:%M:%S.%f")
+
+
+def _actor(payload: Payload) -> str:
+    actor = payload.get("actor") or {}
+    return f"(uid {actor.get('uid')} pid {actor.get('pid')})"
+
+
+def _config_changed(p: Payload) -> str:
+    config = p.get("config", {})
+    parts = [f"{name}={value(config.get(name))}" for name in p.get("changed", [])
+             if name != "token"]
+    if "token" in p:
+        token = p["token"]
+        parts.append("token=" + ("cleared" if token is None else
+                                 f"{token['fingerprint']} exp {token.get('exp') or '?'}"))
+    return " ".join(parts) + "  " + _actor(p)
+
+
+def _run_created(p: Payload) -> str:
+    config = p["config"]
+    return (f"run {p['run_id']} for {config['target']}: add {value(config['ecrn'])}, "
+            f"drop {value(config['scrn'])}  {_actor(p)}")
+
+
+def _calibration(p: Payload) -> str:
+    if p.get("ntp_offset_ms") is not None:
+        ntp = f"NTP {p['ntp_offset_ms']:+.3f} ms (delay {p['ntp_delay_ms']:.3f} ms)"
+    else:
+        ntp = f"NTP failed: {p.get('ntp_error')}"
+    rtt = (f"RTT min {p['rtt_min_ms']:.2f} / median {p['rtt_median_ms']:.2f} ms"
+           if p.get("rtt_min_ms") is not None else f"RTT unknown: {p.get('rtt_error')}")
+    fire = f", fire at {local_time(p['fire_at'])}" if p.get("fire_at") else ""
+    return f"{ntp}, {rtt}, send {p.get('send_delay_ms')} ms, Date {p['date_check']}{fire}"
+
+
+def _request_sent(p: Payload) -> str:
+    return (f"POST #{p['attempt']} at {_ns_time(p['at_ns'])} (NTP time): add "
+            f"{value(p['ecrn'])}, drop {value(p['scrn'])}")
+
+
+def crn_lines(results: list[Payload]) -> list[str]:
+    """One indented line per CRN result."""
+    return [f"{'':26}{r['crn']} {'drop' if r['kind'] == 'scrn' else 'add ':<4} "
+            f"{r['state']:<12} {r['message']}" for r in results]
+
+
+def _crn_update(p: Payload) -> str:
+    latency = ""
+    if p.get("sent_ns") and p.get("responded_ns"):
+        latency = f" in {(p['responded_ns'] - p['sent_ns']) / 1e6:.0f} ms"
+    head = f"answer to POST #{p['attempt']}: {p['outcome']}{latency}"
+    if p.get("detail"):
+        head += f" ({p['detail']})"
+    return "\n".join([head, *crn_lines(p.get("results", []))])
+
+
+def _done(p: Payload) -> str:
+    return "\n".join([f"run {p['phase']}: {p['reason']}", *crn_lines(p.get("results", []))])
+
+
+def _countdown(p: Payload) -> str:
+    return f"T-{p['remaining']:.1f} s"
+
+
+FORMATS: dict[str, Callable[[Payload], str]] = {
+    "config_changed": _config_changed,
+    "run_created": _run_created,
+    "state": lambda p: f"phase {p['phase']}" + (f" ({p['reason']})" if p.get("reason") else ""),
+    "countdown": _countdown,
+    "log": lambda p: (f"[{p['level']}] " if p.get("level") != "info" else "") + p["message"],
+    "calibration": _calibration,
+    "request_sent": _request_sent,
+    "crn_update": _crn_update,
+    "done": _done,
+    "run_cancelled": lambda p: f"run {p['run_id']} cancelled while {p['phase']} {_actor(p)}",
+    "run_interrupted": lambda p: f"run interrupted while {p['phase']}: {p['reason']}",
+    "run_resumed": lambda p: (f"run resumed in {p['phase']}; pending: "
+                              f"{value(p['pending'])}"),
+    "run_deleted": lambda p: f"run {p['run_id']} deleted {_actor(p)}",
+    "token_tested": lambda p: f"token test: {p['message']}",
+}
+
+
+def worth_showing(event: dict[str, Any]) -> bool:
+    """Countdowns are thinned for people: every minute, every 10 s in the last one, then each."""
+    if event.get("type") != "countdown":
+        return True
+    remaining = round(float(event["payload"]["remaining"]))
+    return remaining <= 10 or (remaining < 60 and remaining % 10 == 0) or remaining % 60 == 0
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One event as `seq time type summary` (a crn_update or done adds a line per CRN)."""
+    event_type = str(event.get("type", "?"))
+    payload = event.get("payload")
+    summary = ""
+    if isinstance(payload, dict):
+        render = FORMATS.get(event_type)
+        try:
+            summary = render(payload) if render else " ".join(
+                f"{key}={value(item)}" for key, item in payload.items())
+        except (KeyError, TypeError, ValueError):
+            summary = " ".join(f"{key}={value(item)}" for key, item in payload.items())
+    return (f"{event.get('seq', '?'):>7}  {local_time(str(event.get('timestamp', '')))}  "
+            f"{event_type:<15} {summary}").rstrip()

@@ -1,0 +1,85 @@
+"""The run report (`obsctl run ID`): as Markdown for sharing, or as plain text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from obsctl.text import value
+
+
+def _instant(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    seconds, rest = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    return stamp.astimezone().isoformat(timespec="microseconds")
+
+
+def _ms(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.3f} ms"
+
+
+def _table(header: list[str], body: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(value(cell).replace("|", "\\|") for cell in row) + " |"
+              for row in body]
+    return lines
+
+
+def markdown(run: dict[str, Any]) -> str:
+    """The whole run, readable in a terminal and pasteable into an issue or a chat."""
+    config, token = run["config"], run["token"]
+    lines = [f"# Run {run['run_id']}", "",
+             f"- **Outcome:** {run['phase']}" + (f" — {run['reason']}" if run["reason"] else ""),
+             f"- **Target:** {config['target']} (safety buffer {config['safety_buffer']} s)",
+             f"- **Created:** {run['created_at']} by uid {run['actor']['uid']}",
+             f"- **Finished:** {run['finished_at'] or '-'}",
+             f"- **Token:** {token['fingerprint']}, expires {token['exp'] or 'unknown'}",
+             f"- **Plan:** add {value(config['ecrn'])}; drop {value(config['scrn'])}; "
+             f"backups {value(config['backup']) if config['backup'] else '-'}",
+             f"- **Limits:** {config['max_attempts']} attempts, {config['retry_interval']} s "
+             f"apart, {config['budget_posts']} POSTs per {config['budget_window']:g} s"]
+    calibration = run.get("calibration")
+    if calibration:
+        lines += ["", "## Calibration", ""]
+        lines += _table(["measure", "value"], [
+            ["NTP offset / delay", f"{calibration['ntp_offset_ms']} / "
+             f"{calibration['ntp_delay_ms']} ms ({calibration['ntp_server']})"],
+            ["RTT min / median / jitter", f"{calibration['rtt_min_ms']} / "
+             f"{calibration['rtt_median_ms']} / {calibration['rtt_jitter_ms']} ms"],
+            ["send delay (call to wire)", f"{calibration['send_delay_ms']} ms"],
+            ["Date header check", calibration["date_check"]],
+            ["planned fire instant", calibration["fire_at"]],
+        ])
+    target = run["target_ns"]
+    lines += ["", "## Requests", ""]
+    lines += _table(
+        ["#", "planned", "sent", "vs target", "answer after", "outcome", "codes"],
+        [[r["attempt"], _instant(r["at_ns"]), _instant(r["sent_ns"]),
+          _ms(r["sent_ns"] - target) if r["sent_ns"] else "-",
+          _ms(r["responded_ns"] - r["sent_ns"]) if r["responded_ns"] and r["sent_ns"] else "-",
+          r["outcome"] or "no answer recorded",
+          ", ".join(f"{crn}:{code or '-'}" for crn, code in r["codes"].items())]
+         for r in run["requests"]] or [["-", "no request was sent", "", "", "", "", ""]])
+    lines += ["", "## Courses", ""]
+    lines += _table(
+        ["CRN", "action", "state", "code", "attempts", "message"],
+        [[c["crn"], "drop" if c["kind"] == "scrn" else
+          ("add (backup for " + c["backup_for"] + ")" if c.get("backup_for") else "add"),
+          c["state"], c["code"] or "-", c["attempts"], c["message"]] for c in run["crns"]])
+    return "\n".join(lines) + "\n"
+
+
+def text(run: dict[str, Any]) -> str:
+    """The same report without Markdown table syntax."""
+    out = []
+    for line in markdown(run).splitlines():
+        if line.startswith("|---"):
+            continue
+        if line.startswith("|"):
+            line = "  " + "  ".join(cell.strip() for cell in line.strip("|").split(" | "))
+        if line.startswith("#"):
+            line = line.lstrip("#").strip()
+        out.append(line.replace("**", ""))
+    return "\n".join(out) + "\n"

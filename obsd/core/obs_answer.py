@@ -1,0 +1,62 @@
+"""Reading OBS's answer to a registration POST into per-CRN results (pure)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from obsd.core.events import CrnResult
+from obsd.core.results import CrnState, classify
+
+REGISTRATION_PATH: Final = "/api/ders-kayit/v21"
+TOKEN_CHECK_PATH: Final = "/api/ogrenci/OgrenciYetkiListesi"
+
+
+class _Item(msgspec.Struct):
+    crn: str
+    statusCode: int | None = None
+    resultCode: str | None = None
+    resultData: Any = None
+    operationFinished: bool | None = None
+
+
+class _Answer(msgspec.Struct):
+    ecrnResultList: list[_Item] | None = None
+    scrnResultList: list[_Item] | None = None
+
+
+_decoder: Final = msgspec.json.Decoder(_Answer)
+
+
+class UnreadableAnswer(ValueError):
+    """The body is not the registration answer OBS sends."""
+
+
+def registration_body(ecrn: list[str], scrn: list[str]) -> bytes:
+    """The POST body OBS expects: both lists in one request."""
+    return msgspec.json.encode({"ECRN": ecrn, "SCRN": scrn})
+
+
+def read_answer(body: bytes, ecrn: list[str], scrn: list[str]) -> list[CrnResult]:
+    """Per-CRN results for the CRNs that were sent; a CRN OBS did not mention stays pending."""
+    try:
+        answer = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise UnreadableAnswer(f"OBS sent an unreadable answer: {exc}") from None
+    results = []
+    for kind, sent, items in (("ecrn", ecrn, answer.ecrnResultList or []),
+                              ("scrn", scrn, answer.scrnResultList or [])):
+        by_crn = {item.crn: item for item in items}
+        for crn in sent:
+            item = by_crn.get(crn)
+            if item is None:
+                results.append(CrnResult(crn=crn, kind=kind, state=CrnState.PENDING, code=None,
+                                         message="OBS's answer did not mention this CRN"))
+                continue
+            classified = classify(item.statusCode, item.resultCode, item.resultData,
+                                  is_drop=kind == "scrn")
+            results.append(CrnResult(crn=crn, kind=kind, state=classified.state,
+                                     code=item.resultCode, message=classified.message,
+                                     result_data=item.resultData))
+    return results

@@ -1,0 +1,99 @@
+"""The retry policy: which CRNs the next POST carries, and not before when; or why to stop.
+
+Everything here is arithmetic on the run's record (true-time nanoseconds), so the same rules
+hold after a restart: the spacing is measured from the last POST in the log.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from obsd.core.results import FINAL_STATES, CrnState
+from obsd.core.runs import CrnStatus, RequestRecord, RunState
+
+NS: Final = 1_000_000_000
+# After VAL16, or when an answer is unknown (timeout, reset: OBS may have processed it and
+# started its ~3 s window), tools that work wait at least 5 s (obs-facts.md).
+DEBOUNCE_SPACING_S: Final = 5.0
+# VAL01/13/14/17 and ERRLoad are worth a few more tries, not an endless loop.
+MAX_TRANSIENT_RESULTS: Final = 5
+DEBOUNCE_CODE: Final = "VAL16"
+
+
+class NextPost(msgspec.Struct, frozen=True):
+    """Send these CRNs, not before `not_before_ns` (true time)."""
+
+    ecrn: list[str]
+    scrn: list[str]
+    not_before_ns: int
+    reason: str
+
+
+class Stop(msgspec.Struct, frozen=True):
+    """The run ends in `phase` (done or failed) for `reason`."""
+
+    phase: str
+    reason: str
+
+
+def wants_sending(status: CrnStatus, run: RunState) -> bool:
+    """Whether this CRN can still gain from another POST."""
+    if status.state in FINAL_STATES or status.state is CrnState.RATE_LIMITED:
+        return False
+    if status.state is CrnState.FULL:
+        has_backup = any(c.backup_for == status.crn for c in run.crns)
+        return run.config.retry_full and not has_backup
+    if status.state is CrnState.TRANSIENT:
+        return status.transient_results < MAX_TRANSIENT_RESULTS
+    return True  # pending, not_open, debounce
+
+
+def spacing_after(record: RequestRecord, retry_interval: float) -> float:
+    """Seconds the next POST must wait after this one (by what it got back)."""
+    if record.outcome != "answered" or DEBOUNCE_CODE in record.codes.values():
+        return max(DEBOUNCE_SPACING_S, retry_interval)
+    return retry_interval
+
+
+def budget_allows_at(sent_ns: list[int], posts: int, window_s: float) -> int:
+    """The earliest instant a POST keeps at most `posts` in any `window_s` (0: at once)."""
+    if len(sent_ns) < posts:
+        return 0
+    return sorted(sent_ns)[-posts] + int(window_s * NS)
+
+
+def next_step(run: RunState) -> NextPost | Stop:
+    """What the run does after its last answer."""
+    config = run.config
+    if any(c.state is CrnState.RATE_LIMITED for c in run.crns):
+        return Stop("failed", "OBS banned this token for request volume (VAL21); wait at "
+                              "least 10 minutes before trying again")
+    sendable = [c for c in run.crns if wants_sending(c, run)]
+    if not sendable:
+        return Stop("done", "every CRN has a final result")
+    if len(run.requests) >= config.max_attempts:
+        waiting = ", ".join(c.crn for c in sendable)
+        return Stop("done", f"max_attempts ({config.max_attempts}) reached; still open: "
+                            f"{waiting}")
+    not_before = 0
+    reason = "first attempt"
+    if run.requests:
+        last = run.requests[-1]
+        spacing = spacing_after(last, config.retry_interval)
+        # OBS starts its window when the POST arrives, somewhere between our send and the
+        # answer; counting from the answer (or the send, if none came) never cuts it short.
+        not_before = (last.responded_ns or last.at_ns) + int(spacing * NS)
+        reason = f"{spacing:g} s after attempt {last.attempt}"
+    budget_at = budget_allows_at([r.at_ns for r in run.requests], config.budget_posts,
+                                 config.budget_window)
+    if budget_at > not_before:
+        not_before = budget_at
+        reason = f"request budget ({config.budget_posts} per {config.budget_window:g} s)"
+    return NextPost(
+        ecrn=[c.crn for c in sendable if c.kind == "ecrn"],
+        scrn=[c.crn for c in sendable if c.kind == "scrn"],
+        not_before_ns=not_before,
+        reason=reason,
+    )

@@ -1,0 +1,168 @@
+"""A registration run: its phases (one transition table), and its record as a fold of events."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Final
+
+import msgspec
+
+from obsd.core.config import Config
+from obsd.core.events import (
+    Actor,
+    CalibrationPayload,
+    CrnResult,
+    CrnUpdatePayload,
+    DonePayload,
+    RequestSentPayload,
+    RunCreatedPayload,
+)
+from obsd.core.results import CrnState
+from obsd.core.token import TokenInfo
+
+
+class Phase(StrEnum):
+    """Where a run stands; the daemon is `idle` when no run is active."""
+
+    IDLE = "idle"
+    CALIBRATING = "calibrating"
+    WAITING = "waiting"
+    REGISTERING = "registering"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+# The only moves a run may make. Waiting may go back to calibrating (a re-check before the
+# instant, or a resume after a restart); cancel and failure are possible from every live phase.
+TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
+    Phase.CALIBRATING: frozenset({Phase.WAITING, Phase.REGISTERING, Phase.CANCELLED,
+                                  Phase.FAILED}),
+    Phase.WAITING: frozenset({Phase.CALIBRATING, Phase.REGISTERING, Phase.CANCELLED,
+                              Phase.FAILED}),
+    Phase.REGISTERING: frozenset({Phase.DONE, Phase.CANCELLED, Phase.FAILED}),
+    Phase.DONE: frozenset(),
+    Phase.CANCELLED: frozenset(),
+    Phase.FAILED: frozenset(),
+}
+TERMINAL_PHASES: Final = frozenset(p for p, moves in TRANSITIONS.items() if not moves)
+
+
+def can_move(current: Phase, target: Phase) -> bool:
+    """Whether the transition table allows `current -> target`."""
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+class CrnStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One CRN of a run: its latest state and how often it was sent."""
+
+    crn: str
+    kind: str  # "ecrn" or "scrn"
+    state: CrnState = CrnState.PENDING
+    code: str | None = None
+    message: str = "not sent yet"
+    result_data: Any = None
+    attempts: int = 0
+    transient_results: int = 0
+    # Set on a backup CRN: the full primary it stands in for.
+    backup_for: str | None = None
+
+
+class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One registration POST of a run and what became of it."""
+
+    attempt: int
+    ecrn: list[str]
+    scrn: list[str]
+    at_ns: int
+    outcome: str | None = None  # None while no answer is known
+    http_status: int | None = None
+    sent_ns: int | None = None
+    responded_ns: int | None = None
+    codes: dict[str, str | None] = msgspec.field(default_factory=dict)
+
+
+class RunState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the log says about one run."""
+
+    run_id: str
+    created_at: str
+    actor: Actor
+    config: Config
+    token: TokenInfo
+    target_ns: int
+    phase: Phase = Phase.CALIBRATING
+    reason: str | None = None
+    finished_at: str | None = None
+    calibration: CalibrationPayload | None = None
+    crns: tuple[CrnStatus, ...] = ()
+    requests: tuple[RequestRecord, ...] = ()
+    resumes: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Not yet done, cancelled or failed."""
+        return self.phase not in TERMINAL_PHASES
+
+
+def new_run(payload: RunCreatedPayload, created_at: str) -> RunState:
+    """The record of a run as `start` created it: every CRN pending."""
+    crns = tuple(CrnStatus(crn=crn, kind="ecrn") for crn in payload.config.ecrn) + tuple(
+        CrnStatus(crn=crn, kind="scrn") for crn in payload.config.scrn)
+    return RunState(run_id=payload.run_id, created_at=created_at, actor=payload.actor,
+                    config=payload.config, token=payload.token, target_ns=payload.target_ns,
+                    crns=crns)
+
+
+def with_request(run: RunState, sent: RequestSentPayload) -> RunState:
+    """A POST is leaving: count it for the CRNs it carries."""
+    included = set(sent.ecrn) | set(sent.scrn)
+    crns = tuple(msgspec.structs.replace(c, attempts=c.attempts + 1) if c.crn in included else c
+                 for c in run.crns)
+    record = RequestRecord(attempt=sent.attempt, ecrn=sent.ecrn, scrn=sent.scrn,
+                           at_ns=sent.at_ns)
+    return msgspec.structs.replace(run, crns=crns, requests=(*run.requests, record))
+
+
+def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
+    """Apply an answer: new CRN states, and a backup stepping in for a full primary."""
+    by_crn = {result.crn: result for result in update.results}
+    crns = [_updated(status, by_crn.get(status.crn)) for status in run.crns]
+    present = {status.crn for status in crns}
+    for status in list(crns):
+        backup = run.config.backup.get(status.crn)
+        if status.state is CrnState.FULL and backup and backup not in present:
+            crns.append(CrnStatus(crn=backup, kind="ecrn", backup_for=status.crn))
+            present.add(backup)
+    requests = tuple(
+        msgspec.structs.replace(
+            record, outcome=update.outcome, http_status=update.http_status,
+            sent_ns=update.sent_ns, responded_ns=update.responded_ns,
+            codes={r.crn: r.code for r in update.results},
+        ) if record.attempt == update.attempt else record
+        for record in run.requests
+    )
+    return msgspec.structs.replace(run, crns=tuple(crns), requests=requests)
+
+
+def _updated(status: CrnStatus, result: CrnResult | None) -> CrnStatus:
+    if result is None:
+        return status
+    state = CrnState(result.state)
+    return msgspec.structs.replace(
+        status, state=state, code=result.code, message=result.message,
+        result_data=result.result_data,
+        transient_results=status.transient_results + (state is CrnState.TRANSIENT),
+    )
+
+
+def finished(run: RunState, done: DonePayload, finished_at: str) -> RunState:
+    """The run ended. Its CRN states already came with each answer; `done` summarises them."""
+    return msgspec.structs.replace(run, phase=Phase(done.phase), reason=done.reason,
+                                   finished_at=finished_at)
+
+
+def crn_results(run: RunState) -> list[CrnResult]:
+    """Every CRN's latest result, in the order of the plan."""
+    return [CrnResult(crn=c.crn, kind=c.kind, state=c.state, code=c.code, message=c.message,
+                      result_data=c.result_data) for c in run.crns]

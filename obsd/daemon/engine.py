@@ -1,0 +1,238 @@
+"""Driving one run: calibrate, wait for the instant, fire, read the answer, retry by the policy.
+
+Every step is an event in the log, and the run's record is the fold of those events, so the
+driver can be started on a run at any point of its life (a resume after a restart).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, Protocol
+
+import httpx
+import msgspec
+
+from obsd.adapters.clock import Clock, collector_paused
+from obsd.adapters.eventlog import EventLog
+from obsd.adapters.obs_client import Answer, ObsClient
+from obsd.core.events import (
+    CalibrationPayload,
+    CountdownPayload,
+    CrnResult,
+    CrnUpdatePayload,
+    DonePayload,
+    LogPayload,
+    RequestSentPayload,
+    StatePayload,
+)
+from obsd.core.obs_answer import UnreadableAnswer, read_answer
+from obsd.core.policy import NextPost, Stop, next_step
+from obsd.core.runs import Phase, RunState, crn_results
+from obsd.core.state import DaemonState
+from obsd.core.timing import NS, ClockMap
+from obsd.daemon.calibration import Calibrated, calibrate, sync_clock
+
+logger = logging.getLogger("obsd.engine")
+
+# The wait before the instant, from the far end to the shot:
+# probes keep the connection warm only in the last minute (no traffic for hours before),
+WARM_UP_S: Final = 60.0
+KEEPALIVE_EVERY_S: Final = 5.0
+# and stop early enough that no answer is in flight on the connection at the instant.
+STOP_PROBING_BEFORE_S: Final = 2.0
+# NTP again shortly before the instant, and every so often during a long wait.
+RECHECK_NTP_BEFORE_S: Final = 10.0
+RECHECK_NTP_EVERY_S: Final = 600.0
+# The last stretch is left quiet: no events, probes or disk writes on the event loop.
+FINAL_APPROACH_S: Final = 1.5
+# Retries further away than this get a log line saying when and why.
+ANNOUNCE_WAITS_OVER_S: Final = 1.0
+
+
+class RunHost(Protocol):
+    """What the driver needs from the daemon: the folded state, the log and the token."""
+
+    @property
+    def state(self) -> DaemonState: ...
+
+    @property
+    def log(self) -> EventLog: ...
+
+    @property
+    def token(self) -> str | None: ...
+
+
+class RunDriver:
+    """Drives one run to its end; cancel its task to cancel the run."""
+
+    def __init__(self, host: RunHost, run_id: str, clock: Clock) -> None:
+        self._host = host
+        self._run_id = run_id
+        self._clock = clock
+
+    @property
+    def run(self) -> RunState:
+        """The run's record as of the last event."""
+        return self._host.state.runs[self._run_id]
+
+    async def _emit(self, payload: msgspec.Struct, *, durable: bool = True) -> None:
+        await self._host.log.append(payload, durable=durable)
+
+    async def _say(self, message: str, level: str = "info") -> None:
+        await self._emit(LogPayload(message=message, level=level, run_id=self._run_id),
+                         durable=False)
+
+    async def _enter(self, phase: Phase, reason: str | None = None, *,
+                     durable: bool = True) -> None:
+        if self.run.phase is not phase:
+            await self._emit(StatePayload(self._run_id, phase, reason), durable=durable)
+
+    async def drive(self) -> None:
+        """Take the run from wherever its record says it stands to its end."""
+        token = self._host.token
+        if token is None:
+            await self._finish(Stop("failed", "no OBS token is configured"))
+            return
+        config = self.run.config
+        async with ObsClient(config.obs_base_url, token, config.read_timeout) as obs:
+            if self.run.phase is not Phase.REGISTERING:
+                await self._enter(Phase.CALIBRATING)
+            calibrated = await calibrate(self._run_id, config, self.run.target_ns, obs,
+                                         self._clock)
+            await self._emit(calibrated.payload)
+            await self._report_calibration(calibrated.payload)
+            if not self.run.requests:
+                await self._enter(Phase.WAITING)
+                calibrated = await self._wait_for_opening(obs, calibrated)
+            await self._register(obs, calibrated)
+
+    async def _report_calibration(self, payload: CalibrationPayload) -> None:
+        if payload.ntp_error:
+            await self._say(f"NTP failed ({payload.ntp_error}); using the system clock",
+                            "warning")
+        if payload.rtt_error:
+            await self._say(payload.rtt_error, "warning")
+        if payload.date_check != "ok":
+            await self._say(payload.date_check, "warning")
+
+    async def _wait_for_opening(self, obs: ObsClient, calibrated: Calibrated) -> Calibrated:
+        """Count down, keep the connection warm, re-check NTP; return just before the shot."""
+        assert calibrated.call_true_ns is not None
+        call_ns = calibrated.call_true_ns
+        clock = calibrated.clock
+        last_probe = last_ntp = self._clock.mono_ns()
+        rechecked = False
+        while True:
+            now = self._clock.mono_ns()
+            remaining = (clock.mono_ns(call_ns) - now) / NS
+            if remaining <= FINAL_APPROACH_S:
+                return Calibrated(calibrated.payload, clock, call_ns)
+            if (remaining <= RECHECK_NTP_BEFORE_S and not rechecked) or (
+                    now - last_ntp > RECHECK_NTP_EVERY_S * NS):
+                sync = await sync_clock(self.run.config, self._clock)
+                if sync.best is not None:
+                    clock = sync.clock
+                last_ntp = self._clock.mono_ns()
+                rechecked = remaining <= RECHECK_NTP_BEFORE_S
+                continue
+            if (STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
+                    and now - last_probe >= KEEPALIVE_EVERY_S * NS):
+                last_probe = now
+                try:
+                    await obs.probe()
+                except httpx.HTTPError as exc:
+                    await self._say(f"keep-alive probe failed: {exc!r}", "warning")
+                continue
+            await self._emit(CountdownPayload(self._run_id, round(remaining, 1)),
+                             durable=False)
+            # Wake on the next whole second of the countdown, or at the final approach.
+            step = min(remaining - int(remaining) or 1.0, remaining - FINAL_APPROACH_S)
+            await self._clock.sleep_until(now + int(max(step, 0.001) * NS))
+
+    async def _register(self, obs: ObsClient, calibrated: Calibrated) -> None:
+        """Fire, read, and retry as the policy says until the run ends."""
+        clock = calibrated.clock
+        while True:
+            step = next_step(self.run)
+            if isinstance(step, Stop):
+                await self._finish(step)
+                return
+            call_ns = step.not_before_ns
+            if not self.run.requests and calibrated.call_true_ns is not None:
+                call_ns = max(call_ns, calibrated.call_true_ns)
+            call_mono = clock.mono_ns(call_ns)
+            wait_s = (call_mono - self._clock.mono_ns()) / NS
+            if wait_s > ANNOUNCE_WAITS_OVER_S:
+                if self.run.requests:
+                    await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
+                await self._clock.sleep_until(call_mono - int(ANNOUNCE_WAITS_OVER_S * NS))
+            request = obs.prepare(step.ecrn, step.scrn)
+            at_ns = max(call_ns, clock.true_ns(self._clock.mono_ns()))
+            # Written (not synced) before the final wait: a crash after the send still
+            # leaves the log knowing that a POST may have gone out, and when.
+            await self._enter(Phase.REGISTERING, durable=False)
+            attempt = len(self.run.requests) + 1
+            await self._emit(RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn,
+                                                at_ns), durable=False)
+            answer = await self._fire(obs, request, call_mono)
+            update = self._read(attempt, step, answer, clock, call_mono)
+            await self._emit(update)
+            await self._announce(update)
+            if update.outcome == "unauthorized":
+                await self._finish(Stop("failed", "OBS refused the token (401): log in again, "
+                                        "configure the new token and start a new run"))
+                return
+
+    async def _fire(self, obs: ObsClient, request: httpx.Request,
+                    call_mono: int) -> Answer | str:
+        with collector_paused():
+            await self._clock.arrive_at(call_mono)
+            try:
+                return await obs.send(request)
+            except httpx.TimeoutException:
+                return "no answer within the read timeout; the POST may have been processed"
+            except httpx.HTTPError as exc:
+                return f"the connection failed ({exc!r}); the POST may have been processed"
+
+    def _read(self, attempt: int, step: NextPost, answer: Answer | str, clock: ClockMap,
+              call_mono: int) -> CrnUpdatePayload:
+        """Turn what came back into an event: results, or why there are none."""
+        if isinstance(answer, str):
+            # responded_ns: when the attempt was given up, which later spacing counts from.
+            return CrnUpdatePayload(
+                run_id=self._run_id, attempt=attempt, outcome="unknown", http_status=None,
+                sent_ns=clock.true_ns(call_mono),
+                responded_ns=clock.true_ns(self._clock.mono_ns()), results=[], detail=answer)
+        results: list[CrnResult] = []
+        detail = None
+        if answer.http_status == 401:
+            outcome = "unauthorized"
+            detail = "OBS answered 401: the token is expired or invalid"
+        elif answer.http_status != 200:
+            outcome = "http_error"
+            detail = f"OBS answered HTTP {answer.http_status}"
+        else:
+            try:
+                results = read_answer(answer.body, step.ecrn, step.scrn)
+                outcome = "answered"
+            except UnreadableAnswer as exc:
+                outcome, detail = "http_error", str(exc)
+        return CrnUpdatePayload(
+            run_id=self._run_id, attempt=attempt, outcome=outcome,
+            http_status=answer.http_status, sent_ns=clock.true_ns(answer.sent_mono_ns),
+            responded_ns=clock.true_ns(answer.received_mono_ns), results=results,
+            detail=detail)
+
+    async def _announce(self, update: CrnUpdatePayload) -> None:
+        if update.detail:
+            await self._say(f"attempt {update.attempt}: {update.detail}", "warning")
+            return
+        summary = ", ".join(f"{r.crn} {r.state}" for r in update.results)
+        latency = ""
+        if update.sent_ns is not None and update.responded_ns is not None:
+            latency = f" in {(update.responded_ns - update.sent_ns) / 1e6:.0f} ms"
+        await self._say(f"attempt {update.attempt} answered{latency}: {summary}")
+
+    async def _finish(self, stop: Stop) -> None:
+        await self._emit(DonePayload(self._run_id, stop.phase, stop.reason,
+                                     crn_results(self.run)))

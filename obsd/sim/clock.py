@@ -1,0 +1,47 @@
+"""The simulator's clocks: true time, the server's own skewed clock, and its cached Date."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Final
+
+_NS: Final = 1_000_000_000
+
+
+def cached_date_second(server_ns: int, phase_ns: int) -> int:
+    """The epoch second a Date cache ticking at `phase_ns` into each second shows at `server_ns`.
+
+    The cache is refreshed once a second, `phase_ns` after each second of the server's clock
+    begins, with that clock's current second; so it changes to second S at S + phase. A negative
+    phase models a ticker that runs ahead of the second (the next second shows early).
+    """
+    return (server_ns - phase_ns) // _NS
+
+
+def http_date(epoch_second: int) -> str:
+    """An IMF-fixdate such as `Tue, 03 Feb 2026 12:00:00 GMT`."""
+    return formatdate(epoch_second, usegmt=True)
+
+
+class SimClock:
+    """True time (local clock + offset) and the server's own clock (true + skew)."""
+
+    def __init__(self, wall_clock_ns: Callable[[], int], offset_s: float, skew_s: float,
+                 date_phase_s: float) -> None:
+        self._wall_clock_ns = wall_clock_ns
+        self._offset_ns = round(offset_s * _NS)
+        self._skew_ns = round(skew_s * _NS)
+        self._phase_ns = round(date_phase_s * _NS)
+
+    def true_ns(self) -> int:
+        """The simulator's true time now, in epoch nanoseconds."""
+        return self._wall_clock_ns() + self._offset_ns
+
+    def server_ns(self, true_ns: int) -> int:
+        """What the server's own clock reads at true time `true_ns`."""
+        return true_ns + self._skew_ns
+
+    def date_header(self) -> str:
+        """The `Date` header value the server sends now, from its cached clock."""
+        return http_date(cached_date_second(self.server_ns(self.true_ns()), self._phase_ns))

@@ -1,0 +1,117 @@
+"""A real daemon against a real simulator, for tests and benchmarks that drive whole runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
+from obsd.sim.app import RequestRecord
+from tests.conftest import DaemonProcess
+
+STUDENT = "150200001"
+NS = 1_000_000_000
+# A catalogue small enough to reason about in a test: 22001 is full (22002 is its free twin),
+# 24010 and 24020 clash in time, 20456 is the course the student already has.
+COURSES = [
+    Course(crn="21234", quota=40, slots=[("Mon", "08:30", "11:30")]),
+    Course(crn="22001", quota=1, enrolled=1, slots=[("Fri", "09:30", "12:30")]),
+    Course(crn="22002", quota=40, slots=[("Fri", "13:30", "16:30")]),
+    Course(crn="24010", quota=40, slots=[("Thu", "09:30", "12:30")]),
+    Course(crn="24020", quota=40, slots=[("Thu", "11:30", "13:30")]),
+    Course(crn="20456", quota=40, enrolled=1, slots=[("Tue", "13:30", "16:30")]),
+]
+
+
+def sim_config(opening_in_s: float, clock_offset_s: float = 1.75, **overrides: Any) -> SimConfig:
+    """A simulated OBS whose true clock is `clock_offset_s` off ours, opening soon."""
+    opening = time.time() + clock_offset_s + opening_in_s
+    fields: dict[str, Any] = {
+        "opening_at": opening, "clock_offset_s": clock_offset_s, "courses": COURSES,
+        "students": [Student(subject=STUDENT, registered=["20456"])],
+    }
+    return SimConfig(**(fields | overrides))
+
+
+def iso(epoch_ns: int) -> str:
+    """An instant as ISO-8601 with offset, as `target` takes it."""
+    return datetime.fromtimestamp(epoch_ns / NS, UTC).isoformat(timespec="microseconds")
+
+
+@dataclass
+class Registration:
+    """A daemon and a simulator wired together; `plan` configures, `run` drives to the end."""
+
+    daemon: DaemonProcess
+    sim: RunningSimulator
+    opening_ns: int
+
+    def configure(self, **fields: Any) -> dict[str, Any]:
+        """Send a configure; return its response envelope."""
+        with self.daemon.client() as client:
+            return client.request("configure", config=fields)
+
+    def plan(self, **fields: Any) -> None:
+        """Point the daemon at the simulator, with a target at its opening, and `fields`."""
+        base = {"obs_base_url": self.sim.base_url, "ntp_servers": [self.sim.ntp_server],
+                "target": iso(self.opening_ns), "token": self.sim.token(STUDENT)}
+        response = self.configure(**(base | fields))
+        assert response["success"], response
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request on a fresh connection; return its response envelope."""
+        with self.daemon.client() as client:
+            return client.request(op, **fields)
+
+    def start(self) -> str:
+        """Start a run; return its id."""
+        response = self.request("start")
+        assert response["success"], response
+        return str(response["data"]["run_id"])
+
+    def wait_for(self, event_type: str, timeout_s: float, after_seq: int = 0,
+                 ) -> list[dict[str, Any]]:
+        """Every event from `after_seq` until the first of `event_type` (inclusive)."""
+        events: list[dict[str, Any]] = []
+        with self.daemon.client() as client:
+            client.request("tail", after_seq=after_seq, follow=True)
+            deadline = time.monotonic() + timeout_s
+            for line in client.stream():
+                event = msgspec.json.decode(line)
+                if "seq" in event:
+                    events.append(event)
+                    if event["type"] == event_type:
+                        return events
+                assert time.monotonic() < deadline, f"no {event_type} in {timeout_s} s"
+        raise AssertionError("tail ended")
+
+    def run_detail(self, run_id: str) -> dict[str, Any]:
+        """The `run` op's data."""
+        response = self.request("run", run_id=run_id)
+        assert response["success"], response
+        return dict(response["data"])
+
+    def posts(self) -> list[RequestRecord]:
+        """Registration POSTs in the order the simulator saw them."""
+        return [r for r in self.sim.requests() if r.method == "POST"]
+
+
+@contextmanager
+def registration(short_dir: Path, opening_in_s: float = 3.0,
+                 **sim_overrides: Any) -> Iterator[Registration]:
+    """A simulator opening in `opening_in_s` and a daemon on `short_dir`."""
+    config = sim_config(opening_in_s, **sim_overrides)
+    assert config.opening_at is not None
+    with Simulator(config).serve_in_thread() as sim:
+        daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
+        try:
+            yield Registration(daemon, sim, int(config.opening_at * NS))
+        finally:
+            assert daemon.stop() == 0, daemon.stderr()
