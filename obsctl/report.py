@@ -52,6 +52,11 @@ def markdown(run: dict[str, Any]) -> str:
             ["Date header check", calibration["date_check"]],
             ["planned fire instant", calibration["fire_at"]],
         ])
+    durations = run.get("durations") or {}
+    if durations.get("first_post_after_target_ms") is not None:
+        lines += ["", f"First POST left {durations['first_post_after_target_ms']:.3f} ms after "
+                  f"the target; its answer took {durations['first_answer_ms'] or 0:.1f} ms; "
+                  f"the run took {durations['total_s'] or 0:.1f} s in all."]
     target = run["target_ns"]
     lines += ["", "## Requests", ""]
     lines += _table(

@@ -27,9 +27,9 @@ from obsd.core.events import (
 )
 from obsd.core.obs_answer import UnreadableAnswer, read_answer
 from obsd.core.policy import NextPost, Stop, next_step
-from obsd.core.runs import Phase, RunState, crn_results
+from obsd.core.runs import Phase, RunState, can_move, crn_results
 from obsd.core.state import DaemonState
-from obsd.core.timing import NS, ClockMap
+from obsd.core.timing import NS, ClockMap, countdown_tick
 from obsd.daemon.calibration import Calibrated, calibrate, sync_clock
 
 logger = logging.getLogger("obsd.engine")
@@ -84,8 +84,10 @@ class RunDriver:
 
     async def _enter(self, phase: Phase, reason: str | None = None, *,
                      durable: bool = True) -> None:
-        if self.run.phase is not phase:
-            await self._emit(StatePayload(self._run_id, phase, reason), durable=durable)
+        if self.run.phase is phase:
+            return
+        self._check_move(phase)
+        await self._emit(StatePayload(self._run_id, phase, reason), durable=durable)
 
     async def drive(self) -> None:
         """Take the run from wherever its record says it stands to its end."""
@@ -145,8 +147,9 @@ class RunDriver:
                 continue
             await self._emit(CountdownPayload(self._run_id, round(remaining, 1)),
                              durable=False)
-            # Wake on the next whole second of the countdown, or at the final approach.
-            step = min(remaining - int(remaining) or 1.0, remaining - FINAL_APPROACH_S)
+            # Wake on the next whole tick of the countdown, or at the final approach.
+            tick = countdown_tick(remaining)
+            step = min(remaining % tick or tick, remaining - FINAL_APPROACH_S)
             await self._clock.sleep_until(now + int(max(step, 0.001) * NS))
 
     async def _register(self, obs: ObsClient, calibrated: Calibrated) -> None:
@@ -234,5 +237,10 @@ class RunDriver:
         await self._say(f"attempt {update.attempt} answered{latency}: {summary}")
 
     async def _finish(self, stop: Stop) -> None:
+        self._check_move(Phase(stop.phase))
         await self._emit(DonePayload(self._run_id, stop.phase, stop.reason,
                                      crn_results(self.run)))
+
+    def _check_move(self, phase: Phase) -> None:
+        if not can_move(self.run.phase, phase):
+            raise RuntimeError(f"run {self._run_id}: no transition {self.run.phase} -> {phase}")

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 
 from obsd.adapters.obs_client import ObsClient
 from obsd.core.events import (
@@ -55,6 +56,20 @@ def run_summary(run: RunState) -> dict[str, Any]:
         "target": run.config.target,
         "attempts": len(run.requests),
         "crns": {c.crn: c.state for c in run.crns},
+    }
+
+
+def run_durations(run: RunState) -> dict[str, float | None]:
+    """How long things took, in the units people read them in."""
+    first = run.requests[0] if run.requests else None
+    created = datetime.fromisoformat(run.created_at)
+    finished = datetime.fromisoformat(run.finished_at) if run.finished_at else None
+    return {
+        "first_post_after_target_ms": (first.sent_ns - run.target_ns) / 1e6
+        if first and first.sent_ns else None,
+        "first_answer_ms": (first.responded_ns - first.sent_ns) / 1e6
+        if first and first.sent_ns and first.responded_ns else None,
+        "total_s": (finished - created).total_seconds() if finished else None,
     }
 
 
@@ -141,7 +156,8 @@ class RunOps:
         return run
 
     async def run(self, request: GetRun, caller: Caller) -> Any:
-        return self._find(request)
+        run = self._find(request)
+        return msgspec.to_builtins(run) | {"durations": run_durations(run)}
 
     async def delete_run(self, request: DeleteRun, caller: Caller) -> Any:
         run = self._find(request)

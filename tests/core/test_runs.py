@@ -1,0 +1,99 @@
+"""A run's record is the fold of its events; phases move only as the table allows."""
+
+from functools import reduce
+
+import msgspec
+
+from obsd.core.config import Config
+from obsd.core.events import (
+    Actor,
+    CrnResult,
+    CrnUpdatePayload,
+    DonePayload,
+    Event,
+    RequestSentPayload,
+    RunCancelledPayload,
+    RunCreatedPayload,
+    RunDeletedPayload,
+    RunResumedPayload,
+    StatePayload,
+    make_event,
+)
+from obsd.core.runs import TERMINAL_PHASES, TRANSITIONS, Phase, can_move
+from obsd.core.state import DaemonState, apply
+from obsd.core.token import TokenInfo
+
+NS = 1_000_000_000
+ACTOR = Actor(uid=1000, pid=7)
+CONFIG = Config(ecrn=("11111", "22222"), scrn=("33333",), backup={"22222": "44444"})
+
+
+def fold(*payloads: msgspec.Struct) -> DaemonState:
+    events: list[Event] = [make_event(p, seq, seq * NS) for seq, p in enumerate(payloads, 1)]
+    return reduce(apply, events, DaemonState())
+
+
+def created(run_id: str = "r1") -> RunCreatedPayload:
+    return RunCreatedPayload(run_id, ACTOR, CONFIG, TokenInfo(fingerprint="f", exp=None), 0)
+
+
+def result(crn: str, state: str, code: str, kind: str = "ecrn") -> CrnResult:
+    return CrnResult(crn=crn, kind=kind, state=state, code=code, message=code)
+
+
+def test_every_live_phase_can_be_cancelled_or_fail_and_terminal_ones_are_final() -> None:
+    for phase in (Phase.CALIBRATING, Phase.WAITING, Phase.REGISTERING):
+        assert can_move(phase, Phase.CANCELLED) and can_move(phase, Phase.FAILED)
+    assert TERMINAL_PHASES == {Phase.DONE, Phase.CANCELLED, Phase.FAILED}
+    assert all(not TRANSITIONS[phase] for phase in TERMINAL_PHASES)
+    assert not can_move(Phase.REGISTERING, Phase.WAITING)
+    assert can_move(Phase.WAITING, Phase.CALIBRATING), "a resume recalibrates"
+
+
+def test_a_new_run_is_active_with_every_crn_pending() -> None:
+    state = fold(created())
+    run = state.runs["r1"]
+    assert state.active_run == "r1" and state.phase is Phase.CALIBRATING
+    assert [(c.crn, c.kind, c.state) for c in run.crns] == [
+        ("11111", "ecrn", "pending"), ("22222", "ecrn", "pending"), ("33333", "scrn", "pending")]
+
+
+def test_requests_and_answers_update_the_crns_and_bring_in_a_backup() -> None:
+    state = fold(
+        created(), StatePayload("r1", "waiting"), StatePayload("r1", "registering"),
+        RequestSentPayload("r1", 1, ["11111", "22222"], ["33333"], 5 * NS),
+        CrnUpdatePayload(run_id="r1", attempt=1, outcome="answered", http_status=200,
+                         sent_ns=5 * NS, responded_ns=6 * NS, results=[
+                             result("11111", "success", "successResult"),
+                             result("22222", "full", "VAL06"),
+                             result("33333", "success", "successResult", "scrn")]),
+    )
+    run = state.runs["r1"]
+    assert {c.crn: c.state for c in run.crns} == {
+        "11111": "success", "22222": "full", "33333": "success", "44444": "pending"}
+    assert run.crns[-1].backup_for == "22222"
+    assert all(c.attempts == 1 for c in run.crns[:3])
+    (record,) = run.requests
+    assert (record.outcome, record.responded_ns, record.codes["22222"]) == (
+        "answered", 6 * NS, "VAL06")
+
+
+def test_done_ends_the_run_and_frees_the_daemon() -> None:
+    state = fold(created(), DonePayload("r1", "done", "every CRN has a final result", []))
+    assert state.active_run is None and state.phase is Phase.IDLE
+    assert state.runs["r1"].phase is Phase.DONE and state.runs["r1"].finished_at
+
+
+def test_cancel_resume_and_delete() -> None:
+    state = fold(created(), RunResumedPayload("r1", "calibrating", ["11111"], None),
+                 RunCancelledPayload("r1", ACTOR, "calibrating"))
+    assert state.runs["r1"].phase is Phase.CANCELLED and state.runs["r1"].resumes == 1
+    assert state.active_run is None
+    deleted = apply(state, make_event(RunDeletedPayload("r1", ACTOR), 9, 9 * NS))
+    assert deleted.runs == {}
+
+
+def test_events_of_an_unknown_or_deleted_run_change_nothing() -> None:
+    state = fold(created())
+    stray = make_event(StatePayload("nope", "done"), 5, 5 * NS)
+    assert apply(state, stray) is state
