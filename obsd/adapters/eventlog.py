@@ -335,11 +335,12 @@ class EventLog:
 
 
 def _open_append(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                   0o600)
 
 
 def _pread(path: Path, offset: int, size: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         return os.pread(fd, size, offset)
     finally:
@@ -354,7 +355,7 @@ def _located(name: str, damage: Damage) -> SegmentDamage:
 @contextlib.contextmanager
 def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
     """The file's bytes, mapped rather than read, so replay never holds a segment in memory."""
-    with open(path, "rb") as file:
+    with open(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW), "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
             yield b""
             return
@@ -366,7 +367,7 @@ def _repair_torn_tail(path: Path, size: int, damage: Damage) -> LogRepairedPaylo
     """Cut a torn last record off, keeping the whole original file beside it."""
     broken = path.with_name(path.name + ".broken")
     suffix = 1
-    while broken.exists():
+    while os.path.lexists(broken):
         suffix += 1
         broken = path.with_name(f"{path.name}.broken.{suffix}")
     shutil.copyfile(path, broken)

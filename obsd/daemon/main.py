@@ -8,8 +8,9 @@ import grp
 import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,17 @@ import anyio.abc
 from obsd import __version__
 from obsd.adapters.clock import SystemClock
 from obsd.adapters.control_socket import (
-    BoundSocket,
     SocketInUse,
     UnsafeSocketPath,
     bind_control_socket,
 )
 from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog, LogUnavailable
+from obsd.adapters.systemd import (
+    ActivationError,
+    Notifier,
+    inherited_control_socket,
+    socket_name,
+)
 from obsd.adapters.token_store import TokenStore
 from obsd.core.events import (
     DaemonStartedPayload,
@@ -34,6 +40,7 @@ from obsd.core.events import (
 )
 from obsd.core.policy import wants_sending
 from obsd.daemon.connection import serve_connection
+from obsd.daemon.notify import SystemdReporter
 from obsd.daemon.service import Service
 from obsd.paths import daemon_socket_path, state_dir_path
 
@@ -127,7 +134,32 @@ def _lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-async def serve(settings: Settings) -> int:
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """The control socket, a name for it in log lines, and how to let go of its file."""
+
+    sock: socket.socket
+    name: str
+    release: Callable[[], None]
+
+
+def _listen(settings: Settings) -> Listening:
+    """The socket systemd passed (obsd.socket), else one bound at `settings.socket`."""
+    try:
+        inherited = inherited_control_socket()
+    except ActivationError as exc:
+        raise StartupError(str(exc)) from None
+    if inherited is not None:
+        # The file belongs to obsd.socket and must outlive us, for the next activation.
+        return Listening(inherited, f"{socket_name(inherited)} (from systemd)", lambda: None)
+    try:
+        bound = bind_control_socket(settings.socket, settings.socket_gid)
+    except (SocketInUse, UnsafeSocketPath) as exc:
+        raise StartupError(str(exc)) from None
+    return Listening(bound.sock, str(bound.path), bound.remove_file)
+
+
+async def serve(settings: Settings, notifier: Notifier | None = None) -> int:
     """Replay the log, listen, serve until SIGTERM/SIGINT; return the exit status."""
     lock_fd = _lock_state_dir(settings.state_dir)
     tokens = TokenStore(settings.state_dir, settings.credentials_dir)
@@ -135,23 +167,22 @@ async def serve(settings: Settings) -> int:
     log = EventLog.open(settings.state_dir / LOG_DIR_NAME, service.fold,
                         segment_bytes=settings.segment_bytes)
     service.attach(log)
+    systemd = SystemdReporter(notifier or Notifier(), service)
     try:
         if log.damage is not None:
             logger.error("log damaged at %s line %d (%s); serving read-only",
                          log.damage.segment, log.damage.line, log.damage.reason)
-        try:
-            bound = bind_control_socket(settings.socket, settings.socket_gid)
-        except (SocketInUse, UnsafeSocketPath) as exc:
-            raise StartupError(str(exc)) from None
+        listening = _listen(settings)
         try:
             if log.damage is None:
                 await log.append(DaemonStartedPayload(
                     server=__version__, pid=os.getpid(), replayed_events=service.replayed_events))
             logger.info("obsd %s listening on %s (state %s, %d events)", __version__,
-                        settings.socket, settings.state_dir, log.head_seq)
-            reason = await _serve_until_stopped(bound, service, settings)
+                        listening.name, settings.state_dir, log.head_seq)
+            reason = await _serve_until_stopped(listening.sock, service, settings, systemd)
+            systemd.stopping(reason)
         finally:
-            bound.remove_file()
+            listening.release()
         if log.damage is None and log.failure is None:
             with anyio.CancelScope(shield=True):
                 if (run_id := service.state.active_run) is not None:
@@ -165,8 +196,9 @@ async def serve(settings: Settings) -> int:
         os.close(lock_fd)
 
 
-async def _serve_until_stopped(bound: BoundSocket, service: Service, settings: Settings) -> str:
-    listener = await anyio.abc.SocketListener.from_socket(bound.sock)
+async def _serve_until_stopped(sock: socket.socket, service: Service, settings: Settings,
+                               systemd: SystemdReporter) -> str:
+    listener = await anyio.abc.SocketListener.from_socket(sock)
     reason = "stopped"
     async with listener, anyio.create_task_group() as tasks:
 
@@ -188,6 +220,9 @@ async def _serve_until_stopped(bound: BoundSocket, service: Service, settings: S
         tasks.start_soon(watch_storage)
         service.runner.bind(tasks)
         await _resume(service)
+        # The log is replayed and the socket listens: a client connecting now is greeted.
+        systemd.ready()
+        tasks.start_soon(systemd.run)
         daemon_uid = os.geteuid()
         while True:
             try:
@@ -242,11 +277,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from obsd.demo import run_demo
 
         return run_demo()
+    notifier = Notifier.from_environment()
     try:
-        return anyio.run(serve, settings_from(args))
+        return anyio.run(serve, settings_from(args), notifier)
     except StartupError as exc:
         logger.error("%s", exc)
+        notifier.status(f"failed to start: {exc}")
         return 1
     except LogUnavailable as exc:
         logger.error("event log unavailable: %s", exc)
+        notifier.status(f"failed to start: event log unavailable: {exc}")
         return 1
+    finally:
+        notifier.close()

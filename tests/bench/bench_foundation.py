@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
 import os
-import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final
 
 import msgspec
+from benchlib import (
+    BIN_DIR,
+    DOC_PATH,
+    LINE_RECEIVE_BYTES,
+    REPO,
+    BenchError,
+    Row,
+    connect_and_greet,
+    exit_on_sigterm,
+    machine,
+    ms,
+    obsd_started,
+    percentile,
+    print_table,
+    revision,
+    started,
+    stop,
+    this_command,
+    verdict,
+    write_section,
+)
 
 from obsd import __version__
 from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES
@@ -38,18 +55,10 @@ from obsd.core.events import (
 from obsd.core.logformat import segment_name
 from obsd.core.token import TokenInfo, fingerprint
 
-REPO: Final = Path(__file__).resolve().parents[2]
-DOC_PATH: Final = REPO / "docs" / "performance.md"
 DOC_START: Final = "<!-- bench_foundation:start -->"
 DOC_END: Final = "<!-- bench_foundation:end -->"
-DOC_HEADER: Final = (
-    "# Performance\n\n"
-    "Figures measured by the scripts under `tests/bench/` (see tests/bench/README.md). Each\n"
-    "section is rewritten by the script named in its markers; do not edit between them.\n"
-)
 DOC_COMMAND: Final = ".venv/bin/python tests/bench/bench_foundation.py"
 ECHO_SERVER: Final = Path(__file__).resolve().with_name("echo_server.py")
-BIN_DIR: Final = Path(sys.executable).parent  # obsd and obsctl sit beside the interpreter.
 
 # The size of log the targets are stated for (issue 2, point 7).
 LOG_EVENTS: Final = 100_000
@@ -73,16 +82,8 @@ START_RUNS: Final = 5
 CLI_RUNS: Final = 20
 # Idle time after the greeting before reading VmRSS: lets start-up garbage be collected.
 RSS_SETTLE_S: Final = 0.5
-# Readiness polling: finer than the millisecond figures reported, coarse enough to leave the
-# CPU to the starting daemon on a 2-core machine.
-POLL_INTERVAL_S: Final = 0.0005
-# A daemon or helper that is not ready by then is broken, not slow.
-READY_TIMEOUT_S: Final = 30.0
-# Time a process gets to exit on SIGTERM before it is killed.
-STOP_TIMEOUT_S: Final = 5.0
 # Large reads on the tail connection, so the client costs as little as possible.
 TAIL_RECEIVE_BYTES: Final = 1024 * 1024
-LINE_RECEIVE_BYTES: Final = 64 * 1024
 
 TARGET_ROUND_TRIP_P50_MS: Final = 0.3
 TARGET_REPLAY_EVENTS_S: Final = 200_000
@@ -103,21 +104,6 @@ BASELINE_RSS_CODE: Final = (
 )
 
 
-class BenchError(RuntimeError):
-    """A process or response did not behave as the benchmark requires."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One line of the results table."""
-
-    measure: str
-    result: str
-    baseline: str
-    target: str
-    met: bool | None
-
-
 @dataclass(frozen=True, slots=True)
 class LogInfo:
     """What the generated log looks like."""
@@ -127,48 +113,7 @@ class LogInfo:
     segments: int
 
 
-@dataclass(frozen=True, slots=True)
-class Started:
-    """A running server and how long it took to answer its first connection."""
-
-    proc: subprocess.Popen[bytes]
-    socket_path: Path
-    ready_ns: int
-
-
 # -- helpers ------------------------------------------------------------------------------
-
-
-def ms(ns: float) -> float:
-    """Nanoseconds to milliseconds."""
-    return ns / 1e6
-
-
-def percentile(samples: Sequence[int], fraction: float) -> int:
-    """Nearest-rank percentile of `samples`."""
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
-
-
-def verdict(met: bool | None) -> str:
-    """How a target check reads in the table."""
-    return {True: "yes", False: "**no**", None: "-"}[met]
-
-
-def machine() -> dict[str, str]:
-    """CPU model, cores, Python and kernel of this machine."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "CPU": cpu,
-        "cores": str(os.cpu_count()),
-        "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "kernel": f"{platform.system()} {platform.release()}",
-    }
 
 
 def vm_status_kib(pid: int, field: str) -> int:
@@ -178,18 +123,6 @@ def vm_status_kib(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise BenchError(f"no {field} in /proc/{pid}/status")
-
-
-def revision() -> str:
-    """The commit measured, and whether the code under test had uncommitted changes."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "obsd", "obsctl"],
-                               cwd=REPO, check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"commit {commit}" + (" with uncommitted changes in obsd/ or obsctl/" if dirty else "")
 
 
 # -- the event log ------------------------------------------------------------------------
@@ -251,66 +184,6 @@ def evict_from_page_cache(directory: Path) -> None:
 
 
 # -- processes ----------------------------------------------------------------------------
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a process we started, then SIGKILL it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def connect_and_greet(path: Path) -> tuple[socket.socket, bytes]:
-    """Connect to a server and read its greeting line; return the socket and any extra bytes."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(READY_TIMEOUT_S)
-        sock.connect(str(path))
-        buffer = b""
-        while b"\n" not in buffer:
-            data = sock.recv(LINE_RECEIVE_BYTES)
-            if not data:
-                raise BenchError(f"{path} closed before its greeting")
-            buffer += data
-    except BaseException:
-        sock.close()
-        raise
-    return sock, buffer.split(b"\n", 1)[1]
-
-
-@contextlib.contextmanager
-def started(argv: Sequence[str], socket_path: Path, output: Path) -> Iterator[Started]:
-    """Spawn a server and time it until a connection gets its greeting; stop it on exit."""
-    with open(output, "wb") as out:
-        begin = time.perf_counter_ns()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                sock, _ = connect_and_greet(socket_path)
-            except (FileNotFoundError, ConnectionRefusedError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"{argv[0]} did not start:\n{output.read_text()}") from None
-                time.sleep(POLL_INTERVAL_S)
-                continue
-            ready_ns = time.perf_counter_ns() - begin
-            sock.close()
-            break
-        yield Started(proc, socket_path, ready_ns)
-    finally:
-        stop(proc)
-
-
-def obsd_started(state_dir: Path) -> contextlib.AbstractContextManager[Started]:
-    """Start the real daemon on a state dir, with its socket and output beside it."""
-    sock = state_dir.with_suffix(".sock")
-    argv = [str(BIN_DIR / "obsd"), "--socket", str(sock), "--state-dir", str(state_dir)]
-    return started(argv, sock, state_dir.with_suffix(".out"))
 
 
 def wall_ns(argv: Sequence[str]) -> int:
@@ -549,9 +422,7 @@ def run_all(work: Path, notes: list[str]) -> list[Row]:
 
 def render(rows: list[Row], notes: list[str], when: datetime) -> str:
     """The markdown section for docs/performance.md."""
-    command = " ".join([os.path.relpath(sys.executable, REPO)
-                        if Path(sys.executable).is_relative_to(REPO) else sys.executable,
-                        os.path.relpath(__file__, REPO)])
+    command = this_command(__file__)
     out = [
         DOC_START,
         "## Foundation: control socket, tail replay, start-up, obsctl, memory",
@@ -589,40 +460,13 @@ def render(rows: list[Row], notes: list[str], when: datetime) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_section(section: str) -> None:
-    """Replace this benchmark's section of docs/performance.md, leaving the rest alone."""
-    text = DOC_PATH.read_text() if DOC_PATH.exists() else DOC_HEADER
-    start, end = text.find(DOC_START), text.find(DOC_END)
-    if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(DOC_END):].removeprefix("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-    DOC_PATH.write_text(text)
-
-
-def print_table(rows: list[Row]) -> None:
-    """The results as a plain-text table on stdout."""
-    header = Row("measure", "result", "baseline", "target", None)
-    cells = [(r.measure, r.result, r.baseline, r.target, "met" if r is header else
-              verdict(r.met).strip("*")) for r in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(5)]
-    for row in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> NoReturn:
-    # Unwinds through the `finally` blocks, which stop every process this run started.
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
     """Run everything, print the table and (unless --no-docs) update docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-docs", action="store_true",
                         help="print the table only; leave docs/performance.md alone")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     when = datetime.now(UTC)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="obsd-bench-") as work:
@@ -632,7 +476,7 @@ def main() -> int:
     for note in notes:
         print(f"note: {note}")
     if not args.no_docs:
-        write_section(render(rows, notes, when))
+        write_section(render(rows, notes, when), DOC_START, DOC_END)
         print(f"wrote {DOC_PATH.relative_to(REPO)}")
     return 0
 

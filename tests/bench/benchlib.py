@@ -1,0 +1,208 @@
+"""Helpers shared by the benchmark scripts: processes, percentiles, machine and docs sections."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, NoReturn
+
+REPO: Final = Path(__file__).resolve().parents[2]
+DOC_PATH: Final = REPO / "docs" / "performance.md"
+DOC_HEADER: Final = (
+    "# Performance\n\n"
+    "Figures measured by the scripts under `tests/bench/` (see tests/bench/README.md). Each\n"
+    "section is rewritten by the script named in its markers; do not edit between them.\n"
+)
+BIN_DIR: Final = Path(sys.executable).parent  # obsd and obsctl sit beside the interpreter.
+
+# Readiness polling: finer than the millisecond figures reported, coarse enough to leave the
+# CPU to the starting daemon on a 2-core machine.
+POLL_INTERVAL_S: Final = 0.0005
+# A daemon or helper that is not ready by then is broken, not slow.
+READY_TIMEOUT_S: Final = 30.0
+# Time a process gets to exit on SIGTERM before it is killed.
+STOP_TIMEOUT_S: Final = 5.0
+LINE_RECEIVE_BYTES: Final = 64 * 1024
+
+
+class BenchError(RuntimeError):
+    """A process or response did not behave as the benchmark requires."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of a results table."""
+
+    measure: str
+    result: str
+    baseline: str
+    target: str
+    met: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A running server and how long it took to answer its first connection."""
+
+    proc: subprocess.Popen[bytes]
+    socket_path: Path
+    ready_ns: int
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def ms(ns: float) -> float:
+    """Nanoseconds to milliseconds."""
+    return ns / 1e6
+
+
+def percentile(samples: Sequence[int], fraction: float) -> int:
+    """Nearest-rank percentile of `samples`."""
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
+
+
+def verdict(met: bool | None) -> str:
+    """How a target check reads in the table."""
+    return {True: "yes", False: "**no**", None: "-"}[met]
+
+
+# -- where and what was measured ----------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, Python and kernel of this machine."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "kernel": f"{platform.system()} {platform.release()}",
+    }
+
+
+def revision() -> str:
+    """The commit measured, and whether the code under test had uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "obsd", "obsctl"],
+                               cwd=REPO, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return f"commit {commit}" + (" with uncommitted changes in obsd/ or obsctl/" if dirty else "")
+
+
+def this_command(script: str, args: Sequence[str] = ()) -> str:
+    """How `script` was run, relative to the repository root where possible."""
+    interpreter = (os.path.relpath(sys.executable, REPO)
+                   if Path(sys.executable).is_relative_to(REPO) else sys.executable)
+    return " ".join([interpreter, os.path.relpath(script, REPO), *args])
+
+
+# -- the docs -----------------------------------------------------------------------------
+
+
+def write_section(section: str, start_marker: str, end_marker: str) -> None:
+    """Replace one benchmark's section of docs/performance.md, leaving the rest alone."""
+    text = DOC_PATH.read_text() if DOC_PATH.exists() else DOC_HEADER
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start != -1 and end > start:
+        text = text[:start] + section + text[end + len(end_marker):].removeprefix("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOC_PATH.write_text(text)
+
+
+def print_table(rows: list[Row]) -> None:
+    """The results as a plain-text table on stdout."""
+    header = Row("measure", "result", "baseline", "target", None)
+    cells = [(r.measure, r.result, r.baseline, r.target, "met" if r is header else
+              verdict(r.met).strip("*")) for r in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(5)]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def exit_on_sigterm(signum: int, frame: object) -> NoReturn:
+    """SIGTERM handler: unwinds through the `finally` blocks that stop what the run started."""
+    raise SystemExit(128 + signum)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a process we started, then SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def connect_and_greet(path: Path) -> tuple[socket.socket, bytes]:
+    """Connect to a server and read its greeting line; return the socket and any extra bytes."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(READY_TIMEOUT_S)
+        sock.connect(str(path))
+        buffer = b""
+        while b"\n" not in buffer:
+            data = sock.recv(LINE_RECEIVE_BYTES)
+            if not data:
+                raise BenchError(f"{path} closed before its greeting")
+            buffer += data
+    except BaseException:
+        sock.close()
+        raise
+    return sock, buffer.split(b"\n", 1)[1]
+
+
+@contextlib.contextmanager
+def started(argv: Sequence[str], socket_path: Path, output: Path) -> Iterator[Started]:
+    """Spawn a server and time it until a connection gets its greeting; stop it on exit."""
+    with open(output, "wb") as out:
+        begin = time.perf_counter_ns()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                sock, _ = connect_and_greet(socket_path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"{argv[0]} did not start:\n{output.read_text()}") from None
+                time.sleep(POLL_INTERVAL_S)
+                continue
+            ready_ns = time.perf_counter_ns() - begin
+            sock.close()
+            break
+        yield Started(proc, socket_path, ready_ns)
+    finally:
+        stop(proc)
+
+
+def obsd_started(state_dir: Path) -> contextlib.AbstractContextManager[Started]:
+    """Start the real daemon on a state dir, with its socket and output beside it."""
+    sock = state_dir.with_suffix(".sock")
+    argv = [str(BIN_DIR / "obsd"), "--socket", str(sock), "--state-dir", str(state_dir)]
+    return started(argv, sock, state_dir.with_suffix(".out"))

@@ -1,0 +1,199 @@
+"""Bare-socket tools for the reliability suites: lines, RSS, a logged daemon, other users."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from obsctl.client import Client, ClientError
+from tests.conftest import STARTUP_TIMEOUT_S, DaemonProcess
+
+# Every read waits at most this long: a daemon silent for that long is hung, not slow.
+READ_TIMEOUT_S: Final = 30.0
+RECEIVE_BYTES: Final = 256 * 1024
+MIB: Final = 1024 * 1024
+# The growth of the daemon's resident memory the suites tolerate under hostile load: far above
+# what the ~64 KiB line buffer per connection needs, far below a leak of the input.
+RSS_GROWTH_LIMIT_KIB: Final = 50 * 1024
+
+
+class WireError(AssertionError):
+    """The daemon broke the protocol, closed unexpectedly or did not answer in time."""
+
+
+@dataclass
+class LoggedDaemon(DaemonProcess):
+    """A DaemonProcess whose stderr goes to a file.
+
+    The conftest fixture pipes stderr and reads it only at exit; a test that makes the daemon
+    log a lot (a traceback per hostile line) would fill the pipe and hang it.
+    """
+
+    stderr_path: Path | None = None
+
+    def start(self) -> LoggedDaemon:
+        """Spawn the daemon (stderr appended to `stderr_path`) and wait for its greeting."""
+        if self.stderr_path is None:
+            self.stderr_path = self.socket.with_name(self.socket.name + ".stderr")
+        with open(self.stderr_path, "ab") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "obsd", "--socket", str(self.socket),
+                 "--state-dir", str(self.state_dir), *self.extra_args],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"obsd exited early: {self.stderr()}")
+            try:
+                with Client(self.socket, timeout=5):
+                    return self
+            except ClientError:
+                time.sleep(0.02)
+        raise AssertionError("obsd did not start in time")
+
+    def stderr(self) -> str:
+        """Everything the daemon wrote to stderr so far (also while it runs)."""
+        if self.stderr_path is None or not self.stderr_path.exists():
+            return ""
+        return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        """The daemon's process id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process is not None and self.process.poll() is None
+
+
+def vm_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory field of /proc/PID/status (VmRSS, VmHWM, ...), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+class Wire:
+    """One raw connection: send bytes, read whole lines; the greeting is read on connect."""
+
+    def __init__(self, path: Path, *, timeout: float = READ_TIMEOUT_S,
+                 rcvbuf: int | None = None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except BaseException:
+            self.sock.close()
+            raise
+        self._buffer = bytearray()
+        self.greeting: dict[str, Any] = self.read_message()
+
+    def send(self, data: bytes) -> None:
+        """Write all of `data`."""
+        self.sock.sendall(data)
+
+    def read_line(self) -> bytes:
+        """The next line (without its newline); WireError on EOF or timeout."""
+        while (newline := self._buffer.find(b"\n")) == -1:
+            try:
+                data = self.sock.recv(RECEIVE_BYTES)
+            except TimeoutError:
+                raise WireError("the daemon did not answer in time") from None
+            if not data:
+                raise WireError("the daemon closed the connection")
+            self._buffer += data
+        line = bytes(self._buffer[:newline])
+        del self._buffer[:newline + 1]
+        return line
+
+    def read_message(self) -> dict[str, Any]:
+        """The next line as a JSON object."""
+        line = self.read_line()
+        message = msgspec.json.decode(line)
+        if not isinstance(message, dict):
+            raise WireError(f"the daemon sent a non-object line: {line[:80]!r}")
+        return message
+
+    def read_response(self) -> dict[str, Any]:
+        """The next response envelope, skipping tail output (events and caught_up)."""
+        while True:
+            message = self.read_message()
+            if "success" in message:
+                return message
+            if "type" not in message:
+                raise WireError(f"neither a response nor tail output: {message!r:.200}")
+
+    def request(self, op: str, request_id: int | str = 1, **fields: Any) -> dict[str, Any]:
+        """Send one well-formed request and return its response."""
+        self.send(msgspec.json.encode({"id": request_id, "op": op, **fields}) + b"\n")
+        response = self.read_response()
+        if response["id"] != request_id:
+            raise WireError(f"response to {request_id!r} came back as {response!r:.300}")
+        return response
+
+    def at_eof(self) -> bool:
+        """Whether the daemon has closed its side (waits up to the read timeout)."""
+        try:
+            return self.sock.recv(1) == b""
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_as(uid: int, gid: int, groups: list[int], work: Callable[[], Any]) -> Any:
+    """Run `work` in a forked child that dropped to uid/gid/groups; return its JSON result.
+
+    Like tests/daemon/test_daemon_process.py's run_as, with supplementary groups.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # The child: drop privileges for real, then do the work.
+        status = 0
+        try:
+            os.close(read_end)
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            result = msgspec.json.encode(work())
+        except BaseException as exc:
+            result = msgspec.json.encode({"child_error": repr(exc)})
+            status = 1
+        try:
+            view = memoryview(result)
+            while view:
+                view = view[os.write(write_end, view):]
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    result = msgspec.json.decode(data)
+    if isinstance(result, dict) and "child_error" in result:
+        raise AssertionError(f"the child running as uid {uid} failed: {result['child_error']}")
+    return result
