@@ -33,8 +33,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--socket", type=Path, default=default,
-                        help="control socket (default: $OBSD_SOCKET, /run/obsd/obsd.sock, "
-                        "or the user's runtime dir)")
+                        help="control socket (default: $OBSD_SOCKET, /run/obsd.sock, "
+                        "/run/obsd/obsd.sock, or the user's runtime dir)")
     parser.add_argument("--json", action="store_true", default=default,
                         help="print the daemon's raw JSON lines, for scripts")
 

@@ -9,8 +9,9 @@ from typing import Final
 
 SOCKET_NAME: Final = "obsd.sock"
 APP_NAME: Final = "obsd"
-# Where the systemd units put the socket (systemd/obsd.service, RuntimeDirectory=obsd).
-SYSTEM_SOCKET: Final = Path("/run/obsd") / SOCKET_NAME
+# Where the systemd units put the socket: systemd/obsd.socket (socket activation, outside the
+# service's runtime directory), else systemd/obsd.service's RuntimeDirectory=obsd.
+SYSTEM_SOCKETS: Final = (Path("/run/obsd.sock"), Path("/run/obsd") / SOCKET_NAME)
 
 
 def _first(value: str) -> Path:
@@ -37,8 +38,9 @@ def client_socket_path(env: Mapping[str, str] = os.environ) -> Path:
     """The socket obsctl talks to: $OBSD_SOCKET, the system service's, else the user's."""
     if value := env.get("OBSD_SOCKET"):
         return Path(value)
-    if SYSTEM_SOCKET.exists():
-        return SYSTEM_SOCKET
+    for path in SYSTEM_SOCKETS:
+        if path.exists():
+            return path
     return _user_runtime_dir() / SOCKET_NAME
 
 

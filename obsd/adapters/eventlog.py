@@ -228,7 +228,10 @@ class EventLog:
     def _rotate(self) -> None:
         first = self.head_seq + 1
         segment = _Segment(first, self.directory / segment_name(first))
-        fd = _open_append(segment.path)
+        try:
+            fd = _open_append(segment.path)
+        except OSError as exc:
+            self._fail(f"cannot create segment {segment.path}: {exc}")
         self._retired_fds.append(self._fd)
         self._fd = fd
         self._segments.append(segment)
@@ -268,7 +271,7 @@ class EventLog:
         except OSError as exc:
             # After a failed fsync the kernel may have dropped the dirty pages: retrying
             # could report success for data that is gone. Stop instead.
-            self._fail(f"fdatasync in {self.directory} failed: {exc}")
+            self._fail(f"syncing the log in {self.directory} failed: {exc}")
 
     def _fail(self, message: str) -> None:
         self.failure = message

@@ -223,7 +223,7 @@ def decode_request(line: bytes) -> AnyRequest:
     """Decode one request line, or raise ProtocolError saying exactly what was wrong."""
     try:
         return cast(AnyRequest, _request_decoder.decode(line))
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass  # Diagnose below on the slow path: the fast path serves every valid request.
     try:
         raw = _any_decoder.decode(line)
@@ -231,6 +231,9 @@ def decode_request(line: bytes) -> AnyRequest:
         raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc}") from None
     except UnicodeDecodeError:
         raise ProtocolError(ErrorCode.BAD_JSON, "not valid JSON: a string is not UTF-8") from None
+    except RecursionError:
+        # msgspec recurses per nesting level; no request is nested more than a few deep.
+        raise ProtocolError(ErrorCode.BAD_JSON, "JSON nested too deeply") from None
     if not isinstance(raw, dict):
         raise ProtocolError(
             ErrorCode.VALIDATION_ERROR,

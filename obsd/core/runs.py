@@ -45,6 +45,8 @@ TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
     Phase.CANCELLED: frozenset(),
     Phase.FAILED: frozenset(),
 }
+# "Not registered in this CRN": after a drop whose answer was lost, proof that it worked.
+LOST_DROP_CODE: Final = "VAL10"
 TERMINAL_PHASES: Final = frozenset(p for p, moves in TRANSITIONS.items() if not moves)
 
 
@@ -126,7 +128,11 @@ def with_request(run: RunState, sent: RequestSentPayload) -> RunState:
 
 def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
     """Apply an answer: new CRN states, and a backup stepping in for a full primary."""
-    by_crn = {result.crn: result for result in update.results}
+    # Drops sent in an attempt whose answer never came may have happened: OBS then answers
+    # VAL10 (not registered), which proves it, as VAL03 proves an add (obs-facts.md).
+    maybe_dropped = {crn for record in run.requests if record.attempt < update.attempt
+                     and record.outcome != "answered" for crn in record.scrn}
+    by_crn = {result.crn: _lost_drop_proven(result, maybe_dropped) for result in update.results}
     crns = [_updated(status, by_crn.get(status.crn)) for status in run.crns]
     present = {status.crn for status in crns}
     for status in list(crns):
@@ -143,6 +149,14 @@ def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
         for record in run.requests
     )
     return msgspec.structs.replace(run, crns=tuple(crns), requests=requests)
+
+
+def _lost_drop_proven(result: CrnResult, maybe_dropped: set[str]) -> CrnResult:
+    if result.kind != "scrn" or result.code != LOST_DROP_CODE or result.crn not in maybe_dropped:
+        return result
+    return msgspec.structs.replace(
+        result, state=CrnState.SUCCESS,
+        message="dropped (by an earlier attempt whose answer was lost; OBS now answers VAL10)")
 
 
 def _updated(status: CrnStatus, result: CrnResult | None) -> CrnStatus:

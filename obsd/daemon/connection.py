@@ -79,6 +79,8 @@ class Connection:
                 response = Response(request.id, True, data)
             except ProtocolError as exc:
                 response = exc.response()
+            except _DISCONNECTED:
+                raise  # The peer is gone (e.g. mid-tail): end the connection quietly.
             except Exception:
                 logger.exception("request %r failed", request_id)
                 response = error_response(request_id, ErrorCode.INTERNAL_ERROR,

@@ -103,7 +103,8 @@ class RunDriver:
                                          self._clock)
             await self._emit(calibrated.payload)
             await self._report_calibration(calibrated.payload)
-            if not self.run.requests:
+            # A run that reached registering (even with no POST logged yet) never waits again.
+            if not self.run.requests and self.run.phase is not Phase.REGISTERING:
                 await self._enter(Phase.WAITING)
                 calibrated = await self._wait_for_opening(obs, calibrated)
             await self._register(obs, calibrated)

@@ -48,6 +48,9 @@ logger = logging.getLogger("obsd")
 
 LOG_DIR_NAME = "log"
 LOCK_FILE_NAME = "obsd.lock"
+# After a failed write or sync the daemon stops; this long it waits so that the command which
+# hit the failure is answered STORAGE_FAILED rather than seeing its connection drop.
+STORAGE_FAILURE_GRACE_S = 0.2
 
 
 class StartupError(Exception):
@@ -122,7 +125,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _lock_state_dir(state_dir: Path) -> int:
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(state_dir / LOCK_FILE_NAME,
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -214,6 +218,9 @@ async def _serve_until_stopped(sock: socket.socket, service: Service, settings: 
             nonlocal reason
             await service.storage_failed.wait()
             reason = f"the event log failed: {service.log.failure}"
+            logger.error("stopping: %s", reason)
+            # Let the connection that hit the failure send its STORAGE_FAILED answer first.
+            await anyio.sleep(STORAGE_FAILURE_GRACE_S)
             tasks.cancel_scope.cancel()
 
         tasks.start_soon(watch_signals)

@@ -97,3 +97,29 @@ def test_events_of_an_unknown_or_deleted_run_change_nothing() -> None:
     state = fold(created())
     stray = make_event(StatePayload("nope", "done"), 5, 5 * NS)
     assert apply(state, stray) is state
+
+
+def test_not_registered_after_a_lost_drop_answer_proves_the_drop() -> None:
+    state = fold(
+        created(), StatePayload("r1", "waiting"), StatePayload("r1", "registering"),
+        RequestSentPayload("r1", 1, ["11111"], ["33333"], 5 * NS),
+        CrnUpdatePayload(run_id="r1", attempt=1, outcome="unknown", http_status=None,
+                         sent_ns=5 * NS, responded_ns=35 * NS, results=[]),
+        RequestSentPayload("r1", 2, ["11111"], ["33333"], 40 * NS),
+        CrnUpdatePayload(run_id="r1", attempt=2, outcome="answered", http_status=200,
+                         sent_ns=40 * NS, responded_ns=41 * NS, results=[
+                             result("11111", "already", "VAL03"),
+                             result("33333", "rejected", "VAL10", "scrn")]),
+    )
+    states = {c.crn: c.state for c in state.runs["r1"].crns}
+    assert states["33333"] == "success" and states["11111"] == "already"
+
+
+def test_not_registered_without_a_lost_answer_stays_a_refusal() -> None:
+    state = fold(
+        created(), RequestSentPayload("r1", 1, [], ["33333"], 5 * NS),
+        CrnUpdatePayload(run_id="r1", attempt=1, outcome="answered", http_status=200,
+                         sent_ns=5 * NS, responded_ns=6 * NS,
+                         results=[result("33333", "rejected", "VAL10", "scrn")]),
+    )
+    assert {c.crn: c.state for c in state.runs["r1"].crns}["33333"] == "rejected"

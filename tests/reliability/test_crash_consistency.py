@@ -124,11 +124,6 @@ RUN_POLL_S: Final = 0.05
 # The policy spaces a shot 5 s from the instant the previous one was planned for; each POST
 # then leaves after its own send delay, which varies by some 0.1 ms between shots.
 SEND_JITTER_NS: Final = 2_000_000
-REGISTERING_BUG: Final = (
-    "engine: a run whose log ends at state(registering) with no request_sent yet (SIGKILL "
-    "between those two back-to-back writes) resumes into `_enter(WAITING)`, which the phase "
-    "table refuses: the run fails with 'internal error: RuntimeError(no transition "
-    "registering -> waiting)' and never sends its POST")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +200,7 @@ def _cut(label: str, *, slow: bool = True, bug: str | None = None) -> Any:
 
 @pytest.mark.parametrize("cut", [
     _cut("run_created#1"), _cut("calibration#1"), _cut("state:waiting"), _cut("countdown#1"),
-    _cut("state:registering", slow=False, bug=REGISTERING_BUG),
+    _cut("state:registering", slow=False),
     _cut("request_sent#1", slow=False), _cut("crn_update#1"), _cut("log#1"), _cut("log#2"),
     _cut("request_sent#2"), _cut("crn_update#2"), _cut("log#3"), _cut("done#1"),
 ])
@@ -280,10 +275,6 @@ def test_a_drop_whose_answer_was_lost_is_resent_after_5_s_and_harmless(
     assert lost_drop_answer.run["phase"] == "done"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "results: after an attempt with an unknown outcome, VAL10 (not registered) for a drop "
-    "means the lost attempt dropped it, as VAL03 means an add went through; the daemon maps "
-    "VAL10 to 'rejected' and reports a drop that happened as failed"))
 def test_a_drop_whose_answer_was_lost_is_reported_as_done(lost_drop_answer: LostAnswer) -> None:
     """OBS did drop the course; the run's record should say so."""
     states = {c["crn"]: c["state"] for c in lost_drop_answer.run["crns"]}

@@ -344,14 +344,15 @@ class DiskFault:
 # 2 calls of each kind happen at start-up (log_created, daemon_started): 5 lets 3 commands in.
 FAIL_AFTER_CALLS: Final = "5"
 DISK_FAULTS: Final = [
-    DiskFault("fdatasync", {"fdatasync_after": FAIL_AFTER_CALLS}, "fdatasync", "fdatasync in"),
+    DiskFault("fdatasync", {"fdatasync_after": FAIL_AFTER_CALLS}, "fdatasync",
+              "syncing the log in"),
     DiskFault("write", {"write_after": FAIL_AFTER_CALLS}, "write", "write to",
               event_may_survive=False),
     DiskFault("short_write", {"write_after": FAIL_AFTER_CALLS, "write_short": "1"}, "write",
               "write to", event_may_survive=False, torn_tail=True),
     # The directory fsync after a rotation (the first one, at log creation, passes); the
-    # daemon words its failure as "fdatasync in <log dir> failed".
-    DiskFault("dir_fsync_at_rotation", {"fsync_after": "1"}, "fsync", "fdatasync in",
+    # daemon words its failure as "syncing the log in <log dir> failed".
+    DiskFault("dir_fsync_at_rotation", {"fsync_after": "1"}, "fsync", "syncing the log in",
               segment_bytes=SMALL_SEGMENT_BYTES),
 ]
 
@@ -465,10 +466,6 @@ def test_after_a_storage_failure_a_clean_restart_replays_every_acked_command(
         assert log["segments"] >= 2, "the fault was meant to hit a rotation"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Service.handle sets storage_failed before the STORAGE_FAILED response is written; "
-    "watch_storage (obsd/daemon/main.py) then cancels the task group, connection tasks "
-    "included, so the client sees the connection closed instead of STORAGE_FAILED"))
 def test_the_command_that_hit_the_failure_is_answered_storage_failed(
         outcome: FaultOutcome) -> None:
     """The client whose command hit the failure is told STORAGE_FAILED, not just cut off."""
@@ -476,10 +473,6 @@ def test_the_command_that_hit_the_failure_is_answered_storage_failed(
     assert outcome.refusal.response["error"]["code"] == "STORAGE_FAILED"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): a storage failure under a command is logged only at INFO ('stopped: the "
-    "event log failed: ...', obsd/daemon/main.py serve); no ERROR line says why the daemon "
-    "exits 1, so `journalctl -p err` shows nothing (the runner's path does log an ERROR)"))
 def test_the_storage_failure_that_stops_the_daemon_is_logged_as_an_error(
         outcome: FaultOutcome) -> None:
     """An operator filtering for errors sees why the daemon stopped."""

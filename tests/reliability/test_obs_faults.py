@@ -196,9 +196,9 @@ SCENARIOS: Final = [
     Scenario("drop_with_an_unknown_outcome",
              {"ecrn": ["21234"], "scrn": ["20456"]},
              {"faults": rules(("reset_after", [1]))},
-             Expect("done", {"21234": "already"}, 2, "every CRN", {"reset_after": 1})),
+             Expect("done", {"21234": "already", "20456": "success"}, 2, "every CRN",
+                    {"reset_after": 1})),
 ]
-KNOWN_BUG_SCENARIO: Final = "drop_with_an_unknown_outcome"
 
 
 def random_scenario(seed: int, max_attempts: int) -> Scenario:
@@ -377,12 +377,19 @@ def spacing_ns(played: Played, record: RequestRecord) -> int:
 
 
 def expected_states(played: Played) -> dict[str, str]:
-    """Each CRN's state as its last readable answer set it ("pending" if none did)."""
+    """Each CRN's state as its last readable answer set it ("pending" if none did).
+
+    VAL10 for a drop that an earlier unanswered POST carried proves that POST dropped it.
+    """
     states = {c["crn"]: "pending" for c in played.run["crns"]}
+    unanswered_drops: set[str] = set()
     for record in played.posts:
-        if readable(played, record):
-            for crn, code in codes_of(record).items():
-                states[crn] = CODE_STATES.get(code, "error")
+        if not readable(played, record):
+            unanswered_drops.update(record.body["SCRN"])
+            continue
+        for crn, code in codes_of(record).items():
+            lost_drop = code == "VAL10" and crn in unanswered_drops and crn in record.body["SCRN"]
+            states[crn] = "success" if lost_drop else CODE_STATES.get(code, "error")
     return states
 
 
@@ -481,18 +488,10 @@ def knowable(played: Played, crn: str) -> bool:
     return known
 
 
-def unknown_drop_misreported(played: Played, crn: dict[str, Any]) -> bool:
-    """The known bug: a drop re-sent after an unknown outcome, its VAL10 shown as rejected."""
-    earlier_unknown = any(crn["crn"] in r.body["SCRN"] and hides_a_change(played, r)
-                          for r in played.posts)
-    return crn["kind"] == "scrn" and crn["code"] == "VAL10" and earlier_unknown
-
-
-def check_ground_truth(played: Played, *, tolerate_known_bug: bool) -> Counter[str]:
+def check_ground_truth(played: Played) -> Counter[str]:
     """CRN states agree with the simulator's registrations wherever the daemon could know.
 
-    Returns the CRNs it could not judge (`unknowable`) and, if tolerated, the drops the known
-    bug misreported (`misreported_unknown_drop`).
+    Returns how many CRNs it could not judge (`unknowable_crn_outcome`).
     """
     if played.error is not None:
         raise played.error
@@ -510,9 +509,6 @@ def check_ground_truth(played: Played, *, tolerate_known_bug: bool) -> Counter[s
             assert (crn["state"] in WON_STATES) == (name in registered), crn
             continue
         dropped = name not in registered
-        if tolerate_known_bug and dropped and unknown_drop_misreported(played, crn):
-            seen["misreported_unknown_drop"] += 1
-            continue
         assert (crn["state"] == "success") == dropped, (crn, sorted(registered))
     return seen
 
@@ -567,22 +563,14 @@ def test_a_run_under_faults_keeps_every_invariant(name: str,
     check_invariants(played[name])
 
 
-UNKNOWN_DROP_BUG: Final = pytest.mark.xfail(strict=True, reason=(
-    "BUG: a drop whose POST's answer was lost (reset_after, timeout, malformed JSON) did take "
-    "effect; the re-send draws VAL10 (not registered), which obsd.core.results classifies as "
-    "rejected, so the run reports a drop that succeeded as refused (an add's VAL03 after an "
-    "unknown outcome is read as already)"))
-
-
 @pytest.mark.parametrize("name", [
-    pytest.param(s.name, marks=UNKNOWN_DROP_BUG if s.name == KNOWN_BUG_SCENARIO else ())
+    pytest.param(s.name)
     for s in DEFAULT_BATCH])
 def test_a_run_under_faults_reports_what_obs_really_did(name: str,
                                                         played: dict[str, Played]) -> None:
     """Each CRN's reported state agrees with the simulator's registrations."""
     # Random mixes can hit that bug too; they count it instead of failing (see the summary).
-    JUDGED.update(check_ground_truth(played[name],
-                                     tolerate_known_bug=name.startswith("random_")))
+    JUDGED.update(check_ground_truth(played[name]))
 
 
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
@@ -598,6 +586,6 @@ def test_a_long_run_under_faults_keeps_every_invariant(
         name: str, played_slow: dict[str, Played]) -> None:
     """The same invariants over longer seeded runs and a run held back by the budget."""
     check_invariants(played_slow[name])
-    JUDGED.update(check_ground_truth(played_slow[name], tolerate_known_bug=True))
+    JUDGED.update(check_ground_truth(played_slow[name]))
     if played_slow[name].scenario.expect is not None:
         check_expectations(played_slow[name])

@@ -70,11 +70,6 @@ OPENING_IN_S: Final = 8.0
 RUN_TIMEOUT_S: Final = 60.0
 OBSCTL_TIMEOUT_S: Final = 60.0
 VICTIM_TEXT: Final = "precious: must never be touched by obsd\n"
-LOCK_SYMLINK_BUG: Final = (
-    "main._lock_state_dir opens STATE_DIR/obsd.lock with O_CREAT but without O_NOFOLLOW: a "
-    "symlink planted there is followed, and its target is truncated and overwritten with the "
-    "daemon's pid"
-)
 STALLED_TAIL_MEMORY_BUG: Final = (
     "every tail replaying from disk pins a READ_CHUNK_BYTES (256 KiB) chunk while its client "
     "does not read, with no cap on connections: a read-only user holding a few hundred "
@@ -87,12 +82,6 @@ PREFILL_EVENTS: Final = 1_000
 STALLED_RCVBUF: Final = 4096
 # Time for the daemon to start every replay and block on the full sockets.
 STALL_SETTLE_S: Final = 1.0
-ROTATION_REFUSED_BUG: Final = (
-    "when the next segment cannot be created (a symlink at its name, O_NOFOLLOW -> ELOOP), "
-    "EventLog._rotate's OSError escapes as INTERNAL_ERROR rather than STORAGE_FAILED; the "
-    "daemon keeps running, and on SIGTERM the daemon_stopped append fails again with a "
-    "traceback and exit status 1"
-)
 
 
 def request_line(cls: type[Request], request_id: int) -> bytes:
@@ -506,7 +495,6 @@ def test_a_symlink_at_the_next_segment_name_is_not_followed(short_dir: Path) -> 
     assert len(planted) == PLANTED_SEGMENTS, "no planted link was replaced or written through"
 
 
-@pytest.mark.xfail(strict=True, reason=ROTATION_REFUSED_BUG)
 def test_a_segment_that_cannot_be_created_is_a_storage_failure(short_dir: Path) -> None:
     """A refused rotation is STORAGE_FAILED and a clean exit, not an internal error."""
     victim = victim_file(short_dir)
@@ -522,7 +510,6 @@ def test_a_segment_that_cannot_be_created_is_a_storage_failure(short_dir: Path) 
     assert "Traceback" not in daemon.stderr()
 
 
-@pytest.mark.xfail(strict=True, reason=LOCK_SYMLINK_BUG)
 def test_a_symlink_at_the_lock_file_is_not_followed(short_dir: Path) -> None:
     """The daemon refuses a planted lock symlink or leaves its target alone."""
     victim = victim_file(short_dir)
