@@ -32,11 +32,7 @@ class DaemonProcess:
 
     def start(self) -> DaemonProcess:
         """Spawn the daemon and wait until it greets a client."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "obsd", "--socket", str(self.socket),
-             "--state-dir", str(self.state_dir), *self.extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        self.process = self._spawn()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -47,6 +43,14 @@ class DaemonProcess:
             except ClientError:
                 time.sleep(0.02)
         raise AssertionError("obsd did not start in time")
+
+    def argv(self) -> list[str]:
+        """The daemon's command line."""
+        return [sys.executable, "-m", "obsd", "--socket", str(self.socket),
+                "--state-dir", str(self.state_dir), *self.extra_args]
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def client(self) -> Client:
         """A new connection to the daemon."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +12,7 @@ from typing import Any, Final
 
 import msgspec
 
-from obsctl.client import Client, ClientError
-from tests.conftest import STARTUP_TIMEOUT_S, DaemonProcess
+from tests.conftest import DaemonProcess
 
 # Every read waits at most this long: a daemon silent for that long is hung, not slow.
 READ_TIMEOUT_S: Final = 30.0
@@ -42,24 +39,15 @@ class LoggedDaemon(DaemonProcess):
 
     def start(self) -> LoggedDaemon:
         """Spawn the daemon (stderr appended to `stderr_path`) and wait for its greeting."""
+        super().start()
+        return self
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         if self.stderr_path is None:
             self.stderr_path = self.socket.with_name(self.socket.name + ".stderr")
         with open(self.stderr_path, "ab") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "obsd", "--socket", str(self.socket),
-                 "--state-dir", str(self.state_dir), *self.extra_args],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"obsd exited early: {self.stderr()}")
-            try:
-                with Client(self.socket, timeout=5):
-                    return self
-            except ClientError:
-                time.sleep(0.02)
-        raise AssertionError("obsd did not start in time")
+            return subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err,
+                                    stderr=err)
 
     def stderr(self) -> str:
         """Everything the daemon wrote to stderr so far (also while it runs)."""
