@@ -9,8 +9,8 @@ import anyio.abc
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.eventlog import LogUnavailable
-from obsd.core.events import StatePayload
-from obsd.core.runs import Phase
+from obsd.core.events import DonePayload
+from obsd.core.runs import Phase, crn_results
 from obsd.daemon.engine import RunDriver, RunHost
 
 logger = logging.getLogger("obsd.runner")
@@ -61,8 +61,10 @@ class Runner:
             self._storage_failed.set()
         except Exception as exc:
             logger.exception("run %s failed", run_id)
-            if self._host.state.runs.get(run_id) and self._host.state.runs[run_id].active:
-                await self._host.log.append(
-                    StatePayload(run_id, Phase.FAILED, f"internal error: {exc!r}"))
+            run = self._host.state.runs.get(run_id)
+            if run is not None and run.active:
+                # Ended like any other run, so that followers waiting for `done` see it.
+                await self._host.log.append(DonePayload(
+                    run_id, Phase.FAILED, f"internal error: {exc!r}", crn_results(run)))
         finally:
             finished.set()
