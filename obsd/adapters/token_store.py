@@ -45,6 +45,8 @@ class TokenStore:
             if path is None or not path.exists():
                 continue
             text = path.read_text(errors="replace")
+            if not text.strip():
+                continue  # An empty file (e.g. systemd/obsd.tmpfiles.conf's placeholder).
             try:
                 self._token, info = inspect_token(text)
             except TokenError as exc:

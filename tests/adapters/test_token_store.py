@@ -48,3 +48,11 @@ def test_an_unreadable_token_file_is_reported_not_used(tmp_path: Path) -> None:
 def test_no_token_at_all(tmp_path: Path) -> None:
     store = TokenStore(tmp_path, None)
     assert store.token is None and store.stored.source == "none"
+
+
+def test_an_empty_credential_placeholder_counts_as_no_token(tmp_path: Path) -> None:
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / CREDENTIAL_NAME).write_text("")
+    store = TokenStore(tmp_path, credentials)
+    assert (store.token, store.stored.source, store.stored.problem) == (None, "none", None)
