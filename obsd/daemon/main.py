@@ -206,9 +206,10 @@ async def _serve_until_stopped(sock: socket.socket, service: Service, settings: 
     reason = "stopped"
     async with listener, anyio.create_task_group() as tasks:
 
-        async def watch_signals() -> None:
+        async def watch_signals(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             nonlocal reason
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                task_status.started()
                 async for signum in signals:
                     reason = f"received {signal.Signals(signum).name}"
                     tasks.cancel_scope.cancel()
@@ -223,7 +224,8 @@ async def _serve_until_stopped(sock: socket.socket, service: Service, settings: 
             await anyio.sleep(STORAGE_FAILURE_GRACE_S)
             tasks.cancel_scope.cancel()
 
-        tasks.start_soon(watch_signals)
+        # Handlers in place before READY: a SIGTERM right after it must stop us cleanly.
+        await tasks.start(watch_signals)
         tasks.start_soon(watch_storage)
         service.runner.bind(tasks)
         await _resume(service)
