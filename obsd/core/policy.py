@@ -86,8 +86,10 @@ def next_step(run: RunState) -> NextPost | Stop:
         # answer; counting from the answer (or the send, if none came) never cuts it short.
         not_before = (last.responded_ns or last.at_ns) + int(spacing * NS)
         reason = f"{spacing:g} s after attempt {last.attempt}"
-    budget_at = budget_allows_at([r.at_ns for r in run.requests], config.budget_posts,
-                                 config.budget_window)
+    # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
+    # answered, so OBS never sees more than budget_posts in its own window.
+    budget_at = budget_allows_at([r.responded_ns or r.at_ns for r in run.requests],
+                                 config.budget_posts, config.budget_window)
     if budget_at > not_before:
         not_before = budget_at
         reason = f"request budget ({config.budget_posts} per {config.budget_window:g} s)"

@@ -128,5 +128,5 @@ def test_the_budget_holds_the_post_until_the_window_has_room() -> None:
     record = answered(record, T0 + 2 * NS, {"11111": "VAL02", "22222": "VAL02",
                                             "33333": "VAL02"})
     step = next_step(record)
-    assert isinstance(step, NextPost) and step.not_before_ns == T0 + 60 * NS
+    assert isinstance(step, NextPost) and step.not_before_ns == T0 + NS // 100 + 60 * NS
     assert "budget" in step.reason
