@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from obsctl.client import Client, ClientError
+
+# Property tests give the same verdict on every run and machine (derandomized, no example
+# database carried between runs), and never fail for being slow on a loaded machine.
+settings.register_profile("obsd", derandomize=True, database=None, deadline=None)
+# For exploring by hand: `pytest --hypothesis-profile=explore` draws new examples each run.
+settings.register_profile("explore", deadline=None)
+settings.load_profile("obsd")
 
 # Generous: a loaded CI machine may take a while to start Python; tests never assert on it.
 STARTUP_TIMEOUT_S = 20.0

@@ -222,7 +222,7 @@ _encoder: Final = msgspec.json.Encoder()
 def decode_request(line: bytes) -> AnyRequest:
     """Decode one request line, or raise ProtocolError saying exactly what was wrong."""
     try:
-        return cast(AnyRequest, _request_decoder.decode(line))
+        return _request_decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass  # Diagnose below on the slow path: the fast path serves every valid request.
     try:

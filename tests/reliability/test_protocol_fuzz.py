@@ -165,7 +165,7 @@ def nested(depth: int) -> bytes:
 # -- the pure decoder -------------------------------------------------------------------
 
 
-@settings(max_examples=PROPERTY_EXAMPLES, deadline=None)
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(any_line)
 def test_decode_request_raises_nothing_but_protocol_error(line: bytes) -> None:
     """Any bytes either decode to a request or raise a typed ProtocolError."""
@@ -175,7 +175,7 @@ def test_decode_request_raises_nothing_but_protocol_error(line: bytes) -> None:
         assert exc.code in ErrorCode and isinstance(exc.message, str) and exc.message
 
 
-@settings(max_examples=PROPERTY_EXAMPLES, deadline=None)
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(request_dicts)
 def test_every_error_on_a_json_object_carries_its_readable_id(fields: dict[str, Any]) -> None:
     """An object's id comes back in its error; unknown ops are UNKNOWN_OP, the rest validation."""
@@ -193,7 +193,7 @@ def test_every_error_on_a_json_object_carries_its_readable_id(fields: dict[str, 
         assert same_id(request.id, fields["id"])
 
 
-@settings(max_examples=PROPERTY_EXAMPLES, deadline=None)
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.binary(max_size=200) | json_values.map(msgspec.json.encode))
 def test_non_objects_and_non_json_are_refused_without_an_id(line: bytes) -> None:
     """BAD_JSON for what is not JSON, VALIDATION_ERROR for JSON that is not an object."""
@@ -210,7 +210,7 @@ def test_non_objects_and_non_json_are_refused_without_an_id(line: bytes) -> None
     assert (caught.value.code, caught.value.request_id) == (expected, None)
 
 
-@settings(max_examples=PROPERTY_EXAMPLES, deadline=None)
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(valid_requests)
 def test_every_valid_request_decodes_and_survives_a_round_trip(fields: dict[str, Any]) -> None:
     """What the schema allows decodes, to the op and id sent, and re-encodes to itself."""
@@ -231,7 +231,7 @@ def test_deeply_nested_json_is_a_typed_error(depth: int) -> None:
 # -- the framer -------------------------------------------------------------------------
 
 
-@settings(max_examples=PROPERTY_EXAMPLES, deadline=None)
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.lists(st.binary(max_size=3 * SMALL_LIMIT).map(lambda b: b.replace(b"\n", b"")),
                 max_size=8),
        st.booleans(), st.lists(st.integers(min_value=0), max_size=12))
@@ -248,7 +248,7 @@ def test_framing_reassembles_any_split_of_any_stream(lines: list[bytes], unfinis
     assert framer.pending == pending
 
 
-@settings(max_examples=PROPERTY_EXAMPLES, deadline=None)
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.integers(1, 5 * SMALL_LIMIT), st.lists(st.integers(min_value=0), max_size=20),
        st.binary(max_size=SMALL_LIMIT).map(lambda b: b.replace(b"\n", b"")))
 def test_an_over_long_line_yields_exactly_one_oversized_line(excess: int, cuts: list[int],
@@ -293,8 +293,7 @@ def module_daemon() -> Iterator[LoggedDaemon]:
     assert "connection failed" not in stderr
 
 
-@settings(max_examples=DAEMON_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=DAEMON_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 @given(daemon_lines)
 def test_the_daemon_answers_every_line_as_the_decoder_says(module_daemon: LoggedDaemon,
                                                            line: bytes) -> None:

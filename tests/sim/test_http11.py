@@ -121,7 +121,7 @@ def test_render_response() -> None:
             "Connection: keep-alive"} <= set(lines)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300)
 @given(st.lists(st.one_of(st.binary(max_size=64), st.sampled_from([
     POST, b"\r\n", b"\r\n\r\n", b"Content-Length: 3\r\n", b"GET / HTTP/1.1\r\n"])), max_size=12))
 def test_any_bytes_in_any_chunks_never_raise(chunks: list[bytes]) -> None:
