@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,8 +29,19 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors exit 1: status 2 means only that the daemon refused a request."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_CLIENT_ERROR, f"{self.prog}: error: {message}\n")
+        # One line that says what to do; the full usage would bury it.
+        self.exit(EXIT_CLIENT_ERROR, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _seconds(text: str) -> float:
+    """A finite number (JSON has no NaN or infinity; msgspec would send them as null)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -60,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument("--target", help="opening instant: HH:MM:SS (Istanbul) or ISO-8601 "
                            "with offset")
     configure.add_argument("--max-attempts", type=int)
-    configure.add_argument("--retry-interval", type=float, metavar="SECONDS")
-    configure.add_argument("--safety-buffer", type=float, metavar="SECONDS")
+    configure.add_argument("--retry-interval", type=_seconds, metavar="SECONDS")
+    configure.add_argument("--safety-buffer", type=_seconds, metavar="SECONDS")
     configure.add_argument("--obs-base-url", metavar="URL")
     configure.add_argument("--ntp-server", action="append", metavar="HOST[:PORT]",
                            dest="ntp_servers", help="repeat for several (replaces the list)")
@@ -71,11 +84,14 @@ def _parser() -> argparse.ArgumentParser:
                            help="try BACKUP when PRIMARY is full (repeat; replaces the map; "
                            "'--backup none' clears it)")
     configure.add_argument("--budget-posts", type=int, metavar="N")
-    configure.add_argument("--budget-window", type=float, metavar="SECONDS")
-    configure.add_argument("--read-timeout", type=float, metavar="SECONDS")
-    configure.add_argument("--aim-early-fraction", type=float, metavar="F",
+    configure.add_argument("--budget-window", type=_seconds, metavar="SECONDS")
+    configure.add_argument("--read-timeout", type=_seconds, metavar="SECONDS")
+    configure.add_argument("--aim-early-fraction", type=_seconds, metavar="F",
                            help="aim before the opening by this part of the one-way latency "
                            "(default 0: never aim early)")
+    configure.set_defaults(field_flags={
+        action.dest: action.option_strings[0] for action in configure._actions
+        if action.option_strings and action.option_strings[0].startswith("--")})
     token = configure.add_mutually_exclusive_group()
     token.add_argument("--token-file", type=Path, metavar="PATH",
                        help="read the OBS token from this file")
@@ -132,7 +148,7 @@ def _backup_map(pairs: list[str]) -> dict[str, str]:
         primary, sep, backup = pair.partition("=")
         if not sep:
             raise UsageError(f"--backup: expected PRIMARY=BACKUP, got {pair!r}")
-        mapping[primary.strip()] = backup.strip()
+        mapping[primary] = backup
     return mapping
 
 
@@ -164,9 +180,20 @@ def _print_response(response: dict[str, Any], args: argparse.Namespace,
         print(human(response["data"]))
     if not response["success"]:
         error = response["error"]
-        print(f"obsctl: {error['code']}: {error['message']}", file=sys.stderr)
+        print(f"obsctl: {error['code']}: {_with_flag(error['message'], args)}", file=sys.stderr)
         return EXIT_DAEMON_REFUSED
     return EXIT_OK
+
+
+_CONFIG_PATH = re.compile(r"`\$\.config\.([a-z_]+)")
+
+
+def _with_flag(message: str, args: argparse.Namespace) -> str:
+    """Name the option a person typed beside the field the daemon names (`$.config.x`)."""
+    flags: dict[str, str] = getattr(args, "field_flags", {})
+    if (m := _CONFIG_PATH.search(message)) and (flag := flags.get(m[1])):
+        return f"{message} ({flag})"
+    return message
 
 
 def _tail(client: Client, args: argparse.Namespace) -> int:

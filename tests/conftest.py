@@ -95,3 +95,17 @@ def daemon(short_dir: Path) -> Iterator[DaemonProcess]:
     yield process
     if process.process is not None and process.process.poll() is None:
         assert process.stop() == 0, process.stderr()
+
+
+@pytest.fixture(scope="module")
+def module_daemon() -> Iterator[DaemonProcess]:
+    """One daemon for a module's property examples (a fresh one per example takes minutes)."""
+    path = Path(tempfile.mkdtemp(prefix="obsd-", dir="/tmp"))
+    process = DaemonProcess(path / "obsd.sock", path / "state").start()
+    try:
+        yield process
+    finally:
+        status = process.stop()
+        stderr = process.stderr()
+        shutil.rmtree(path, ignore_errors=True)
+    assert status == 0, stderr

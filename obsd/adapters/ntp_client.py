@@ -7,7 +7,7 @@ from typing import Final
 import anyio.to_thread
 import ntplib
 
-from obsd.core.config import split_ntp_server
+from obsd.core.config import split_host_port
 from obsd.core.timing import NS, NtpSample
 
 # Several exchanges per server: the lowest-delay one bounds the offset error best.
@@ -21,7 +21,7 @@ def _query(servers: tuple[str, ...], samples: int) -> tuple[list[NtpSample], lis
     found: list[NtpSample] = []
     errors: list[str] = []
     for server in servers:
-        host, port = split_ntp_server(server)
+        host, port = split_host_port(server)
         for _ in range(samples):
             try:
                 stats = client.request(host, version=3, port=port or NTP_PORT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime, time, timedelta, timezone
 from typing import Annotated, Final
@@ -20,7 +21,11 @@ DEFAULT_OBS_BASE_URL = "https://obs.itu.edu.tr"
 DEFAULT_NTP_SERVERS = ("0.tr.pool.ntp.org", "1.tr.pool.ntp.org", "time.cloudflare.com")
 
 CRN_PATTERN: Final = r"^[0-9]{5}$"
-Crn = Annotated[str, Meta(pattern=CRN_PATTERN, description="A 5-digit course reference number")]
+# Python's `$` also matches before a final newline ("12345\n"); the length bound closes that,
+# and `[0-9]` (not `\d`) keeps out other scripts' digits.
+CRN_LENGTH: Final = 5
+Crn = Annotated[str, Meta(pattern=CRN_PATTERN, max_length=CRN_LENGTH,
+                          description="A 5-digit course reference number")]
 MaxAttempts = Annotated[int, Meta(ge=1, le=300)]
 # OBS's per-token debounce is ~3 s and spacings of 3.04-3.17 s still drew VAL16 on busy days,
 # so the default waits 3.5 s (obs-facts.md); the original backend's 3.0 s proved unreliable.
@@ -33,10 +38,14 @@ BudgetWindow = Annotated[float, Meta(ge=60.0, le=3600.0)]
 # Answers took up to 10 s on opening days and a 10 s timeout once caused duplicate POSTs.
 ReadTimeout = Annotated[float, Meta(ge=5.0, le=120.0)]
 AimEarly = Annotated[float, Meta(ge=0.0, le=0.9)]
+# Registration periods are announced weeks ahead; a target further away than this is a typo
+# (a wrong year), and would also push the run's nanosecond arithmetic past 64 bits.
+MAX_TARGET_AHEAD: Final = timedelta(days=365)
 
-_HHMMSS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])$")
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_BRACKETED_V6 = re.compile(r"^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$")
+# Matched with fullmatch and ASCII classes only: no trailing newline, no other scripts' digits.
+_HHMMSS = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])")
+_HOST = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_BRACKETED_V6 = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]+))?")
 
 
 class ConfigError(ValueError):
@@ -97,7 +106,7 @@ class ConfigPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 def resolve_target(text: str, now: datetime) -> datetime:
     """Turn `HH:MM:SS` (next occurrence in Istanbul) or ISO-8601 with an offset into an instant."""
     text = text.strip()
-    if m := _HHMMSS.match(text):
+    if m := _HHMMSS.fullmatch(text):
         wall = time(int(m[1]), int(m[2]), int(m[3]), tzinfo=ISTANBUL)
         local_now = now.astimezone(ISTANBUL)
         candidate = datetime.combine(local_now.date(), wall)
@@ -118,21 +127,30 @@ def resolve_target(text: str, now: datetime) -> datetime:
         )
     if instant <= now:
         raise ConfigError("$.config.target", f"{text!r} is in the past")
+    if instant > now + MAX_TARGET_AHEAD:
+        raise ConfigError(
+            "$.config.target",
+            f"{text!r} is more than {MAX_TARGET_AHEAD.days} days ahead; check the year",
+        )
     return instant
 
 
-def split_ntp_server(text: str) -> tuple[str, int | None]:
+def split_host_port(text: str) -> tuple[str, int | None]:
     """`host`, `host:port`, `[IPv6]` or `[IPv6]:port` as (host, port or None)."""
-    if m := _BRACKETED_V6.match(text):
+    if m := _BRACKETED_V6.fullmatch(text):
         host, has_port, port = m[1], m[2] is not None, m[2] or ""
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
     else:
         host, colon, port = text.partition(":")
         has_port = bool(colon)
-        if not _HOST.match(host) or ":" in port:
+        if not _HOST.fullmatch(host) or ":" in port:
             raise ValueError(f"expected host, host:port or [IPv6]:port, got {text!r}")
     if not has_port:
         return host, None
-    if not (port.isdigit() and 1 <= int(port) <= 65535):
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise ValueError(f"port must be 1-65535, got {port!r}")
     return host, int(port)
 
@@ -140,11 +158,15 @@ def split_ntp_server(text: str) -> tuple[str, int | None]:
 def _check_base_url(text: str) -> str:
     url = text.strip().rstrip("/")
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#@ "):
+    try:
+        if not sep or scheme not in ("http", "https"):
+            raise ValueError("no http:// or https://")
+        split_host_port(rest)
+    except ValueError:
         raise ConfigError(
             "$.config.obs_base_url",
             f"expected http(s)://host[:port] with no path, got {text!r}",
-        )
+        ) from None
     return url
 
 
@@ -168,7 +190,7 @@ def apply_patch(config: Config, patch: ConfigPatch, now: datetime) -> Config:
     if patch.ntp_servers is not UNSET:
         for index, server in enumerate(patch.ntp_servers):
             try:
-                split_ntp_server(server)
+                split_host_port(server)
             except ValueError as exc:
                 raise ConfigError(f"$.config.ntp_servers[{index}]", str(exc)) from None
         changes["ntp_servers"] = tuple(patch.ntp_servers)

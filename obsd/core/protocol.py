@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
-from obsd.core.config import CRN_PATTERN, ConfigPatch
+from obsd.core.config import CRN_LENGTH, CRN_PATTERN, ConfigPatch
 from obsd.core.runs import Phase
 
 PROTOCOL_VERSION: Final = 1
@@ -212,8 +212,9 @@ _JSON_TYPES: Final[dict[type, str]] = {
     list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
     type(None): "null",
 }
-# msgspec names the regex; people know the rule as "a 5-digit CRN".
-_CRN_PATTERN_MESSAGE: Final = f"Expected `str` matching regex {CRN_PATTERN!r}"
+# msgspec names the regex or the length; people know the rule as "a 5-digit CRN".
+_CRN_MESSAGES: Final = (f"Expected `str` matching regex {CRN_PATTERN!r}",
+                        f"Expected `str` of length <= {CRN_LENGTH}")
 _request_decoder: Final = msgspec.json.Decoder(AnyRequest)
 _any_decoder: Final = msgspec.json.Decoder()
 _encoder: Final = msgspec.json.Encoder()
@@ -252,7 +253,9 @@ def decode_request(line: bytes) -> AnyRequest:
     try:
         return cast(AnyRequest, msgspec.convert(raw, AnyRequest))
     except msgspec.ValidationError as exc:
-        message = str(exc).replace(_CRN_PATTERN_MESSAGE, "Expected a 5-digit CRN string")
+        message = str(exc)
+        for crn_message in _CRN_MESSAGES:
+            message = message.replace(crn_message, "Expected a 5-digit CRN string")
         raise ProtocolError(ErrorCode.VALIDATION_ERROR, message, request_id) from None
 
 

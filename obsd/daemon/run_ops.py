@@ -12,6 +12,7 @@ import httpx
 import msgspec
 
 from obsd.adapters.obs_client import ObsClient
+from obsd.core.config import MAX_TARGET_AHEAD
 from obsd.core.events import (
     RunCancelledPayload,
     RunCreatedPayload,
@@ -103,6 +104,10 @@ class RunOps:
             problem = "no target: configure the opening instant (target)"
         elif target <= now:
             problem = f"the target {config.target} has passed; configure a new one"
+        elif target > now + MAX_TARGET_AHEAD:
+            # Only a log written before this limit existed can hold such a target.
+            problem = (f"the target {config.target} is more than {MAX_TARGET_AHEAD.days} days "
+                       "ahead; configure the right one")
         if problem:
             raise ProtocolError(ErrorCode.NOT_READY, problem, request.id)
         assert target is not None

@@ -8,9 +8,8 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta
 
-from obsd.core.config import CRN_PATTERN
+from obsd.core.config import Crn
 
-Crn = Annotated[str, Meta(pattern=CRN_PATTERN)]
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 # A weekly meeting: day, start and end ("HH:MM", the end excluded).

@@ -5,10 +5,12 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
 
+from obsd.core.config import ISTANBUL
 from tests.conftest import DaemonProcess
 
 
@@ -37,13 +39,14 @@ def test_status_for_people_and_for_scripts(daemon: DaemonProcess) -> None:
 
 
 def test_configure_then_config_shows_the_plan(daemon: DaemonProcess) -> None:
+    target = (datetime.now(ISTANBUL) + timedelta(days=30)).replace(microsecond=0).isoformat()
     result = obsctl(daemon.socket, "configure", "--ecrn", "12345", "23456", "--scrn", "34567",
-                    "--target", "2099-02-03T14:00:00+03:00", "--max-attempts", "20",
+                    "--target", target, "--max-attempts", "20",
                     "--ntp-server", "127.0.0.1:1123", "--ntp-server", "pool.ntp.org")
     assert result.returncode == 0, result.stderr
     config = json.loads(obsctl(daemon.socket, "--json", "config").stdout)["data"]["config"]
     assert config["ecrn"] == ["12345", "23456"] and config["scrn"] == ["34567"]
-    assert config["target"] == "2099-02-03T14:00:00+03:00" and config["max_attempts"] == 20
+    assert config["target"] == target and config["max_attempts"] == 20
     assert config["ntp_servers"] == ["127.0.0.1:1123", "pool.ntp.org"]
 
 

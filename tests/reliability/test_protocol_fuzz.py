@@ -25,6 +25,7 @@ from obsd.core.config import Config, ConfigPatch
 from obsd.core.framing import MAX_LINE_BYTES, LineFramer, OversizedLine
 from obsd.core.protocol import OPS, ErrorCode, ProtocolError, decode_request
 from obsd.core.runs import Phase
+from tests import contract
 from tests.conftest import DaemonProcess
 from tests.reliability.fuzzing import (
     SUCCESS,
@@ -98,12 +99,12 @@ crns = st.from_regex(r"\A[0-9]{5}\Z")
 valid_patches = st.fixed_dictionaries({}, optional={
     "token": st.none() | st.text(max_size=30), "ecrn": st.lists(crns, max_size=3),
     "scrn": st.lists(crns, max_size=3), "target": st.none() | st.text(max_size=25),
-    "max_attempts": st.integers(1, 300), "retry_interval": st.floats(1.0, 10.0),
-    "safety_buffer": st.floats(0.0, 0.1), "obs_base_url": st.text(max_size=20),
+    "obs_base_url": st.text(max_size=20),
     "ntp_servers": st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=8),
     "retry_full": st.booleans(), "backup": st.dictionaries(crns, crns, max_size=2),
-    "budget_posts": st.integers(1, 60), "budget_window": st.floats(60.0, 3600.0),
-    "read_timeout": st.floats(5.0, 120.0), "aim_early_fraction": st.floats(0.0, 0.9),
+    # Within the documented ranges (docs/protocol.md §6.1, read by tests/contract.py).
+    **{field.name: st.integers(int(field.low), int(field.high)) if field.integer
+       else st.floats(field.low, field.high) for field in contract.NUMBER_FIELDS},
 })
 VALID_OPTIONAL: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
     "tail": {"after_seq": st.none() | st.integers(min_value=0), "follow": st.booleans(),
