@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -17,6 +18,37 @@ class ClientError(Exception):
     """The daemon could not be reached or broke the protocol (exit status 1)."""
 
 
+_START_IT: Final = "start it (sudo systemctl start obsd, or obsd run)"
+_POINT_AT_IT: Final = "point --socket (or $OBSD_SOCKET) at obsd's socket"
+
+
+def _connect_problem(path: Path, exc: OSError) -> str:
+    """Why connecting to `path` failed, and what to do, in one line."""
+    if isinstance(exc, FileNotFoundError):
+        if not path.parent.is_dir():
+            return f"obsd is not running: there is no directory {path.parent}; {_POINT_AT_IT}"
+        return f"obsd is not running: no socket at {path}; {_START_IT}"
+    if isinstance(exc, ConnectionRefusedError):
+        if not stat.S_ISSOCK(_mode(path)):
+            return f"{path} is not a socket; {_POINT_AT_IT}"
+        return f"obsd is not running: nothing listens on {path}; {_START_IT}"
+    if isinstance(exc, PermissionError):
+        return (f"no permission to connect to {path}: ask to be added to the obsd group "
+                "(sudo usermod -aG obsd $USER, then log in again)")
+    if isinstance(exc, NotADirectoryError):
+        return f"{path}: a part of the path is not a directory; {_POINT_AT_IT}"
+    if isinstance(exc, TimeoutError):
+        return f"obsd did not accept the connection on {path} in time"
+    return f"cannot connect to {path}: {exc.strerror or exc}"
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode
+    except OSError:
+        return 0
+
+
 class Client:
     """One connection to obsd; `greeting` holds the server's first line."""
 
@@ -25,19 +57,9 @@ class Client:
         self._socket.settimeout(timeout)
         try:
             self._socket.connect(str(path))
-        except FileNotFoundError:
-            self._socket.close()
-            raise ClientError(f"obsd is not running: no socket at {path}") from None
-        except ConnectionRefusedError:
-            self._socket.close()
-            raise ClientError(f"obsd is not running: nothing listens on {path}") from None
-        except PermissionError:
-            self._socket.close()
-            raise ClientError(f"no permission to connect to {path} (ask for the obsd group)"
-                              ) from None
         except OSError as exc:
             self._socket.close()
-            raise ClientError(f"cannot connect to {path}: {exc.strerror}") from None
+            raise ClientError(_connect_problem(path, exc)) from None
         self._buffer = b""
         self._ids = itertools.count(1)
         self.greeting: dict[str, Any] = self.read_message()["data"]

@@ -39,8 +39,15 @@ def client_socket_path(env: Mapping[str, str] = os.environ) -> Path:
     if value := env.get("OBSD_SOCKET"):
         return Path(value)
     for path in SYSTEM_SOCKETS:
-        if path.exists():
+        try:
+            path.lstat()
+        except PermissionError:
+            # A directory this user may not enter (/run/obsd is 0750 obsd:obsd): the socket
+            # may well be there, and connecting says "no permission", which is the news.
             return path
+        except OSError:
+            continue
+        return path
     return _user_runtime_dir() / SOCKET_NAME
 
 

@@ -109,3 +109,22 @@ def module_daemon() -> Iterator[DaemonProcess]:
         stderr = process.stderr()
         shutil.rmtree(path, ignore_errors=True)
     assert status == 0, stderr
+
+
+def require_root(why: str) -> None:
+    """Skip a test that needs root, except in CI, where it fails (CI runs as root)."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"needs root: {why}")
+    pytest.skip(f"needs root: {why}")
+
+
+# Root without the capabilities that bypass file permissions: a real binary run this way meets
+# EACCES exactly as another user would, while the checkout and its venv stay readable to it.
+WITHOUT_FILE_OVERRIDE = ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
+
+
+def script_path(name: str) -> str:
+    """A console script installed beside this interpreter (obsd, obsctl)."""
+    return str(Path(sys.executable).with_name(name))

@@ -14,6 +14,8 @@ from obsd.core.protocol import Access
 
 # A listen backlog that absorbs a burst of tail clients reconnecting at once.
 LISTEN_BACKLOG = 128
+# sockaddr_un holds 108 bytes, one of them the terminating NUL (unix(7)).
+MAX_SOCKET_PATH_BYTES = 107
 _UCRED = struct.Struct("3i")
 
 
@@ -59,6 +61,10 @@ def _identity(info: os.stat_result) -> tuple[int, int, int]:
 
 def bind_control_socket(path: Path, group_gid: int | None) -> BoundSocket:
     """Bind and listen on `path`: mode 0660 with `group_gid`, else 0600; never steal a live one."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        raise UnsafeSocketPath(f"{path} is {len(os.fsencode(path))} bytes long; a Unix socket "
+                               f"path holds at most {MAX_SOCKET_PATH_BYTES}: choose a shorter "
+                               "--socket")
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     _clear_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -71,7 +77,13 @@ def bind_control_socket(path: Path, group_gid: int | None) -> BoundSocket:
         finally:
             os.umask(previous)
         if group_gid is not None:
-            os.chown(path, -1, group_gid)
+            try:
+                os.chown(path, -1, group_gid)
+            except PermissionError:
+                path.unlink(missing_ok=True)
+                raise UnsafeSocketPath(
+                    f"cannot give {path} to group {group_gid}: the daemon's user must be a "
+                    "member of the --socket-group (or --admin-group)") from None
             os.chmod(path, 0o660)
         sock.listen(LISTEN_BACKLOG)
         identity = _identity(path.lstat())
@@ -87,7 +99,8 @@ def _clear_stale(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(info.st_mode):
-        raise UnsafeSocketPath(f"{path} exists and is not a socket; refusing to replace it")
+        raise UnsafeSocketPath(f"{path} exists and is not a socket; refusing to replace it: "
+                               "move it away or choose another --socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))

@@ -150,20 +150,26 @@ class EventLog:
         `visit` then sees every event appended later too, at the moment it is written.
         """
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        names = sorted(
-            (first, entry.name) for entry in os.scandir(directory)
-            if entry.is_file(follow_symlinks=False)
-            and (first := segment_first_seq(entry.name)) is not None
+        # Anything named like a segment counts: a directory or a link in its place is damage,
+        # never a segment to skip (its records would be lost without a word).
+        entries = sorted(
+            (first, entry) for entry in os.scandir(directory)
+            if (first := segment_first_seq(entry.name)) is not None
         )
         segments: list[_Segment] = []
         expected = 1
         damage: SegmentDamage | None = None
         repair: LogRepairedPayload | None = None
-        for index, (first, name) in enumerate(names):
+        for index, (first, entry) in enumerate(entries):
+            name = entry.name
             path = directory / name
             if first != expected:
                 damage = SegmentDamage(segment=name, offset=0, line=1,
                                        reason=f"segment starts at seq {first}, not {expected}")
+                break
+            if not entry.is_file(follow_symlinks=False):
+                damage = SegmentDamage(segment=name, offset=0, line=1,
+                                       reason=f"{_kind(entry)} where a segment file belongs")
                 break
             with _mapped(path) as data:
                 scan = scan_segment(data, expected, visit)
@@ -172,7 +178,7 @@ class EventLog:
             expected += len(scan.offsets)
             if scan.damage is None:
                 continue
-            is_last = index == len(names) - 1
+            is_last = index == len(entries) - 1
             if is_last and not scan.damage.valid_after:
                 repair = _repair_torn_tail(path, size, scan.damage)
             else:
@@ -335,6 +341,12 @@ class EventLog:
                 os.close(fd)
             self._retired_fds = []
             self._fd = -1
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "a symbolic link"
+    return "a directory" if entry.is_dir(follow_symlinks=False) else "a special file"
 
 
 def _open_append(path: Path) -> int:

@@ -9,11 +9,17 @@ from typing import Final
 import msgspec
 
 from obsd.adapters.files import fsync_dir
+from obsd.core.oserrors import explain
 from obsd.core.token import TokenError, TokenInfo, inspect_token
 
 TOKEN_FILE: Final = "obs-token"
 # The name under which systemd's LoadCredential= hands the token over (systemd/obsd.service).
 CREDENTIAL_NAME: Final = "obs-token"
+
+
+_REPLACE_FILE: Final = "remove it, then configure the token again (obsctl configure --token -)"
+_FIX_CREDENTIAL: Final = ("put the token in the file LoadCredential= names (/etc/obsd/obs-token) "
+                          "and restart the service")
 
 
 class StoredToken(msgspec.Struct, frozen=True):
@@ -41,10 +47,21 @@ class TokenStore:
 
     def reload(self) -> None:
         """Read the token from the state file, else from the credential."""
-        for path, source in ((self._path, "state_dir"), (self._credential, "credential")):
-            if path is None or not path.exists():
+        sources = ((self._path, "state_dir", _REPLACE_FILE), (self._credential, "credential",
+                                                               _FIX_CREDENTIAL))
+        for path, source, remedy in sources:
+            if path is None:
                 continue
-            text = path.read_text(errors="replace")
+            try:
+                text = path.read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                # A token file the daemon cannot read is a problem to show, not a reason to
+                # stop: status, history and a fresh token all still work.
+                self._token = None
+                self.stored = StoredToken(None, source, explain(exc, remedy))
+                return
             if not text.strip():
                 continue  # An empty file (e.g. systemd/obsd.tmpfiles.conf's placeholder).
             try:

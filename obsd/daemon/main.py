@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import grp
 import logging
@@ -10,9 +11,10 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import anyio
 import anyio.abc
@@ -38,6 +40,7 @@ from obsd.core.events import (
     RunInterruptedPayload,
     RunResumedPayload,
 )
+from obsd.core.oserrors import explain
 from obsd.core.policy import wants_sending
 from obsd.daemon.connection import serve_connection
 from obsd.daemon.notify import SystemdReporter
@@ -55,6 +58,22 @@ STORAGE_FAILURE_GRACE_S = 0.2
 
 class StartupError(Exception):
     """The daemon cannot start; the message says why and what to do."""
+
+
+# What to do when a start-up step meets a file-system error, by the setting that owns the path.
+STATE_DIR_REMEDY: Final = ("give obsd a state directory it can write: --state-dir or "
+                           "$OBSD_STATE_DIR (under systemd, StateDirectory=)")
+SOCKET_REMEDY: Final = ("choose a socket path in a directory obsd can write: --socket or "
+                        "$OBSD_SOCKET (under systemd, RuntimeDirectory= or obsd.socket)")
+
+
+@contextlib.contextmanager
+def _step(remedy: str) -> Iterator[None]:
+    """Turn a file-system error inside a start-up step into one line saying what to do."""
+    try:
+        yield
+    except OSError as exc:
+        raise StartupError(explain(exc, remedy, os.geteuid())) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +184,25 @@ def _listen(settings: Settings) -> Listening:
 
 async def serve(settings: Settings, notifier: Notifier | None = None) -> int:
     """Replay the log, listen, serve until SIGTERM/SIGINT; return the exit status."""
-    lock_fd = _lock_state_dir(settings.state_dir)
-    tokens = TokenStore(settings.state_dir, settings.credentials_dir)
-    service = Service(settings.state_dir, tokens, SystemClock())
-    log = EventLog.open(settings.state_dir / LOG_DIR_NAME, service.fold,
-                        segment_bytes=settings.segment_bytes)
+    with _step(STATE_DIR_REMEDY):
+        lock_fd = _lock_state_dir(settings.state_dir)
+    try:
+        with _step(STATE_DIR_REMEDY):
+            tokens = TokenStore(settings.state_dir, settings.credentials_dir)
+            service = Service(settings.state_dir, tokens, SystemClock())
+            log = EventLog.open(settings.state_dir / LOG_DIR_NAME, service.fold,
+                                segment_bytes=settings.segment_bytes)
+    except BaseException:
+        os.close(lock_fd)
+        raise
     service.attach(log)
     systemd = SystemdReporter(notifier or Notifier(), service)
     try:
         if log.damage is not None:
             logger.error("log damaged at %s line %d (%s); serving read-only",
                          log.damage.segment, log.damage.line, log.damage.reason)
-        listening = _listen(settings)
+        with _step(SOCKET_REMEDY):
+            listening = _listen(settings)
         try:
             if log.damage is None:
                 await log.append(DaemonStartedPayload(
