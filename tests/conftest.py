@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,17 @@ settings.load_profile("obsd")
 
 # Generous: a loaded CI machine may take a while to start Python; tests never assert on it.
 STARTUP_TIMEOUT_S = 20.0
+# How often wait_until looks again: often enough to add no noticeable delay.
+POLL_S = 0.01
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Return once `condition()` is true; fail saying `what` did not happen in `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(POLL_S)
 
 
 @dataclass

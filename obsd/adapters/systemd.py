@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import MutableMapping
 from typing import Final
+
+from obsd.core.repeats import RepeatedFailure
 
 logger = logging.getLogger("obsd.systemd")
 
@@ -40,7 +43,8 @@ class Notifier:
         self._address = _socket_address(address) if address else None
         self.watchdog_s = watchdog_s
         self._sock: socket.socket | None = None
-        self._failures = 0
+        # A gone service manager would otherwise flood the journal once a second.
+        self._failures = RepeatedFailure(f"notifying systemd at {address}")
 
     @classmethod
     def from_environment(cls, environ: MutableMapping[str, str] | None = None) -> Notifier:
@@ -67,12 +71,11 @@ class Notifier:
                 self._sock.setblocking(False)
             self._sock.sendto(message, self._address)
         except OSError as exc:
-            self._failures += 1
-            # Said once, then quietly counted: a gone service manager would otherwise flood
-            # the journal once a second.
-            if self._failures == 1:
-                logger.warning("cannot notify systemd at %s: %s", self._address, exc)
+            if line := self._failures.failed(str(exc), time.monotonic_ns()):
+                logger.warning("%s", line)
             return False
+        if line := self._failures.succeeded(time.monotonic_ns()):
+            logger.info("%s", line)
         return True
 
     def ready(self, status: str) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
 
 import anyio
 import anyio.abc
 
+from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import access_for, peer_of
 from obsd.core.framing import LineFramer, OversizedLine
 from obsd.core.protocol import (
@@ -20,12 +22,17 @@ from obsd.core.protocol import (
     encode_line,
     error_response,
 )
+from obsd.core.repeats import RepeatedFailure
+from obsd.core.timing import NS
 from obsd.daemon.service import Caller, Service
 from obsd.daemon.tail import stream_tail
 
 logger = logging.getLogger("obsd.connection")
 
 RECEIVE_BYTES: Final = 64 * 1024
+# After a failed accept (nearly always EMFILE: out of descriptors) wait this long: long enough
+# not to spin on a listener that stays readable, short enough to serve soon after fds free up.
+ACCEPT_RETRY_S: Final = 0.1
 _DISCONNECTED = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 
 
@@ -136,3 +143,23 @@ async def serve_connection(stream: anyio.abc.SocketStream, service: Service, dae
         # The task group wraps a peer's disconnect in an ExceptionGroup; that is no failure.
         if not isinstance(exc, ExceptionGroup) or exc.split(_DISCONNECTED)[1] is not None:
             logger.exception("connection failed")
+
+
+async def accept_connections(listener: anyio.abc.SocketListener,
+                             serve: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+                             tasks: anyio.abc.TaskGroup, clock: Clock) -> None:
+    """Accept forever, serving each connection in `tasks`; failures are said once, counted."""
+    failures = RepeatedFailure("accepting a connection")
+    while True:
+        try:
+            stream = await listener.accept()
+        except anyio.BrokenResourceError as exc:
+            cause = exc.__cause__
+            detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else repr(exc)
+            if line := failures.failed(detail, clock.mono_ns()):
+                logger.error("%s", line)
+            await clock.sleep_until(clock.mono_ns() + int(ACCEPT_RETRY_S * NS))
+            continue
+        if line := failures.succeeded(clock.mono_ns()):
+            logger.warning("%s", line)
+        tasks.start_soon(serve, stream)

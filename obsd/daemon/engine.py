@@ -27,6 +27,7 @@ from obsd.core.events import (
 )
 from obsd.core.obs_answer import UnreadableAnswer, read_answer
 from obsd.core.policy import NextPost, Stop, next_step
+from obsd.core.repeats import RepeatedFailure
 from obsd.core.runs import Phase, RunState, can_move, crn_results
 from obsd.core.state import DaemonState
 from obsd.core.timing import NS, ClockMap, countdown_tick
@@ -82,6 +83,11 @@ class RunDriver:
         await self._emit(LogPayload(message=message, level=level, run_id=self._run_id),
                          durable=False)
 
+    async def _say_if(self, line: str | None, level: str = "info") -> None:
+        """Say what a RepeatedFailure found worth saying, if anything."""
+        if line is not None:
+            await self._say(line, level)
+
     async def _enter(self, phase: Phase, reason: str | None = None, *,
                      durable: bool = True) -> None:
         if self.run.phase is phase:
@@ -125,6 +131,9 @@ class RunDriver:
         clock = calibrated.clock
         last_probe = last_ntp = self._clock.mono_ns()
         rechecked = False
+        # An unreachable OBS or NTP server fails every retry: say it once, then count.
+        probe_failures = RepeatedFailure("keep-alive probe to OBS")
+        ntp_failures = RepeatedFailure("NTP re-check (the last good clock mapping stays)")
         while True:
             now = self._clock.mono_ns()
             remaining = (clock.mono_ns(call_ns) - now) / NS
@@ -133,9 +142,13 @@ class RunDriver:
             if (remaining <= RECHECK_NTP_BEFORE_S and not rechecked) or (
                     now - last_ntp > RECHECK_NTP_EVERY_S * NS):
                 sync = await sync_clock(self.run.config, self._clock)
+                last_ntp = self._clock.mono_ns()
                 if sync.best is not None:
                     clock = sync.clock
-                last_ntp = self._clock.mono_ns()
+                    await self._say_if(ntp_failures.succeeded(last_ntp))
+                else:
+                    await self._say_if(ntp_failures.failed(sync.error or "", last_ntp),
+                                         "warning")
                 rechecked = remaining <= RECHECK_NTP_BEFORE_S
                 continue
             if (STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
@@ -144,7 +157,9 @@ class RunDriver:
                 try:
                     await obs.probe()
                 except httpx.HTTPError as exc:
-                    await self._say(f"keep-alive probe failed: {exc!r}", "warning")
+                    await self._say_if(probe_failures.failed(repr(exc), now), "warning")
+                else:
+                    await self._say_if(probe_failures.succeeded(self._clock.mono_ns()))
                 continue
             await self._emit(CountdownPayload(self._run_id, round(remaining, 1)),
                              durable=False)

@@ -42,7 +42,7 @@ from obsd.core.events import (
 )
 from obsd.core.oserrors import explain
 from obsd.core.policy import wants_sending
-from obsd.daemon.connection import serve_connection
+from obsd.daemon.connection import accept_connections, serve_connection
 from obsd.daemon.notify import SystemdReporter
 from obsd.daemon.service import Service
 from obsd.paths import daemon_socket_path, state_dir_path
@@ -259,14 +259,11 @@ async def _serve_until_stopped(sock: socket.socket, service: Service, settings: 
         systemd.ready()
         tasks.start_soon(systemd.run)
         daemon_uid = os.geteuid()
-        while True:
-            try:
-                stream = await listener.accept()
-            except anyio.BrokenResourceError:
-                logger.exception("accept failed; retrying shortly")
-                await anyio.sleep(0.1)
-                continue
-            tasks.start_soon(serve_connection, stream, service, daemon_uid, settings.admin_gid)
+
+        async def serve(stream: anyio.abc.SocketStream) -> None:
+            await serve_connection(stream, service, daemon_uid, settings.admin_gid)
+
+        await accept_connections(listener, serve, tasks, service.clock)
     return reason
 
 

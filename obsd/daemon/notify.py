@@ -17,6 +17,7 @@ from obsd.core.config import ISTANBUL
 from obsd.core.results import CrnState
 from obsd.core.runs import CrnStatus, Phase, RunState
 from obsd.core.state import DaemonState
+from obsd.core.status_text import duration_text
 from obsd.core.timing import MS, NS, epoch_ns
 from obsd.daemon.engine import FINAL_APPROACH_S
 from obsd.daemon.service import Service
@@ -34,21 +35,6 @@ QUIET_AFTER_S: Final = 0.5
 LIST_CRNS_UP_TO: Final = 6
 # A target further away than this is shown with its date, not only a time of day.
 SHOW_DATE_BEYOND_S: Final = 20 * 3600
-
-
-def _duration(seconds: float) -> str:
-    """A countdown as people read it: 42 s, 12 min 03 s, 3 h 10 min, 2 d 4 h."""
-    whole = max(0, round(seconds))
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def _istanbul(epoch_ns: int, now_ns: int) -> str:
@@ -108,7 +94,7 @@ def _active(run: RunState, now_ns: int) -> str:
         return f"registering: attempt {last.attempt} {answer}; {crn_summary(run)}{suffix}"
     shot = _shot_ns(run)
     what = "fires" if run.phase is Phase.WAITING else "target"
-    return (f"{run.phase}: {what} in {_duration((shot - now_ns) / NS)} at "
+    return (f"{run.phase}: {what} in {duration_text((shot - now_ns) / NS)} at "
             f"{_istanbul(shot, now_ns)}; {crn_summary(run)}{suffix}")
 
 
@@ -119,7 +105,7 @@ def _idle(state: DaemonState, now_ns: int) -> str:
         target_ns = epoch_ns(datetime.fromisoformat(target))
         if target_ns > now_ns:
             parts.append(f"target {_istanbul(target_ns, now_ns)} in "
-                         f"{_duration((target_ns - now_ns) / NS)}, no run started")
+                         f"{duration_text((target_ns - now_ns) / NS)}, no run started")
     last = next(reversed(state.runs.values()), None)
     if last is None:
         parts.append("no runs yet")

@@ -3,6 +3,7 @@
 import grp
 import os
 import pwd
+import resource
 import signal
 import socket
 import stat
@@ -16,7 +17,8 @@ import msgspec
 import pytest
 
 from obsctl.client import Client
-from tests.conftest import DaemonProcess
+from tests.conftest import STARTUP_TIMEOUT_S, DaemonProcess, wait_until
+from tests.reliability.rawwire import LoggedDaemon
 
 
 def raw_connection(path: Path) -> tuple[socket.socket, dict[str, object]]:
@@ -292,3 +294,31 @@ def test_users_outside_the_socket_group_cannot_connect(daemon: DaemonProcess) ->
         return "connected"
 
     assert "no permission" in str(run_as(nobody, nogroup, as_nobody))
+
+
+def test_running_out_of_descriptors_is_said_once_then_it_serves_again(short_dir: Path) -> None:
+    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state").start()
+    soft, hard = resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir(f"/proc/{daemon.pid}/fd"))
+    resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (in_use + 3, hard))
+    # More connections than it can take: the rest wait in the backlog, accept() gets EMFILE.
+    waiting = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(8)]
+    for sock in waiting:
+        sock.connect(str(daemon.socket))
+    wait_until(lambda: "accepting a connection failed: Too many open files" in daemon.stderr(),
+               STARTUP_TIMEOUT_S, "the first failed accept is logged")
+    # The storm lasts a second: about ten retries, which must not be ten lines.
+    time.sleep(1.0)
+    resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    for sock in waiting:
+        sock.close()
+    with Client(daemon.socket) as client:
+        assert client.request("ping")["success"]
+    wait_until(lambda: "works again" in daemon.stderr(), STARTUP_TIMEOUT_S,
+               "the recovery is logged")
+    assert daemon.stop() == 0
+    lines = [line for line in daemon.stderr().splitlines() if "accepting a connection" in line]
+    failures = int(lines[-1].split(" works again after ")[1].split()[0])
+    assert failures >= 1 and "Traceback" not in daemon.stderr()
+    # Said at the first failure, at 10, 100, ... failures, and once at the end.
+    assert len(lines) == len(str(failures)) + 1, lines
