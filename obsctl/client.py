@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -109,8 +110,15 @@ class Client:
             if message.get("id") == request_id and "success" in message:
                 return message
 
-    def stream(self) -> Iterator[bytes]:
-        """Every further line, waiting as long as it takes (for tail -f)."""
-        self._socket.settimeout(None)
+    def stream(self, deadline: float | None = None) -> Iterator[bytes]:
+        """Every further line: until the `time.monotonic()` deadline, else as long as it takes.
+
+        Past the deadline the next read raises ClientError ("did not answer in time").
+        """
         while True:
+            if deadline is None:
+                self._socket.settimeout(None)
+            else:
+                # A timeout of 0 would make the socket non-blocking, not time out at once.
+                self._socket.settimeout(max(deadline - time.monotonic(), 1e-6))
             yield self.read_line()

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from obsctl.client import ClientError
 from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
 from obsd.sim.app import RequestRecord
 from tests.conftest import DaemonProcess
@@ -82,14 +83,17 @@ class Registration:
         events: list[dict[str, Any]] = []
         with self.daemon.client() as client:
             client.request("tail", after_seq=after_seq, follow=True)
-            deadline = time.monotonic() + timeout_s
-            for line in client.stream():
-                event = msgspec.json.decode(line)
-                if "seq" in event:
-                    events.append(event)
-                    if event["type"] == event_type:
-                        return events
-                assert time.monotonic() < deadline, f"no {event_type} in {timeout_s} s"
+            try:
+                # Each read waits only until the deadline: a silent daemon fails the test.
+                for line in client.stream(deadline=time.monotonic() + timeout_s):
+                    event = msgspec.json.decode(line)
+                    if "seq" in event:
+                        events.append(event)
+                        if event["type"] == event_type:
+                            return events
+            except ClientError as exc:
+                raise AssertionError(f"no {event_type} in {timeout_s} s ({exc}); "
+                                     f"got {[e['type'] for e in events]}") from None
         raise AssertionError("tail ended")
 
     def run_detail(self, run_id: str) -> dict[str, Any]:

@@ -10,8 +10,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Final
 
-import anyio
-
 from obsd.adapters.systemd import Notifier
 from obsd.core.config import ISTANBUL
 from obsd.core.results import CrnState
@@ -172,7 +170,7 @@ class SystemdReporter:
         clock = self._service.clock
         last_ping = clock.mono_ns() / NS
         while True:
-            await anyio.sleep(tick)
+            await clock.sleep_until(clock.mono_ns() + int(tick * NS))
             if in_quiet_window(self._service.state, self._true_now_ns()):
                 continue
             now = clock.mono_ns() / NS

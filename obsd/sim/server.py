@@ -155,6 +155,11 @@ class HttpServer:
         self._live = live
         self.port = int(server.sockets[0].getsockname()[1])
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open."""
+        return len(self._live)
+
     async def close(self) -> None:
         """Stop listening, drop every connection and wait for their tasks."""
         self._server.close()

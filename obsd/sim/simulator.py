@@ -19,7 +19,7 @@ from obsd.sim.clock import SimClock
 from obsd.sim.config import SimConfig, validate_config
 from obsd.sim.ntp import start_ntp
 from obsd.sim.rules import SimState
-from obsd.sim.server import start_http
+from obsd.sim.server import HttpServer, start_http
 from obsd.sim.tls import make_test_certificate
 from obsd.sim.tokens import DEFAULT_LIFETIME_S, issue_token
 
@@ -53,7 +53,8 @@ class RunningSimulator:
     """A serving simulator: where it listens, its tokens, its true clock and its record."""
 
     def __init__(self, config: SimConfig, app: SimApp, clock: SimClock, key: bytes, *,
-                 base_url: str, ntp_server: str, ca_cert: Path | None) -> None:
+                 base_url: str, ntp_server: str, ca_cert: Path | None,
+                 http: HttpServer) -> None:
         self.config = config
         self.base_url = base_url
         # `host:port` or `[v6]:port`, the form obsd's `ntp_servers` accepts.
@@ -63,6 +64,7 @@ class RunningSimulator:
         self._app = app
         self._clock = clock
         self._key = key
+        self._http = http
 
     def token(self, subject: str, lifetime_s: int = DEFAULT_LIFETIME_S,
               issued_at_s: float | None = None) -> str:
@@ -81,6 +83,11 @@ class RunningSimulator:
     def state(self) -> SimState:
         """Seats and registrations as they stand."""
         return self._app.state()
+
+    def open_connections(self) -> int:
+        """HTTP connections still open. Once a client's connection is gone, `requests()` holds
+        everything it will ever hold of that client: a barrier for tests, instead of a guess."""
+        return self._http.open_connections
 
 
 class Simulator:
@@ -118,7 +125,7 @@ class Simulator:
                         config, app, clock, key,
                         base_url=f"{scheme}://{_host_port(host, http.port)}",
                         ntp_server=_host_port(host, bound_ntp_port),
-                        ca_cert=None if certificate is None else certificate.ca)
+                        ca_cert=None if certificate is None else certificate.ca, http=http)
                 finally:
                     ntp.close()
             finally:

@@ -187,7 +187,7 @@ def test_a_stalled_tail_client_does_not_hold_up_commands(daemon: DaemonProcess) 
     with daemon.client() as reader:
         assert reader.request("tail", after_seq=0)["success"]
         seqs = []
-        for line in reader.stream():
+        for line in reader.stream(deadline=time.monotonic() + STARTUP_TIMEOUT_S):
             message = msgspec.json.decode(line)
             if message.get("type") == "caught_up":
                 break

@@ -19,7 +19,6 @@ def test_a_run_fires_on_time_and_handles_every_result(short_dir: Path) -> None:
         run = reg.run_detail(run_id)
         posts = reg.posts()
     assert posts[0].arrival_ns >= reg.opening_ns, "never early"
-    assert posts[0].arrival_ns - reg.opening_ns < NS, "and not a second late either"
     states = {c["crn"]: c["state"] for c in run["crns"]}
     assert states == {"21234": "success", "22001": "full", "24010": "success",
                       "24020": "conflict", "20456": "success", "22002": "success"}

@@ -6,8 +6,9 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import msgspec
+import pytest
 
-from obsd.adapters.eventlog import EventLog
+from obsd.adapters.eventlog import EventLog, Subscription
 from obsd.core.events import DaemonStoppedPayload
 from obsd.daemon.tail import stream_tail
 
@@ -30,6 +31,15 @@ async def read_seqs(stream: anyio.abc.SocketStream, until_seq: int,
         if pause_s:
             await anyio.sleep(pause_s)
     return seqs, markers
+
+
+async def read_until_caught_up(stream: anyio.abc.SocketStream) -> dict[str, object]:
+    """Read until the caught_up marker, which must end what was received; return it."""
+    buffer = b""
+    while not buffer.endswith(b"\n"):
+        buffer += await stream.receive(4096)
+    message: dict[str, object] = msgspec.json.decode(buffer.splitlines()[-1])
+    return message
 
 
 async def socket_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
@@ -63,30 +73,37 @@ async def test_replay_then_marker_then_live_with_appends_during_the_replay(
     log.close()
 
 
-async def test_a_slow_reader_falls_back_to_disk_and_still_misses_nothing(tmp_path: Path) -> None:
+async def test_a_slow_reader_falls_back_to_disk_and_still_misses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = EventLog.open(tmp_path, lambda event: None, subscriber_queue=8)
     server, client = await socket_pair()
-    subscriptions_before = set(log._subscribers)
-    appended_while_reader_behind = 0
+    taken: list[Subscription] = []
+    subscribe = log.subscribe
+
+    def recorded() -> Subscription:
+        taken.append(subscription := subscribe())
+        return subscription
+
+    monkeypatch.setattr(log, "subscribe", recorded)
 
     async def tail() -> None:
         await stream_tail(log, server.send, 1, follow=True, log_id="L")
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tail)
-        await anyio.sleep(0.01)
-        (subscription,) = set(log._subscribers) - subscriptions_before
+        # The marker says the tail has subscribed and replayed: what follows is live.
+        assert await read_until_caught_up(client) == {"type": "caught_up", "after_seq": 1,
+                                                      "log_id": "L"}
         for n in range(3000):
             await log.append(DaemonStoppedPayload(reason=f"burst {n:05d} " + "x" * 100),
                              durable=False)
-            appended_while_reader_behind += 1
         # The appender never waited for the reader: all 3000 are written before it reads.
         assert log.head_seq == 3001
         seqs, _ = await read_seqs(client, until_seq=3001, pause_s=0.001)
         tasks.cancel_scope.cancel()
+    (subscription,) = taken
     assert subscription.overflows > 0, "the bounded queue must have overflowed"
     assert seqs == list(range(2, 3002))
-    assert appended_while_reader_behind == 3000
     log.close()
 
 

@@ -28,7 +28,7 @@ from obsctl.client import Client, ClientError
 from obsd.core.logformat import segment_first_seq
 from obsd.sim import RunningSimulator, SimConfig, Simulator
 from obsd.sim.app import REGISTRATION_PATHS, RequestRecord
-from tests.conftest import DaemonProcess
+from tests.conftest import DaemonProcess, wait_until
 from tests.harness import NS, STUDENT, iso, sim_config
 
 Event = dict[str, Any]
@@ -91,8 +91,8 @@ EVENTS_PAGE: Final = 100
 # A POST matches the request_sent that planned it: it arrives at its at_ns (true time), give
 # or take the clock map's error on loopback.
 MATCH_SLACK_NS: Final = 50 * MS
-# After a kill, anything the simulator was still handling is recorded within this.
-SIM_SETTLE_S: Final = 0.02
+# A killed daemon's connection closes at once; this only bounds a wait that never ends.
+SIM_CLOSE_TIMEOUT_S: Final = 10.0
 
 ACK: Final = "ack"
 CALIBRATING: Final = "calibrating"
@@ -620,7 +620,9 @@ class CrashScenario:
         shots = of_run(events, self.run_id or "", "request_sent")
         if not shots:
             return "before_request_sent"
-        time.sleep(SIM_SETTLE_S)
+        # The killed daemon's connection closes once the simulator has read all it sent.
+        wait_until(lambda: self.sim.open_connections() == 0, SIM_CLOSE_TIMEOUT_S,
+                   "the simulator saw the killed daemon's connection close")
         attempt = shots[-1]["payload"]
         posted = any(p.received_ns <= kill_ns and p.arrival_ns >= attempt["at_ns"] - MATCH_SLACK_NS
                      for p in self._posts())

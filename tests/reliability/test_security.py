@@ -10,6 +10,7 @@ import base64
 import grp
 import os
 import pwd
+import select
 import signal
 import stat
 import subprocess
@@ -28,6 +29,7 @@ from obsd.core.framing import MAX_LINE_BYTES
 from obsd.core.logformat import segment_name
 from obsd.core.protocol import REQUEST_CLASSES, Request, decode_request
 from obsd.core.token import fingerprint
+from tests.conftest import wait_until
 from tests.harness import STUDENT, iso, registration
 from tests.reliability.rawwire import (
     MIB,
@@ -80,8 +82,8 @@ STALLED_TAIL_MEMORY_BUG: Final = (
 STALLED_TAILS: Final = 300
 PREFILL_EVENTS: Final = 1_000
 STALLED_RCVBUF: Final = 4096
-# Time for the daemon to start every replay and block on the full sockets.
-STALL_SETTLE_S: Final = 1.0
+# The daemon starts every replay at once; this only bounds a wait that never ends.
+STALL_TIMEOUT_S: Final = 30.0
 
 
 def request_line(cls: type[Request], request_id: int) -> bytes:
@@ -407,7 +409,9 @@ def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) 
                 wire = Wire(daemon.socket, rcvbuf=STALLED_RCVBUF)
                 wire.send(b'{"id":1,"op":"tail","after_seq":0}\n')
                 wires.append(wire)
-            time.sleep(STALL_SETTLE_S)
+            # Each tail has begun its replay (it has read a chunk) once its client has data.
+            wait_until(lambda: all(select.select([w.sock], [], [], 0)[0] for w in wires),
+                       STALL_TIMEOUT_S, "every stalled tail began its replay")
             return vm_kib(daemon.pid)
         finally:
             for wire in wires:
