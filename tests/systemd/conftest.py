@@ -18,6 +18,9 @@ import pytest
 # A loaded CI machine may take a while to start Python; no test asserts on this.
 WAIT_S = 20.0
 RECEIVE_BYTES = 4096
+# The Debian package of each tool that is not in the systemd package itself.
+PACKAGES = {"systemd-nspawn": "systemd-container", "mmdebstrap": "mmdebstrap",
+            "nsenter": "util-linux", "unshare": "util-linux"}
 
 
 def require_tool(name: str) -> str:
@@ -25,8 +28,9 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    message = (f"{name} not found: install Debian's systemd package "
-               "(apt-get install systemd; .ci/run does this)")
+    package = PACKAGES.get(name, "systemd")
+    message = (f"{name} not found: install Debian's {package} package "
+               f"(apt-get install {package}; .ci/run does this)")
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
