@@ -139,3 +139,15 @@ WITHOUT_FILE_OVERRIDE = ("setpriv", "--bounding-set=-dac_override,-dac_read_sear
 def script_path(name: str) -> str:
     """A console script installed beside this interpreter (obsd, obsctl)."""
     return str(Path(sys.executable).with_name(name))
+
+
+# A slow suite may run for many minutes by design (the crash suite has a 17-minute budget);
+# this still bounds it, so that a hang costs half an hour of CI, not all of it.
+SLOW_TIMEOUT_S = 30 * 60
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give slow tests without a timeout of their own the slow suites' bound."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
