@@ -42,12 +42,17 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> 
 
 @dataclass
 class DaemonProcess:
-    """A running `obsd` process and the paths it was given."""
+    """A running `obsd` process and the paths it was given.
+
+    Its stderr goes to a file of its own (kept across restarts of this one process object):
+    a pipe read only at exit would fill up under a daemon that logs a lot, and hang it.
+    """
 
     socket: Path
     state_dir: Path
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    stderr_path: Path | None = None
 
     def start(self) -> DaemonProcess:
         """Spawn the daemon and wait until it greets a client."""
@@ -60,7 +65,7 @@ class DaemonProcess:
                 with Client(self.socket, timeout=5):
                     return self
             except ClientError:
-                time.sleep(0.02)
+                time.sleep(POLL_S)
         raise AssertionError("obsd did not start in time")
 
     def argv(self) -> list[str]:
@@ -69,7 +74,15 @@ class DaemonProcess:
                 "--state-dir", str(self.state_dir), *self.extra_args]
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if self.stderr_path is None:
+            self.socket.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=self.socket.name + ".", suffix=".stderr",
+                                        dir=self.socket.parent)
+            os.close(fd)
+            self.stderr_path = Path(name)
+        with open(self.stderr_path, "ab") as err:
+            return subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err,
+                                    stderr=err)
 
     def client(self) -> Client:
         """A new connection to the daemon."""
@@ -83,11 +96,20 @@ class DaemonProcess:
         return self.process.wait(timeout=STARTUP_TIMEOUT_S)
 
     def stderr(self) -> str:
-        """What the daemon wrote to stderr (once it has exited)."""
-        assert self.process is not None and self.process.stderr is not None
-        if self.process.poll() is None:
+        """Everything the daemon wrote to stderr so far (also while it runs)."""
+        if self.stderr_path is None or not self.stderr_path.exists():
             return ""
-        return self.process.stderr.read().decode(errors="replace")
+        return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        """The daemon's process id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process is not None and self.process.poll() is None
 
 
 @pytest.fixture
@@ -120,6 +142,7 @@ def module_daemon() -> Iterator[DaemonProcess]:
         stderr = process.stderr()
         shutil.rmtree(path, ignore_errors=True)
     assert status == 0, stderr
+    assert "Traceback" not in stderr, "nothing a client sent made the daemon fail inside"
 
 
 def require_root(why: str) -> None:

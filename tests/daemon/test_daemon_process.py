@@ -18,7 +18,6 @@ import pytest
 
 from obsctl.client import Client
 from tests.conftest import STARTUP_TIMEOUT_S, DaemonProcess, wait_until
-from tests.reliability.rawwire import LoggedDaemon
 
 
 def raw_connection(path: Path) -> tuple[socket.socket, dict[str, object]]:
@@ -297,7 +296,7 @@ def test_users_outside_the_socket_group_cannot_connect(daemon: DaemonProcess) ->
 
 
 def test_running_out_of_descriptors_is_said_once_then_it_serves_again(short_dir: Path) -> None:
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state").start()
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
     soft, hard = resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE)
     in_use = len(os.listdir(f"/proc/{daemon.pid}/fd"))
     resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (in_use + 3, hard))

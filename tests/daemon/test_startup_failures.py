@@ -63,21 +63,23 @@ def test_a_state_directory_on_a_read_only_file_system(short_dir: Path) -> None:
     assert STATE_REMEDY in line
 
 
-def test_a_state_directory_it_may_not_enter(short_dir: Path) -> None:
+def someone_elses(directory: Path) -> Path:
+    """`directory`, created 0700 and owned by nobody."""
     require_root("a directory owned by another user")
-    private = short_dir / "private"
-    private.mkdir(mode=0o700)
-    os.chown(private, 65534, 65534)
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 65534, 65534)
+    return directory
+
+
+def test_a_state_directory_it_may_not_enter(short_dir: Path) -> None:
+    private = someone_elses(short_dir / "private")
     line = failed_start(*WITHOUT_FILE_OVERRIDE, *obsd(short_dir, private / "state"))
     assert line.startswith(f"{private / 'state'} is not accessible: permission denied for uid ")
     assert STATE_REMEDY in line
 
 
 def test_a_socket_directory_it_may_not_create(short_dir: Path) -> None:
-    require_root("a directory owned by another user")
-    private = short_dir / "private"
-    private.mkdir(mode=0o700)
-    os.chown(private, 65534, 65534)
+    private = someone_elses(short_dir / "private")
     line = failed_start(*WITHOUT_FILE_OVERRIDE,
                         *obsd(short_dir, short_dir / "state", private / "run" / "obsd.sock"))
     assert line.startswith(f"{private / 'run'} is not accessible: permission denied")

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-
-from tests.conftest import DaemonProcess
 
 # Every read waits at most this long: a daemon silent for that long is hung, not slow.
 READ_TIMEOUT_S: Final = 30.0
@@ -25,45 +21,6 @@ RSS_GROWTH_LIMIT_KIB: Final = 50 * 1024
 
 class WireError(AssertionError):
     """The daemon broke the protocol, closed unexpectedly or did not answer in time."""
-
-
-@dataclass
-class LoggedDaemon(DaemonProcess):
-    """A DaemonProcess whose stderr goes to a file.
-
-    The conftest fixture pipes stderr and reads it only at exit; a test that makes the daemon
-    log a lot (a traceback per hostile line) would fill the pipe and hang it.
-    """
-
-    stderr_path: Path | None = None
-
-    def start(self) -> LoggedDaemon:
-        """Spawn the daemon (stderr appended to `stderr_path`) and wait for its greeting."""
-        super().start()
-        return self
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        if self.stderr_path is None:
-            self.stderr_path = self.socket.with_name(self.socket.name + ".stderr")
-        with open(self.stderr_path, "ab") as err:
-            return subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err,
-                                    stderr=err)
-
-    def stderr(self) -> str:
-        """Everything the daemon wrote to stderr so far (also while it runs)."""
-        if self.stderr_path is None or not self.stderr_path.exists():
-            return ""
-        return self.stderr_path.read_text(errors="replace")
-
-    @property
-    def pid(self) -> int:
-        """The daemon's process id."""
-        assert self.process is not None
-        return self.process.pid
-
-    def alive(self) -> bool:
-        """Whether the process is still running."""
-        return self.process is not None and self.process.poll() is None
 
 
 def vm_kib(pid: int, field: str = "VmRSS") -> int:

@@ -24,8 +24,9 @@ import msgspec
 
 from obsd.core.runs import Phase
 from obsd.sim import Simulator
+from tests.conftest import DaemonProcess
 from tests.harness import NS, Registration, sim_config
-from tests.reliability.rawwire import LoggedDaemon, Wire
+from tests.reliability.rawwire import Wire
 
 # The mix of issue 5 point 5: 100 clients, some stalled, some reconnecting with after_seq.
 STEADY_CLIENTS: Final = 50
@@ -279,7 +280,7 @@ def logged_registration(directory: Path, opening_in_s: float,
     config = sim_config(opening_in_s, **sim_overrides)
     assert config.opening_at is not None
     with Simulator(config).serve_in_thread() as sim:
-        daemon = LoggedDaemon(directory / "obsd.sock", directory / "state").start()
+        daemon = DaemonProcess(directory / "obsd.sock", directory / "state").start()
         try:
             yield Registration(daemon, sim, int(config.opening_at * NS))
         finally:

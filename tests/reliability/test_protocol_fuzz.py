@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
-import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -42,7 +39,6 @@ from tests.reliability.fuzzing import (
 from tests.reliability.rawwire import (
     MIB,
     RSS_GROWTH_LIMIT_KIB,
-    LoggedDaemon,
     Wire,
     vm_kib,
 )
@@ -278,25 +274,9 @@ def test_the_real_limit_is_exact_whatever_the_split() -> None:
 # -- the real daemon --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def module_daemon() -> Iterator[LoggedDaemon]:
-    """One daemon for the hypothesis examples (a fresh one per example would take minutes)."""
-    # Short, like conftest's short_dir: Unix socket paths are limited to 107 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="obsd-", dir="/tmp"))
-    daemon = LoggedDaemon(directory / "obsd.sock", directory / "state").start()
-    try:
-        yield daemon
-    finally:
-        status = daemon.stop()
-        stderr = daemon.stderr()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert status == 0, stderr
-    assert "connection failed" not in stderr
-
-
 @settings(max_examples=DAEMON_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 @given(daemon_lines)
-def test_the_daemon_answers_every_line_as_the_decoder_says(module_daemon: LoggedDaemon,
+def test_the_daemon_answers_every_line_as_the_decoder_says(module_daemon: DaemonProcess,
                                                            line: bytes) -> None:
     """Each line gets the answer the oracle expects; the connection then still serves."""
     with Wire(module_daemon.socket) as wire:
@@ -340,7 +320,7 @@ def test_the_daemon_refuses_deep_nesting_with_a_typed_error(
 
 def test_hanging_up_during_a_tail_is_no_error_for_the_daemon(short_dir: Path) -> None:
     """A client that leaves while its tail is written is an ordinary disconnect, not an error."""
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state").start()
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
     try:
         for attempt in range(HANGUP_ATTEMPTS):
             wire = Wire(daemon.socket)
@@ -397,7 +377,7 @@ class FuzzReport:
 
 def fuzz(directory: Path, total: int, seed: int) -> FuzzReport:
     """Start a daemon, fuzz it with `total` lines over WORKERS connections, stop it."""
-    daemon = LoggedDaemon(directory / "obsd.sock", directory / "state").start()
+    daemon = DaemonProcess(directory / "obsd.sock", directory / "state").start()
     try:
         with Wire(daemon.socket) as probe:
             greeting = probe.greeting["data"]

@@ -29,12 +29,11 @@ from obsd.core.framing import MAX_LINE_BYTES
 from obsd.core.logformat import segment_name
 from obsd.core.protocol import REQUEST_CLASSES, Request, decode_request
 from obsd.core.token import fingerprint
-from tests.conftest import wait_until
+from tests.conftest import DaemonProcess, wait_until
 from tests.harness import STUDENT, iso, registration
 from tests.reliability.rawwire import (
     MIB,
     RSS_GROWTH_LIMIT_KIB,
-    LoggedDaemon,
     Wire,
     run_as,
     vm_kib,
@@ -132,7 +131,7 @@ def admin_group() -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def running(daemon: LoggedDaemon) -> Iterator[LoggedDaemon]:
+def running(daemon: DaemonProcess) -> Iterator[DaemonProcess]:
     """A started daemon that must exit 0 on SIGTERM at the end."""
     daemon.start()
     try:
@@ -176,7 +175,7 @@ def test_a_local_user_gets_read_only_and_is_refused_every_mutating_op(short_dir:
     """Every op marked mutating is PERMISSION_DENIED for ro; every read op works; nothing moves."""
     assert {str(c.__struct_config__.tag) for c in MUTATING} >= {
         "configure", "start", "cancel", "delete_run", "test_token", "calibrate"}
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state",
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
                           ["--socket-group", "nogroup"])
     with running(daemon):
         before = head_and_config(daemon.socket)
@@ -197,7 +196,7 @@ def test_a_member_of_the_admin_group_gets_read_write(short_dir: Path,
                                                      membership: str) -> None:
     """The admin group gives rw, whether it is the peer's primary or a supplementary group."""
     name, gid = admin_group
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state",
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
                           ["--socket-group", "nogroup", "--admin-group", name])
     primary, groups = (NOGROUP, [gid]) if membership == "supplementary" else (gid, [NOGROUP])
 
@@ -217,7 +216,7 @@ def test_the_admin_group_alone_is_also_the_socket_group(short_dir: Path,
                                                         admin_group: tuple[str, int]) -> None:
     """With only --admin-group, the socket is 0660 to that group, and its members get rw."""
     name, gid = admin_group
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state", ["--admin-group", name])
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state", ["--admin-group", name])
 
     def greet() -> Any:
         with Client(daemon.socket) as client:
@@ -249,7 +248,7 @@ def test_socket_token_state_and_log_files_have_private_modes(short_dir: Path,
     args = ["--segment-bytes", str(SMALL_SEGMENT_BYTES)]
     if group:
         args += ["--socket-group", group]
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state", args)
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state", args)
     with umask(0), running(daemon):
         socket_info = daemon.socket.stat()
         with Client(daemon.socket) as client:
@@ -375,7 +374,7 @@ def flood(path: Path) -> dict[str, int]:
 
 def test_hostile_lines_from_a_read_only_user_do_not_grow_memory(short_dir: Path) -> None:
     """Endless and over-long lines and deep nesting are refused; RSS stays within the bound."""
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state",
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
                           ["--socket-group", "nogroup"])
     with running(daemon):
         with Wire(daemon.socket) as warm:
@@ -399,7 +398,7 @@ def test_hostile_lines_from_a_read_only_user_do_not_grow_memory(short_dir: Path)
 @pytest.mark.xfail(strict=True, reason=STALLED_TAIL_MEMORY_BUG)
 def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) -> None:
     """Hundreds of tails that never read cost the daemon no more than the generous bound."""
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state",
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
                           ["--socket-group", "nogroup"])
 
     def stall() -> int:
@@ -453,14 +452,14 @@ def test_a_socket_swapped_for_a_symlink_is_not_removed_at_stop(short_dir: Path) 
     """At stop the daemon unlinks only the socket it bound, never what replaced it."""
     victim = victim_file(short_dir)
     before = snapshot(victim)
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state")
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state")
     with running(daemon):
         daemon.socket.unlink()
         daemon.socket.symlink_to(victim)
     assert daemon.socket.is_symlink() and snapshot(victim) == before
 
 
-def plant_segment_links(daemon: LoggedDaemon, victim: Path) -> int:
+def plant_segment_links(daemon: DaemonProcess, victim: Path) -> int:
     """Symlinks at the next PLANTED_SEGMENTS segment names; return the head when planted."""
     with Client(daemon.socket) as client:
         head = int(client.greeting["head_seq"])
@@ -469,7 +468,7 @@ def plant_segment_links(daemon: LoggedDaemon, victim: Path) -> int:
     return head
 
 
-def configure_until_refused(daemon: LoggedDaemon) -> dict[str, Any] | None:
+def configure_until_refused(daemon: DaemonProcess) -> dict[str, Any] | None:
     """Configure until an answer is a failure (the rotation hit a planted link); return it."""
     with Client(daemon.socket) as client:
         for n in range(MAX_CONFIGURES):
@@ -483,7 +482,7 @@ def test_a_symlink_at_the_next_segment_name_is_not_followed(short_dir: Path) -> 
     """Rotation never writes through a planted link; the daemon keeps serving reads."""
     victim = victim_file(short_dir)
     before = snapshot(victim)
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state",
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
                           ["--segment-bytes", str(SMALL_SEGMENT_BYTES)])
     daemon.start()
     try:
@@ -502,7 +501,7 @@ def test_a_symlink_at_the_next_segment_name_is_not_followed(short_dir: Path) -> 
 def test_a_segment_that_cannot_be_created_is_a_storage_failure(short_dir: Path) -> None:
     """A refused rotation is STORAGE_FAILED and a clean exit, not an internal error."""
     victim = victim_file(short_dir)
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state",
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
                           ["--segment-bytes", str(SMALL_SEGMENT_BYTES)])
     daemon.start()
     try:
@@ -521,7 +520,7 @@ def test_a_symlink_at_the_lock_file_is_not_followed(short_dir: Path) -> None:
     state = short_dir / "state"
     state.mkdir(mode=0o700)
     (state / "obsd.lock").symlink_to(victim)
-    daemon = LoggedDaemon(short_dir / "obsd.sock", state)
+    daemon = DaemonProcess(short_dir / "obsd.sock", state)
     try:
         daemon.start()
     except AssertionError:
@@ -538,7 +537,7 @@ def test_a_symlink_at_the_token_paths_is_not_written_through(short_dir: Path,
     """Storing a token never writes into a planted link's target, nor leaks the token."""
     victim = victim_file(short_dir)
     before = snapshot(victim)
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state")
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state")
     token = fake_jwt()
     with running(daemon):
         (daemon.state_dir / name).symlink_to(victim)
@@ -557,7 +556,7 @@ def test_a_symlink_at_the_broken_copy_name_is_not_followed(short_dir: Path) -> N
     """Repairing a torn tail keeps the original beside it, never through a planted link."""
     victim = victim_file(short_dir)
     before = snapshot(victim)
-    daemon = LoggedDaemon(short_dir / "obsd.sock", short_dir / "state")
+    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state")
     daemon.start()
     with Client(daemon.socket) as client:
         assert client.request("configure", config={"max_attempts": 5})["success"]
