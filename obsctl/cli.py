@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,17 +10,15 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from obsctl import configure as configure_options
 from obsctl import event_view, render, report
 from obsctl.client import Client, ClientError
+from obsctl.configure import UsageError
 from obsd.paths import client_socket_path
 
 EXIT_OK = 0
 EXIT_CLIENT_ERROR = 1
 EXIT_DAEMON_REFUSED = 2
-
-
-class UsageError(Exception):
-    """The command line itself is wrong (exit status 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,17 +27,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line that says what to do; the full usage would bury it.
         self.exit(EXIT_CLIENT_ERROR, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
-
-
-def _seconds(text: str) -> float:
-    """A finite number (JSON has no NaN or infinity; msgspec would send them as null)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -68,35 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     command("status", "daemon, phase, active run, log head")
     command("config", "the current configuration (token as a fingerprint)")
     configure = command("configure", "change configuration fields")
-    configure.add_argument("--ecrn", nargs="*", metavar="CRN", help="CRNs to add (replaces)")
-    configure.add_argument("--scrn", nargs="*", metavar="CRN", help="CRNs to drop (replaces)")
-    configure.add_argument("--target", help="opening instant: HH:MM:SS (Istanbul) or ISO-8601 "
-                           "with offset")
-    configure.add_argument("--max-attempts", type=int)
-    configure.add_argument("--retry-interval", type=_seconds, metavar="SECONDS")
-    configure.add_argument("--safety-buffer", type=_seconds, metavar="SECONDS")
-    configure.add_argument("--obs-base-url", metavar="URL")
-    configure.add_argument("--ntp-server", action="append", metavar="HOST[:PORT]",
-                           dest="ntp_servers", help="repeat for several (replaces the list)")
-    configure.add_argument("--retry-full", action=argparse.BooleanOptionalAction,
-                           help="keep retrying full courses within the request budget")
-    configure.add_argument("--backup", action="append", metavar="PRIMARY=BACKUP",
-                           help="try BACKUP when PRIMARY is full (repeat; replaces the map; "
-                           "'--backup none' clears it)")
-    configure.add_argument("--budget-posts", type=int, metavar="N")
-    configure.add_argument("--budget-window", type=_seconds, metavar="SECONDS")
-    configure.add_argument("--read-timeout", type=_seconds, metavar="SECONDS")
-    configure.add_argument("--aim-early-fraction", type=_seconds, metavar="F",
-                           help="aim before the opening by this part of the one-way latency "
-                           "(default 0: never aim early)")
-    configure.set_defaults(field_flags={
-        action.dest: action.option_strings[0] for action in configure._actions
-        if action.option_strings and action.option_strings[0].startswith("--")})
-    token = configure.add_mutually_exclusive_group()
-    token.add_argument("--token-file", type=Path, metavar="PATH",
-                       help="read the OBS token from this file")
-    token.add_argument("--token", metavar="-", help="'-' reads the token from standard input")
-    token.add_argument("--clear-token", action="store_true", help="forget the stored token")
+    configure_options.add_options(configure)
     tail = command("tail", "print events; -f keeps following")
     tail.add_argument("-f", "--follow", action="store_true")
     tail.add_argument("--after", type=int, metavar="SEQ",
@@ -125,53 +82,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_token(args: argparse.Namespace) -> str | None:
-    if args.token_file is not None:
-        try:
-            return str(args.token_file.read_text())
-        except OSError as exc:
-            raise UsageError(f"--token-file: cannot read {args.token_file}: {exc.strerror}"
-                             ) from None
-    if args.token is not None:
-        if args.token != "-":
-            raise UsageError("--token takes only '-' (read from standard input): a token on "
-                             "the command line lands in shell history and in ps")
-        return sys.stdin.read()
-    return None
-
-
-def _backup_map(pairs: list[str]) -> dict[str, str]:
-    if pairs == ["none"]:
-        return {}
-    mapping = {}
-    for pair in pairs:
-        primary, sep, backup = pair.partition("=")
-        if not sep:
-            raise UsageError(f"--backup: expected PRIMARY=BACKUP, got {pair!r}")
-        mapping[primary] = backup
-    return mapping
-
-
-def _config_patch(args: argparse.Namespace) -> dict[str, Any]:
-    patch: dict[str, Any] = {}
-    for name in ("ecrn", "scrn", "target", "max_attempts", "retry_interval", "safety_buffer",
-                 "obs_base_url", "ntp_servers", "retry_full", "budget_posts", "budget_window",
-                 "read_timeout", "aim_early_fraction"):
-        value = getattr(args, name)
-        if value is not None:
-            patch[name] = value
-    if args.backup is not None:
-        patch["backup"] = _backup_map(args.backup)
-    token = _read_token(args)
-    if token is not None:
-        patch["token"] = token
-    if args.clear_token:
-        patch["token"] = None
-    if not patch:
-        raise UsageError("configure: give at least one field to change (see obsctl configure -h)")
-    return patch
-
-
 def _print_response(response: dict[str, Any], args: argparse.Namespace,
                     human: Callable[[Any], str]) -> int:
     if args.json:
@@ -180,20 +90,10 @@ def _print_response(response: dict[str, Any], args: argparse.Namespace,
         print(human(response["data"]))
     if not response["success"]:
         error = response["error"]
-        print(f"obsctl: {error['code']}: {_with_flag(error['message'], args)}", file=sys.stderr)
+        message = configure_options.with_flag(error["message"])
+        print(f"obsctl: {error['code']}: {message}", file=sys.stderr)
         return EXIT_DAEMON_REFUSED
     return EXIT_OK
-
-
-_CONFIG_PATH = re.compile(r"`\$\.config\.([a-z_]+)")
-
-
-def _with_flag(message: str, args: argparse.Namespace) -> str:
-    """Name the option a person typed beside the field the daemon names (`$.config.x`)."""
-    flags: dict[str, str] = getattr(args, "field_flags", {})
-    if (m := _CONFIG_PATH.search(message)) and (flag := flags.get(m[1])):
-        return f"{message} ({flag})"
-    return message
 
 
 def _tail(client: Client, args: argparse.Namespace) -> int:
@@ -271,7 +171,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Callable[[Any], st
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one parsed command; return the exit status."""
-    patch = _config_patch(args) if args.command == "configure" else None
+    patch = configure_options.config_patch(args) if args.command == "configure" else None
     with Client(args.socket or client_socket_path()) as client:
         if patch is not None:
             return _print_response(client.request("configure", config=patch), args,

@@ -7,9 +7,9 @@ import pytest
 
 from obsd.core.config import Config, ConfigPatch
 from obsd.core.events import EVENT_TYPES
+from obsd.core.phases import Phase
 from obsd.core.protocol import OPS, ErrorCode
 from obsd.core.results import CrnState
-from obsd.core.runs import Phase
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
 

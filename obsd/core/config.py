@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -170,30 +171,43 @@ def _check_base_url(text: str) -> str:
     return url
 
 
+def _target(text: str | None, now: datetime) -> str | None:
+    return None if text is None else resolve_target(text, now).isoformat()
+
+
+def _ntp_servers(servers: list[str], now: datetime) -> tuple[str, ...]:
+    for index, server in enumerate(servers):
+        try:
+            split_host_port(server)
+        except ValueError as exc:
+            raise ConfigError(f"$.config.ntp_servers[{index}]", str(exc)) from None
+    return tuple(servers)
+
+
+# How a patch value becomes the Config value, for the fields that are not taken as they are.
+# Every other ConfigPatch field (but the token, kept apart) is copied; see apply_patch.
+_NORMALISE: Final[dict[str, Callable[[Any, datetime], object]]] = {
+    "ecrn": lambda crns, now: tuple(crns),
+    "scrn": lambda crns, now: tuple(crns),
+    "target": _target,
+    "obs_base_url": lambda url, now: _check_base_url(url),
+    "ntp_servers": _ntp_servers,
+}
+# Fields a patch may set that are not part of Config.
+PATCH_ONLY: Final = frozenset({"token"})
+
+
 def apply_patch(config: Config, patch: ConfigPatch, now: datetime) -> Config:
-    """Return `config` updated by `patch`, or raise ConfigError naming the first bad field."""
+    """Return `config` updated by `patch`, or raise ConfigError naming the first bad field.
+
+    Fields are checked in declaration order, then the rules that span fields.
+    """
     changes: dict[str, object] = {}
-    if patch.ecrn is not UNSET:
-        changes["ecrn"] = tuple(patch.ecrn)
-    if patch.scrn is not UNSET:
-        changes["scrn"] = tuple(patch.scrn)
-    if patch.target is not UNSET:
-        changes["target"] = None if patch.target is None else resolve_target(
-            patch.target, now).isoformat()
-    for name in ("max_attempts", "retry_interval", "safety_buffer", "retry_full", "backup",
-                 "budget_posts", "budget_window", "read_timeout", "aim_early_fraction"):
-        value = getattr(patch, name)
-        if value is not UNSET:
-            changes[name] = value
-    if patch.obs_base_url is not UNSET:
-        changes["obs_base_url"] = _check_base_url(patch.obs_base_url)
-    if patch.ntp_servers is not UNSET:
-        for index, server in enumerate(patch.ntp_servers):
-            try:
-                split_host_port(server)
-            except ValueError as exc:
-                raise ConfigError(f"$.config.ntp_servers[{index}]", str(exc)) from None
-        changes["ntp_servers"] = tuple(patch.ntp_servers)
+    for name in patch.changed_fields():
+        if name not in PATCH_ONLY:
+            value = getattr(patch, name)
+            normalise = _NORMALISE.get(name)
+            changes[name] = value if normalise is None else normalise(value, now)
     updated = msgspec.structs.replace(config, **changes)
     _check_crn_lists(updated)
     return updated

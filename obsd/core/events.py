@@ -7,13 +7,18 @@ The log assigns `seq` and `timestamp`; producers build only the payload.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from obsd.core.config import Config
+from obsd.core.phases import Phase
+from obsd.core.results import CrnKind, CrnState, Outcome
 from obsd.core.token import TokenInfo
+
+# How much a `log` event matters to the person following the run.
+Level = Literal["info", "warning"]
 
 
 class Actor(msgspec.Struct, frozen=True):
@@ -77,7 +82,7 @@ class StatePayload(msgspec.Struct, frozen=True):
     """A run entered a phase (calibrating, waiting, registering, done, failed)."""
 
     run_id: str
-    phase: str
+    phase: Phase
     reason: str | None = None
 
 
@@ -92,7 +97,7 @@ class LogPayload(msgspec.Struct, frozen=True):
     """A message for the person following the run."""
 
     message: str
-    level: str = "info"
+    level: Level = "info"
     run_id: str | None = None
 
 
@@ -132,8 +137,8 @@ class CrnResult(msgspec.Struct, frozen=True, kw_only=True):
     """One CRN's result in one answer."""
 
     crn: str
-    kind: str  # "ecrn" (add) or "scrn" (drop)
-    state: str
+    kind: CrnKind
+    state: CrnState
     code: str | None
     message: str
     result_data: Any = None
@@ -144,9 +149,7 @@ class CrnUpdatePayload(msgspec.Struct, frozen=True, kw_only=True):
 
     run_id: str
     attempt: int
-    # "answered" (results below), "unknown" (timeout, reset: it may have been processed),
-    # "unauthorized" (401), "http_error" (another status or an unreadable body).
-    outcome: str
+    outcome: Outcome
     http_status: int | None
     sent_ns: int | None
     responded_ns: int | None
@@ -158,7 +161,7 @@ class DonePayload(msgspec.Struct, frozen=True):
     """The run ended: its phase (done or failed), why, and every CRN's final result."""
 
     run_id: str
-    phase: str
+    phase: Phase
     reason: str
     results: list[CrnResult]
 
@@ -168,14 +171,14 @@ class RunCancelledPayload(msgspec.Struct, frozen=True):
 
     run_id: str
     actor: Actor
-    phase: str
+    phase: Phase
 
 
 class RunInterruptedPayload(msgspec.Struct, frozen=True):
     """The daemon stopped during the run; it resumes when the daemon starts again."""
 
     run_id: str
-    phase: str
+    phase: Phase
     reason: str
 
 
@@ -183,7 +186,7 @@ class RunResumedPayload(msgspec.Struct, frozen=True):
     """The daemon found this run unfinished after a restart and took it up again."""
 
     run_id: str
-    phase: str
+    phase: Phase
     pending: list[str]
     last_request_ns: int | None
 

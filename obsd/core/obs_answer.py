@@ -7,7 +7,7 @@ from typing import Any, Final
 import msgspec
 
 from obsd.core.events import CrnResult
-from obsd.core.results import CrnState, classify
+from obsd.core.results import CrnKind, CrnState, Outcome, classify
 
 REGISTRATION_PATH: Final = "/api/ders-kayit/v21"
 TOKEN_CHECK_PATH: Final = "/api/ogrenci/OgrenciYetkiListesi"
@@ -45,8 +45,8 @@ def read_answer(body: bytes, ecrn: list[str], scrn: list[str]) -> list[CrnResult
     except msgspec.DecodeError as exc:
         raise UnreadableAnswer(f"OBS sent an unreadable answer: {exc}") from None
     results = []
-    for kind, sent, items in (("ecrn", ecrn, answer.ecrnResultList or []),
-                              ("scrn", scrn, answer.scrnResultList or [])):
+    for kind, sent, items in ((CrnKind.ECRN, ecrn, answer.ecrnResultList or []),
+                              (CrnKind.SCRN, scrn, answer.scrnResultList or [])):
         by_crn = {item.crn: item for item in items}
         for crn in sent:
             item = by_crn.get(crn)
@@ -55,8 +55,32 @@ def read_answer(body: bytes, ecrn: list[str], scrn: list[str]) -> list[CrnResult
                                          message="OBS's answer did not mention this CRN"))
                 continue
             classified = classify(item.statusCode, item.resultCode, item.resultData,
-                                  is_drop=kind == "scrn")
+                                  is_drop=kind == CrnKind.SCRN)
             results.append(CrnResult(crn=crn, kind=kind, state=classified.state,
                                      code=item.resultCode, message=classified.message,
                                      result_data=item.resultData))
     return results
+
+
+class Reading(msgspec.Struct, frozen=True):
+    """What an HTTP answer to a POST means: its outcome, per-CRN results, or why there are none.
+
+    Never `Outcome.UNKNOWN`: that there was no answer at all is the driver's to say.
+    """
+
+    outcome: Outcome
+    results: list[CrnResult]
+    detail: str | None = None
+
+
+def read_response(http_status: int, body: bytes, ecrn: list[str], scrn: list[str]) -> Reading:
+    """Classify OBS's answer to a registration POST."""
+    if http_status == 401:
+        return Reading(Outcome.UNAUTHORIZED, [],
+                       "OBS answered 401: the token is expired or invalid")
+    if http_status != 200:
+        return Reading(Outcome.HTTP_ERROR, [], f"OBS answered HTTP {http_status}")
+    try:
+        return Reading(Outcome.ANSWERED, read_answer(body, ecrn, scrn))
+    except UnreadableAnswer as exc:
+        return Reading(Outcome.HTTP_ERROR, [], str(exc))

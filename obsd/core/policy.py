@@ -10,7 +10,8 @@ from typing import Final
 
 import msgspec
 
-from obsd.core.results import FINAL_STATES, CrnState
+from obsd.core.phases import Phase
+from obsd.core.results import FINAL_STATES, CrnKind, CrnState, Outcome
 from obsd.core.runs import CrnStatus, RequestRecord, RunState
 
 NS: Final = 1_000_000_000
@@ -34,25 +35,25 @@ class NextPost(msgspec.Struct, frozen=True):
 class Stop(msgspec.Struct, frozen=True):
     """The run ends in `phase` (done or failed) for `reason`."""
 
-    phase: str
+    phase: Phase
     reason: str
 
 
 def wants_sending(status: CrnStatus, run: RunState) -> bool:
     """Whether this CRN can still gain from another POST."""
-    if status.state in FINAL_STATES or status.state is CrnState.RATE_LIMITED:
+    if status.state in FINAL_STATES or status.state == CrnState.RATE_LIMITED:
         return False
-    if status.state is CrnState.FULL:
+    if status.state == CrnState.FULL:
         has_backup = any(c.backup_for == status.crn for c in run.crns)
         return run.config.retry_full and not has_backup
-    if status.state is CrnState.TRANSIENT:
+    if status.state == CrnState.TRANSIENT:
         return status.transient_results < MAX_TRANSIENT_RESULTS
     return True  # pending, not_open, debounce
 
 
 def spacing_after(record: RequestRecord, retry_interval: float) -> float:
     """Seconds the next POST must wait after this one (by what it got back)."""
-    if record.outcome != "answered" or DEBOUNCE_CODE in record.codes.values():
+    if record.outcome != Outcome.ANSWERED or DEBOUNCE_CODE in record.codes.values():
         return max(DEBOUNCE_SPACING_S, retry_interval)
     return retry_interval
 
@@ -67,15 +68,15 @@ def budget_allows_at(sent_ns: list[int], posts: int, window_s: float) -> int:
 def next_step(run: RunState) -> NextPost | Stop:
     """What the run does after its last answer."""
     config = run.config
-    if any(c.state is CrnState.RATE_LIMITED for c in run.crns):
-        return Stop("failed", "OBS banned this token for request volume (VAL21); wait at "
+    if any(c.state == CrnState.RATE_LIMITED for c in run.crns):
+        return Stop(Phase.FAILED, "OBS banned this token for request volume (VAL21); wait at "
                               "least 10 minutes before trying again")
     sendable = [c for c in run.crns if wants_sending(c, run)]
     if not sendable:
-        return Stop("done", "every CRN has a final result")
+        return Stop(Phase.DONE, "every CRN has a final result")
     if len(run.requests) >= config.max_attempts:
         waiting = ", ".join(c.crn for c in sendable)
-        return Stop("done", f"max_attempts ({config.max_attempts}) reached; still open: "
+        return Stop(Phase.DONE, f"max_attempts ({config.max_attempts}) reached; still open: "
                             f"{waiting}")
     not_before = 0
     reason = "first attempt"
@@ -94,8 +95,8 @@ def next_step(run: RunState) -> NextPost | Stop:
         not_before = budget_at
         reason = f"request budget ({config.budget_posts} per {config.budget_window:g} s)"
     return NextPost(
-        ecrn=[c.crn for c in sendable if c.kind == "ecrn"],
-        scrn=[c.crn for c in sendable if c.kind == "scrn"],
+        ecrn=[c.crn for c in sendable if c.kind == CrnKind.ECRN],
+        scrn=[c.crn for c in sendable if c.kind == CrnKind.SCRN],
         not_before_ns=not_before,
         reason=reason,
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final, Literal, cast
 import msgspec
 
 from obsd.core.config import CRN_LENGTH, CRN_PATTERN, ConfigPatch
-from obsd.core.runs import Phase
+from obsd.core.phases import Phase
 
 PROTOCOL_VERSION: Final = 1
 RequestId = int | str

@@ -31,6 +31,22 @@ class CrnState(StrEnum):
     ERROR = "error"                # an unknown code, or a drop/add that failed oddly
 
 
+class CrnKind(StrEnum):
+    """Which list of the POST a CRN goes in."""
+
+    ECRN = "ecrn"  # to add
+    SCRN = "scrn"  # to drop
+
+
+class Outcome(StrEnum):
+    """What came back for one POST."""
+
+    ANSWERED = "answered"          # OBS's answer, with per-CRN results
+    UNKNOWN = "unknown"            # no answer (timeout, reset): it may have been processed
+    UNAUTHORIZED = "unauthorized"  # 401: the token is expired or invalid
+    HTTP_ERROR = "http_error"      # another status, or a body that is not OBS's answer
+
+
 # States that end a CRN's story: nothing in the run will send it again.
 FINAL_STATES: Final = frozenset({
     CrnState.SUCCESS, CrnState.ALREADY, CrnState.CONFLICT, CrnState.UPGRADE,
@@ -101,6 +117,6 @@ def classify(status_code: int | None, result_code: str | None, result_data: Any,
     if known is None:
         return Classified(CrnState.ERROR, f"OBS answered {code}{_detail(result_data)}")
     state, meaning = known
-    if state is CrnState.ALREADY and is_drop:
+    if state == CrnState.ALREADY and is_drop:
         state = CrnState.ERROR  # "already registered" answers no drop; show it as it is.
     return Classified(state, f"{code}: {meaning}{_detail(result_data)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -17,49 +17,19 @@ from obsd.core.events import (
     RequestSentPayload,
     RunCreatedPayload,
 )
-from obsd.core.results import CrnState
+from obsd.core.phases import TERMINAL_PHASES, Phase
+from obsd.core.results import CrnKind, CrnState, Outcome
 from obsd.core.token import TokenInfo
 
-
-class Phase(StrEnum):
-    """Where a run stands; the daemon is `idle` when no run is active."""
-
-    IDLE = "idle"
-    CALIBRATING = "calibrating"
-    WAITING = "waiting"
-    REGISTERING = "registering"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-
-# The only moves a run may make. Waiting may go back to calibrating (a re-check before the
-# instant, or a resume after a restart); cancel and failure are possible from every live phase.
-TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
-    Phase.CALIBRATING: frozenset({Phase.WAITING, Phase.REGISTERING, Phase.CANCELLED,
-                                  Phase.FAILED}),
-    Phase.WAITING: frozenset({Phase.CALIBRATING, Phase.REGISTERING, Phase.CANCELLED,
-                              Phase.FAILED}),
-    Phase.REGISTERING: frozenset({Phase.DONE, Phase.CANCELLED, Phase.FAILED}),
-    Phase.DONE: frozenset(),
-    Phase.CANCELLED: frozenset(),
-    Phase.FAILED: frozenset(),
-}
 # "Not registered in this CRN": after a drop whose answer was lost, proof that it worked.
 LOST_DROP_CODE: Final = "VAL10"
-TERMINAL_PHASES: Final = frozenset(p for p, moves in TRANSITIONS.items() if not moves)
-
-
-def can_move(current: Phase, target: Phase) -> bool:
-    """Whether the transition table allows `current -> target`."""
-    return target in TRANSITIONS.get(current, frozenset())
 
 
 class CrnStatus(msgspec.Struct, frozen=True, kw_only=True):
     """One CRN of a run: its latest state and how often it was sent."""
 
     crn: str
-    kind: str  # "ecrn" or "scrn"
+    kind: CrnKind
     state: CrnState = CrnState.PENDING
     code: str | None = None
     message: str = "not sent yet"
@@ -77,7 +47,7 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     ecrn: list[str]
     scrn: list[str]
     at_ns: int
-    outcome: str | None = None  # None while no answer is known
+    outcome: Outcome | None = None  # None while no answer is known
     http_status: int | None = None
     sent_ns: int | None = None
     responded_ns: int | None = None
@@ -109,8 +79,8 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
 
 def new_run(payload: RunCreatedPayload, created_at: str) -> RunState:
     """The record of a run as `start` created it: every CRN pending."""
-    crns = tuple(CrnStatus(crn=crn, kind="ecrn") for crn in payload.config.ecrn) + tuple(
-        CrnStatus(crn=crn, kind="scrn") for crn in payload.config.scrn)
+    crns = tuple(CrnStatus(crn=crn, kind=CrnKind.ECRN) for crn in payload.config.ecrn) + tuple(
+        CrnStatus(crn=crn, kind=CrnKind.SCRN) for crn in payload.config.scrn)
     return RunState(run_id=payload.run_id, created_at=created_at, actor=payload.actor,
                     config=payload.config, token=payload.token, target_ns=payload.target_ns,
                     crns=crns)
@@ -131,14 +101,14 @@ def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
     # Drops sent in an attempt whose answer never came may have happened: OBS then answers
     # VAL10 (not registered), which proves it, as VAL03 proves an add (obs-facts.md).
     maybe_dropped = {crn for record in run.requests if record.attempt < update.attempt
-                     and record.outcome != "answered" for crn in record.scrn}
+                     and record.outcome != Outcome.ANSWERED for crn in record.scrn}
     by_crn = {result.crn: _lost_drop_proven(result, maybe_dropped) for result in update.results}
     crns = [_updated(status, by_crn.get(status.crn)) for status in run.crns]
     present = {status.crn for status in crns}
     for status in list(crns):
         backup = run.config.backup.get(status.crn)
-        if status.state is CrnState.FULL and backup and backup not in present:
-            crns.append(CrnStatus(crn=backup, kind="ecrn", backup_for=status.crn))
+        if status.state == CrnState.FULL and backup and backup not in present:
+            crns.append(CrnStatus(crn=backup, kind=CrnKind.ECRN, backup_for=status.crn))
             present.add(backup)
     requests = tuple(
         msgspec.structs.replace(
@@ -152,7 +122,8 @@ def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
 
 
 def _lost_drop_proven(result: CrnResult, maybe_dropped: set[str]) -> CrnResult:
-    if result.kind != "scrn" or result.code != LOST_DROP_CODE or result.crn not in maybe_dropped:
+    if (result.kind != CrnKind.SCRN or result.code != LOST_DROP_CODE
+            or result.crn not in maybe_dropped):
         return result
     return msgspec.structs.replace(
         result, state=CrnState.SUCCESS,
@@ -162,17 +133,17 @@ def _lost_drop_proven(result: CrnResult, maybe_dropped: set[str]) -> CrnResult:
 def _updated(status: CrnStatus, result: CrnResult | None) -> CrnStatus:
     if result is None:
         return status
-    state = CrnState(result.state)
+    state = result.state
     return msgspec.structs.replace(
         status, state=state, code=result.code, message=result.message,
         result_data=result.result_data,
-        transient_results=status.transient_results + (state is CrnState.TRANSIENT),
+        transient_results=status.transient_results + (state == CrnState.TRANSIENT),
     )
 
 
 def finished(run: RunState, done: DonePayload, finished_at: str) -> RunState:
     """The run ended. Its CRN states already came with each answer; `done` summarises them."""
-    return msgspec.structs.replace(run, phase=Phase(done.phase), reason=done.reason,
+    return msgspec.structs.replace(run, phase=done.phase, reason=done.reason,
                                    finished_at=finished_at)
 
 
@@ -180,3 +151,46 @@ def crn_results(run: RunState) -> list[CrnResult]:
     """Every CRN's latest result, in the order of the plan."""
     return [CrnResult(crn=c.crn, kind=c.kind, state=c.state, code=c.code, message=c.message,
                       result_data=c.result_data) for c in run.crns]
+
+
+class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of the run history."""
+
+    run_id: str
+    phase: Phase
+    reason: str | None
+    created_at: str
+    finished_at: str | None
+    target: str | None
+    attempts: int
+    crns: dict[str, CrnState]
+
+
+def summary(run: RunState) -> RunSummary:
+    """The run as the history lists it."""
+    return RunSummary(run_id=run.run_id, phase=run.phase, reason=run.reason,
+                      created_at=run.created_at, finished_at=run.finished_at,
+                      target=run.config.target, attempts=len(run.requests),
+                      crns={c.crn: c.state for c in run.crns})
+
+
+class RunDurations(msgspec.Struct, frozen=True, kw_only=True):
+    """How long things took, in the units people read them in."""
+
+    first_post_after_target_ms: float | None
+    first_answer_ms: float | None
+    total_s: float | None
+
+
+def durations(run: RunState) -> RunDurations:
+    """From the target to the first POST, the first answer's wait, and the whole run."""
+    first = run.requests[0] if run.requests else None
+    created = datetime.fromisoformat(run.created_at)
+    ended = datetime.fromisoformat(run.finished_at) if run.finished_at else None
+    sent = first.sent_ns if first else None
+    responded = first.responded_ns if first else None
+    return RunDurations(
+        first_post_after_target_ms=(sent - run.target_ns) / 1e6 if sent else None,
+        first_answer_ms=(responded - sent) / 1e6 if sent and responded else None,
+        total_s=(ended - created).total_seconds() if ended else None,
+    )

@@ -22,7 +22,8 @@ from obsd.core.events import (
     RunResumed,
     State,
 )
-from obsd.core.runs import Phase, RunState, finished, new_run, with_request, with_results
+from obsd.core.phases import Phase
+from obsd.core.runs import RunState, finished, new_run, with_request, with_results
 
 
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +97,7 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
     replace = msgspec.structs.replace
     match event:
         case State():
-            phase = Phase(event.payload.phase)
+            phase = event.payload.phase
             ended = phase in (Phase.DONE, Phase.FAILED)
             return replace(run, phase=phase, reason=event.payload.reason,
                            finished_at=event.timestamp if ended else None)

@@ -20,16 +20,6 @@ SPIN_BASE_NS: Final = 2 * MS
 SPIN_FRACTION: Final = 0.002
 
 
-# Countdown events: each second in the last minute, then sparser, so that a wait of hours
-# does not fill the log with ticks.
-COUNTDOWN_TICKS: Final = ((60.0, 1.0), (600.0, 10.0), (float("inf"), 60.0))
-
-
-def countdown_tick(remaining_s: float) -> float:
-    """Seconds between countdown events when `remaining_s` are left."""
-    return next(tick for limit, tick in COUNTDOWN_TICKS if remaining_s <= limit)
-
-
 def epoch_ns(instant: datetime) -> int:
     """An aware datetime as integer epoch nanoseconds (exact to the microsecond)."""
     whole = int(instant.replace(microsecond=0).timestamp())

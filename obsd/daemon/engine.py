@@ -18,34 +18,33 @@ from obsd.adapters.obs_client import Answer, ObsClient
 from obsd.core.events import (
     CalibrationPayload,
     CountdownPayload,
-    CrnResult,
     CrnUpdatePayload,
     DonePayload,
+    Level,
     LogPayload,
     RequestSentPayload,
     StatePayload,
 )
-from obsd.core.obs_answer import UnreadableAnswer, read_answer
+from obsd.core.obs_answer import read_response
+from obsd.core.phases import Phase, can_move
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
-from obsd.core.runs import Phase, RunState, can_move, crn_results
+from obsd.core.results import Outcome
+from obsd.core.runs import RunState, crn_results
 from obsd.core.state import DaemonState
-from obsd.core.timing import NS, ClockMap, countdown_tick
+from obsd.core.timing import NS, ClockMap
+from obsd.core.waiting import (
+    FinalApproach,
+    ProbeObs,
+    RecheckNtp,
+    Tick,
+    WaitProgress,
+    next_wait_step,
+)
 from obsd.daemon.calibration import Calibrated, calibrate, sync_clock
 
 logger = logging.getLogger("obsd.engine")
 
-# The wait before the instant, from the far end to the shot:
-# probes keep the connection warm only in the last minute (no traffic for hours before),
-WARM_UP_S: Final = 60.0
-KEEPALIVE_EVERY_S: Final = 5.0
-# and stop early enough that no answer is in flight on the connection at the instant.
-STOP_PROBING_BEFORE_S: Final = 2.0
-# NTP again shortly before the instant, and every so often during a long wait.
-RECHECK_NTP_BEFORE_S: Final = 10.0
-RECHECK_NTP_EVERY_S: Final = 600.0
-# The last stretch is left quiet: no events, probes or disk writes on the event loop.
-FINAL_APPROACH_S: Final = 1.5
 # Retries further away than this get a log line saying when and why.
 ANNOUNCE_WAITS_OVER_S: Final = 1.0
 
@@ -79,11 +78,11 @@ class RunDriver:
     async def _emit(self, payload: msgspec.Struct, *, durable: bool = True) -> None:
         await self._host.log.append(payload, durable=durable)
 
-    async def _say(self, message: str, level: str = "info") -> None:
+    async def _say(self, message: str, level: Level = "info") -> None:
         await self._emit(LogPayload(message=message, level=level, run_id=self._run_id),
                          durable=False)
 
-    async def _say_if(self, line: str | None, level: str = "info") -> None:
+    async def _say_if(self, line: str | None, level: Level = "info") -> None:
         """Say what a RepeatedFailure found worth saying, if anything."""
         if line is not None:
             await self._say(line, level)
@@ -99,18 +98,18 @@ class RunDriver:
         """Take the run from wherever its record says it stands to its end."""
         token = self._host.token
         if token is None:
-            await self._finish(Stop("failed", "no OBS token is configured"))
+            await self._finish(Stop(Phase.FAILED, "no OBS token is configured"))
             return
         config = self.run.config
         async with ObsClient(config.obs_base_url, token, config.read_timeout) as obs:
-            if self.run.phase is not Phase.REGISTERING:
+            if self.run.phase != Phase.REGISTERING:
                 await self._enter(Phase.CALIBRATING)
             calibrated = await calibrate(self._run_id, config, self.run.target_ns, obs,
                                          self._clock)
             await self._emit(calibrated.payload)
             await self._report_calibration(calibrated.payload)
             # A run that reached registering (even with no POST logged yet) never waits again.
-            if not self.run.requests and self.run.phase is not Phase.REGISTERING:
+            if not self.run.requests and self.run.phase != Phase.REGISTERING:
                 await self._enter(Phase.WAITING)
                 calibrated = await self._wait_for_opening(obs, calibrated)
             await self._register(obs, calibrated)
@@ -129,44 +128,41 @@ class RunDriver:
         assert calibrated.call_true_ns is not None
         call_ns = calibrated.call_true_ns
         clock = calibrated.clock
-        last_probe = last_ntp = self._clock.mono_ns()
-        rechecked = False
+        start = self._clock.mono_ns()
+        progress = WaitProgress(last_probe_ns=start, last_ntp_ns=start)
         # An unreachable OBS or NTP server fails every retry: say it once, then count.
         probe_failures = RepeatedFailure("keep-alive probe to OBS")
         ntp_failures = RepeatedFailure("NTP re-check (the last good clock mapping stays)")
         while True:
             now = self._clock.mono_ns()
-            remaining = (clock.mono_ns(call_ns) - now) / NS
-            if remaining <= FINAL_APPROACH_S:
-                return Calibrated(calibrated.payload, clock, call_ns)
-            if (remaining <= RECHECK_NTP_BEFORE_S and not rechecked) or (
-                    now - last_ntp > RECHECK_NTP_EVERY_S * NS):
-                sync = await sync_clock(self.run.config, self._clock)
-                last_ntp = self._clock.mono_ns()
-                if sync.best is not None:
-                    clock = sync.clock
-                    await self._say_if(ntp_failures.succeeded(last_ntp))
-                else:
-                    await self._say_if(ntp_failures.failed(sync.error or "", last_ntp),
-                                         "warning")
-                rechecked = remaining <= RECHECK_NTP_BEFORE_S
-                continue
-            if (STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
-                    and now - last_probe >= KEEPALIVE_EVERY_S * NS):
-                last_probe = now
-                try:
-                    await obs.probe()
-                except httpx.HTTPError as exc:
-                    await self._say_if(probe_failures.failed(repr(exc), now), "warning")
-                else:
-                    await self._say_if(probe_failures.succeeded(self._clock.mono_ns()))
-                continue
-            await self._emit(CountdownPayload(self._run_id, round(remaining, 1)),
-                             durable=False)
-            # Wake on the next whole tick of the countdown, or at the final approach.
-            tick = countdown_tick(remaining)
-            step = min(remaining % tick or tick, remaining - FINAL_APPROACH_S)
-            await self._clock.sleep_until(now + int(max(step, 0.001) * NS))
+            step = next_wait_step(clock.mono_ns(call_ns), now, progress)
+            match step:
+                case FinalApproach():
+                    return Calibrated(calibrated.payload, clock, call_ns)
+                case RecheckNtp():
+                    sync = await sync_clock(self.run.config, self._clock)
+                    checked = self._clock.mono_ns()
+                    if sync.best is not None:
+                        clock = sync.clock
+                        await self._say_if(ntp_failures.succeeded(checked))
+                    else:
+                        await self._say_if(ntp_failures.failed(sync.error or "", checked),
+                                           "warning")
+                    progress = msgspec.structs.replace(
+                        progress, last_ntp_ns=checked,
+                        rechecked_before_shot=progress.rechecked_before_shot or step.before_shot)
+                case ProbeObs():
+                    progress = msgspec.structs.replace(progress, last_probe_ns=now)
+                    try:
+                        await obs.probe()
+                    except httpx.HTTPError as exc:
+                        await self._say_if(probe_failures.failed(repr(exc), now), "warning")
+                    else:
+                        await self._say_if(probe_failures.succeeded(self._clock.mono_ns()))
+                case Tick():
+                    await self._emit(CountdownPayload(self._run_id, step.remaining_s),
+                                     durable=False)
+                    await self._clock.sleep_until(step.wake_ns)
 
     async def _register(self, obs: ObsClient, calibrated: Calibrated) -> None:
         """Fire, read, and retry as the policy says until the run ends."""
@@ -197,8 +193,8 @@ class RunDriver:
             update = self._read(attempt, step, answer, clock, call_mono)
             await self._emit(update)
             await self._announce(update)
-            if update.outcome == "unauthorized":
-                await self._finish(Stop("failed", "OBS refused the token (401): log in again, "
+            if update.outcome == Outcome.UNAUTHORIZED:
+                await self._finish(Stop(Phase.FAILED, "OBS refused the token (401): log in again, "
                                         "configure the new token and start a new run"))
                 return
 
@@ -219,28 +215,15 @@ class RunDriver:
         if isinstance(answer, str):
             # responded_ns: when the attempt was given up, which later spacing counts from.
             return CrnUpdatePayload(
-                run_id=self._run_id, attempt=attempt, outcome="unknown", http_status=None,
+                run_id=self._run_id, attempt=attempt, outcome=Outcome.UNKNOWN, http_status=None,
                 sent_ns=clock.true_ns(call_mono),
                 responded_ns=clock.true_ns(self._clock.mono_ns()), results=[], detail=answer)
-        results: list[CrnResult] = []
-        detail = None
-        if answer.http_status == 401:
-            outcome = "unauthorized"
-            detail = "OBS answered 401: the token is expired or invalid"
-        elif answer.http_status != 200:
-            outcome = "http_error"
-            detail = f"OBS answered HTTP {answer.http_status}"
-        else:
-            try:
-                results = read_answer(answer.body, step.ecrn, step.scrn)
-                outcome = "answered"
-            except UnreadableAnswer as exc:
-                outcome, detail = "http_error", str(exc)
+        reading = read_response(answer.http_status, answer.body, step.ecrn, step.scrn)
         return CrnUpdatePayload(
-            run_id=self._run_id, attempt=attempt, outcome=outcome,
+            run_id=self._run_id, attempt=attempt, outcome=reading.outcome,
             http_status=answer.http_status, sent_ns=clock.true_ns(answer.sent_mono_ns),
-            responded_ns=clock.true_ns(answer.received_mono_ns), results=results,
-            detail=detail)
+            responded_ns=clock.true_ns(answer.received_mono_ns), results=reading.results,
+            detail=reading.detail)
 
     async def _announce(self, update: CrnUpdatePayload) -> None:
         if update.detail:
@@ -253,7 +236,7 @@ class RunDriver:
         await self._say(f"attempt {update.attempt} answered{latency}: {summary}")
 
     async def _finish(self, stop: Stop) -> None:
-        self._check_move(Phase(stop.phase))
+        self._check_move(stop.phase)
         await self._emit(DonePayload(self._run_id, stop.phase, stop.reason,
                                      crn_results(self.run)))
 

@@ -12,7 +12,6 @@ import httpx
 import msgspec
 
 from obsd.adapters.obs_client import ObsClient
-from obsd.core.config import MAX_TARGET_AHEAD
 from obsd.core.events import (
     RunCancelledPayload,
     RunCreatedPayload,
@@ -30,7 +29,8 @@ from obsd.core.protocol import (
     Start,
     TestToken,
 )
-from obsd.core.runs import RunState
+from obsd.core.runs import RunState, durations, summary
+from obsd.core.start import Refusal, check_start
 from obsd.core.timing import epoch_ns
 from obsd.core.token import judge_expiry
 from obsd.daemon.calibration import calibrate
@@ -44,34 +44,6 @@ Handler = Callable[[Any, "Caller"], Awaitable[Any]]
 def _target(service: Service) -> datetime | None:
     target = service.state.config.target
     return datetime.fromisoformat(target) if target else None
-
-
-def run_summary(run: RunState) -> dict[str, Any]:
-    """One line of the run history."""
-    return {
-        "run_id": run.run_id,
-        "phase": run.phase,
-        "reason": run.reason,
-        "created_at": run.created_at,
-        "finished_at": run.finished_at,
-        "target": run.config.target,
-        "attempts": len(run.requests),
-        "crns": {c.crn: c.state for c in run.crns},
-    }
-
-
-def run_durations(run: RunState) -> dict[str, float | None]:
-    """How long things took, in the units people read them in."""
-    first = run.requests[0] if run.requests else None
-    created = datetime.fromisoformat(run.created_at)
-    finished = datetime.fromisoformat(run.finished_at) if run.finished_at else None
-    return {
-        "first_post_after_target_ms": (first.sent_ns - run.target_ns) / 1e6
-        if first and first.sent_ns else None,
-        "first_answer_ms": (first.responded_ns - first.sent_ns) / 1e6
-        if first and first.sent_ns and first.responded_ns else None,
-        "total_s": (finished - created).total_seconds() if finished else None,
-    }
 
 
 class RunOps:
@@ -89,39 +61,14 @@ class RunOps:
 
     async def start(self, request: Start, caller: Caller) -> Any:
         service = self._service
-        state = service.state
-        if state.active_run is not None:
-            run = state.runs[state.active_run]
-            raise ProtocolError(ErrorCode.RUN_IN_PROGRESS,
-                                f"run {run.run_id} is {run.phase}; cancel it first", request.id)
-        config = state.config
-        now = service.now()
-        target = _target(service)
-        problem = None
-        if not config.ecrn and not config.scrn:
-            problem = "nothing to register: configure ecrn and/or scrn"
-        elif target is None:
-            problem = "no target: configure the opening instant (target)"
-        elif target <= now:
-            problem = f"the target {config.target} has passed; configure a new one"
-        elif target > now + MAX_TARGET_AHEAD:
-            # Only a log written before this limit existed can hold such a target.
-            problem = (f"the target {config.target} is more than {MAX_TARGET_AHEAD.days} days "
-                       "ahead; configure the right one")
-        if problem:
-            raise ProtocolError(ErrorCode.NOT_READY, problem, request.id)
-        assert target is not None
-        info = service.tokens.stored.info
-        if info is None:
-            raise ProtocolError(ErrorCode.TOKEN_MISSING, service.tokens.stored.problem or
-                                "no OBS token: configure one (obsctl configure --token -)",
-                                request.id)
-        verdict = judge_expiry(info, target, now)
-        if verdict.error:
-            raise ProtocolError(ErrorCode.TOKEN_EXPIRED, verdict.error, request.id)
+        stored = service.tokens.stored
+        verdict = check_start(service.state, stored.info, stored.problem, service.now())
+        if isinstance(verdict, Refusal):
+            raise ProtocolError(verdict.code, verdict.message, request.id)
         run_id = str(uuid.uuid4())
-        await service.log.append(RunCreatedPayload(run_id, caller.actor, config, info,
-                                                   epoch_ns(target)))
+        config = service.state.config
+        await service.log.append(RunCreatedPayload(run_id, caller.actor, config, verdict.token,
+                                                   verdict.target_ns))
         service.runner.start(run_id)
         return {"run_id": run_id, "target": config.target, "warnings": verdict.warnings}
 
@@ -147,7 +94,7 @@ class RunOps:
         pages = max(1, math.ceil(total / request.limit))
         start = (request.page - 1) * request.limit
         return {
-            "items": [run_summary(run) for run in runs[start:start + request.limit]],
+            "items": [summary(run) for run in runs[start:start + request.limit]],
             "pagination": {"page": request.page, "limit": request.limit, "total_items": total,
                            "total_pages": pages, "has_next": request.page < pages,
                            "has_prev": request.page > 1},
@@ -162,7 +109,7 @@ class RunOps:
 
     async def run(self, request: GetRun, caller: Caller) -> Any:
         run = self._find(request)
-        return msgspec.to_builtins(run) | {"durations": run_durations(run)}
+        return msgspec.to_builtins(run) | {"durations": durations(run)}
 
     async def delete_run(self, request: DeleteRun, caller: Caller) -> Any:
         run = self._find(request)

@@ -10,7 +10,8 @@ import anyio.abc
 from obsd.adapters.clock import Clock
 from obsd.adapters.eventlog import LogUnavailable
 from obsd.core.events import DonePayload
-from obsd.core.runs import Phase, crn_results
+from obsd.core.phases import Phase
+from obsd.core.runs import crn_results
 from obsd.daemon.engine import RunDriver, RunHost
 
 logger = logging.getLogger("obsd.runner")

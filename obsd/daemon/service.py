@@ -37,9 +37,10 @@ from obsd.core.protocol import (
     Status,
     schema,
 )
+from obsd.core.runs import summary
 from obsd.core.state import DaemonState, apply
 from obsd.core.token import TokenError, expired, inspect_token
-from obsd.daemon.run_ops import RunOps, run_summary
+from obsd.daemon.run_ops import RunOps
 from obsd.daemon.runner import Runner
 
 # `health` warns before a full disk bites: below this, a burst of events could fail to land.
@@ -175,7 +176,7 @@ class Service:
             return None
         run = self.state.runs[run_id]
         calibration = run.calibration
-        return {**run_summary(run),
+        return {**msgspec.structs.asdict(summary(run)),
                 "fire_at": calibration.fire_at if calibration else None,
                 "remaining_s": round((run.target_ns - self.clock.wall_ns()) / 1e9, 3)}
 

@@ -40,7 +40,7 @@ from obsctl.client import Client, ClientError
 from obsd import __version__
 from obsd.core.config import Config
 from obsd.core.timing import MS, NS
-from obsd.daemon.engine import FINAL_APPROACH_S
+from obsd.core.waiting import FINAL_APPROACH_S
 from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
 
 DOC_START: Final = "<!-- bench_fire:start -->"

@@ -5,7 +5,15 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from obsd.core.config import ISTANBUL, Config, ConfigError, ConfigPatch, apply_patch, resolve_target
+from obsd.core.config import (
+    ISTANBUL,
+    PATCH_ONLY,
+    Config,
+    ConfigError,
+    ConfigPatch,
+    apply_patch,
+    resolve_target,
+)
 
 NOW = datetime(2026, 2, 3, 10, 0, 0, tzinfo=UTC)  # 13:00 in Istanbul
 
@@ -97,3 +105,21 @@ def test_base_url_must_be_scheme_host_port(url: str) -> None:
 def test_base_url_trailing_slash_is_dropped() -> None:
     config = apply_patch(Config(), patch(obs_base_url="http://127.0.0.1:8080/"), NOW)
     assert config.obs_base_url == "http://127.0.0.1:8080"
+
+
+# A valid value for each patch field that differs from the default.
+CHANGES: dict[str, object] = {
+    "ecrn": ["21234"], "scrn": ["20456"], "target": "14:00:00", "max_attempts": 7,
+    "retry_interval": 4.0, "safety_buffer": 0.02, "obs_base_url": "http://127.0.0.1:8080",
+    "ntp_servers": ["pool.ntp.org"], "retry_full": True, "backup": {"21234": "21235"},
+    "budget_posts": 5, "budget_window": 120.0, "read_timeout": 20.0, "aim_early_fraction": 0.5,
+}
+
+
+@pytest.mark.parametrize("field", [f for f in ConfigPatch.__struct_fields__
+                                   if f not in PATCH_ONLY])
+def test_every_patch_field_is_applied(field: str) -> None:
+    assert field in CHANGES, f"add an example value for the new field {field!r}"
+    fields = {field: CHANGES[field]} | ({"ecrn": ["21234"]} if field == "backup" else {})
+    changed = apply_patch(Config(), patch(**fields), NOW)
+    assert getattr(changed, field) != getattr(Config(), field), f"{field} was not applied"

@@ -3,7 +3,13 @@
 import msgspec
 import pytest
 
-from obsd.core.obs_answer import UnreadableAnswer, read_answer, registration_body
+from obsd.core.obs_answer import (
+    Reading,
+    UnreadableAnswer,
+    read_answer,
+    read_response,
+    registration_body,
+)
 
 
 def body(ecrn: list[dict[str, object]], scrn: list[dict[str, object]]) -> bytes:
@@ -50,3 +56,17 @@ def test_crns_not_sent_are_ignored() -> None:
 def test_unreadable_answers_are_refused(raw: bytes) -> None:
     with pytest.raises(UnreadableAnswer):
         read_answer(raw, ["11111"], [])
+
+
+def test_an_http_answer_is_read_as_an_outcome() -> None:
+    assert read_response(401, b"", ["12345"], []) == Reading(
+        "unauthorized", [], "OBS answered 401: the token is expired or invalid")
+    # IIS's overload page at the opening: not OBS's answer, whatever the status says.
+    assert read_response(503, b"<html>Service Unavailable</html>", ["12345"], []) == Reading(
+        "http_error", [], "OBS answered HTTP 503")
+    unreadable = read_response(200, b"<html>", ["12345"], [])
+    assert unreadable.outcome == "http_error" and unreadable.results == []
+    assert unreadable.detail is not None and unreadable.detail.startswith("OBS sent an unreadable")
+    answered = read_response(200, b'{"ecrnResultList": [{"crn": "12345", "statusCode": 0}]}',
+                             ["12345"], [])
+    assert answered.outcome == "answered" and answered.results[0].state == "success"

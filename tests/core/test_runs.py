@@ -17,9 +17,11 @@ from obsd.core.events import (
     RunDeletedPayload,
     RunResumedPayload,
     StatePayload,
+    encode_event,
+    event_decoder,
     make_event,
 )
-from obsd.core.runs import TERMINAL_PHASES, TRANSITIONS, Phase, can_move
+from obsd.core.phases import TERMINAL_PHASES, TRANSITIONS, Phase, can_move
 from obsd.core.state import DaemonState, apply
 from obsd.core.token import TokenInfo
 
@@ -29,7 +31,9 @@ CONFIG = Config(ecrn=("11111", "22222"), scrn=("33333",), backup={"22222": "4444
 
 
 def fold(*payloads: msgspec.Struct) -> DaemonState:
-    events: list[Event] = [make_event(p, seq, seq * NS) for seq, p in enumerate(payloads, 1)]
+    """Fold the payloads as the log would replay them: written, then read back."""
+    events: list[Event] = [event_decoder.decode(encode_event(make_event(p, seq, seq * NS)))
+                           for seq, p in enumerate(payloads, 1)]
     return reduce(apply, events, DaemonState())
 
 

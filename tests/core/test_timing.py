@@ -10,7 +10,6 @@ from obsd.core.timing import (
     best_sample,
     call_at,
     clock_map,
-    countdown_tick,
     epoch_ns,
     fire_at,
     ntp_offset_delay,
@@ -66,7 +65,3 @@ def test_epoch_ns_is_exact_to_the_microsecond() -> None:
     instant = datetime(2026, 2, 3, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=3)))
     assert epoch_ns(instant) == int(datetime(2026, 2, 3, 11, tzinfo=UTC).timestamp()) * NS + \
         123_456_000
-
-
-def test_the_countdown_ticks_each_second_only_in_the_last_minute() -> None:
-    assert [countdown_tick(s) for s in (0.5, 59, 61, 599, 601, 86_400)] == [1, 1, 10, 10, 60, 60]

@@ -15,6 +15,7 @@ from obsd.core.events import Actor, CalibrationPayload, Event, Log, RunCreatedPa
 from obsd.core.state import DaemonState, apply
 from obsd.core.timing import ClockMap, NtpSample
 from obsd.core.token import TokenInfo
+from obsd.core.waiting import RECHECK_NTP_EVERY_S
 from obsd.daemon import engine
 from obsd.daemon.calibration import Calibrated, ClockSync
 from obsd.daemon.engine import RunDriver
@@ -22,7 +23,7 @@ from tests.fake_clock import NS, FakeClock
 
 RUN_ID = "run-1"
 # Long enough for several periodic NTP re-checks and the whole minute of keep-alive probes.
-WAIT_S = 3 * engine.RECHECK_NTP_EVERY_S + 120
+WAIT_S = 3 * RECHECK_NTP_EVERY_S + 120
 
 
 class Host:

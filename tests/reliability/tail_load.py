@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import msgspec
 
-from obsd.core.runs import Phase
+from obsd.core.phases import Phase
 from obsd.sim import Simulator
 from tests.conftest import DaemonProcess
 from tests.harness import NS, Registration, sim_config

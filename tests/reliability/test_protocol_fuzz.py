@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from obsd.core.config import Config, ConfigPatch
 from obsd.core.framing import MAX_LINE_BYTES, LineFramer, OversizedLine
+from obsd.core.phases import Phase
 from obsd.core.protocol import OPS, ErrorCode, ProtocolError, decode_request
-from obsd.core.runs import Phase
 from tests import contract
 from tests.conftest import DaemonProcess
 from tests.reliability.fuzzing import (

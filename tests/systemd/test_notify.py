@@ -39,15 +39,10 @@ from obsd.core.events import (
     make_event,
 )
 from obsd.core.state import DaemonState, apply
+from obsd.core.status_text import QUIET_AFTER_S, QUIET_BEFORE_S, in_quiet_window, status_line
 from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
-from obsd.daemon.notify import (
-    QUIET_AFTER_S,
-    QUIET_BEFORE_S,
-    SystemdReporter,
-    in_quiet_window,
-    status_line,
-)
+from obsd.daemon.notify import SystemdReporter
 from tests.conftest import DaemonProcess
 from tests.fake_clock import FakeClock
 from tests.harness import iso, registration

@@ -1,0 +1,58 @@
+"""Whether a run may start now: the checks `start` makes, as a refusal or a go-ahead (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from obsd.core.config import MAX_TARGET_AHEAD
+from obsd.core.protocol import ErrorCode
+from obsd.core.state import DaemonState
+from obsd.core.timing import epoch_ns
+from obsd.core.token import TokenInfo, judge_expiry
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """`start` says no, with this code and a message that says what to do."""
+
+    code: ErrorCode
+    message: str
+
+
+class GoAhead(msgspec.Struct, frozen=True):
+    """A run may start: aimed at `target_ns`, with the token's info and any warnings."""
+
+    target_ns: int
+    token: TokenInfo
+    warnings: list[str]
+
+
+def check_start(state: DaemonState, token: TokenInfo | None, token_problem: str | None,
+                now: datetime) -> Refusal | GoAhead:
+    """Every check `start` makes, in the documented order (docs/protocol.md §5.11)."""
+    if state.active_run is not None:
+        run = state.runs[state.active_run]
+        return Refusal(ErrorCode.RUN_IN_PROGRESS, f"run {run.run_id} is {run.phase}; cancel it "
+                                                  "first")
+    config = state.config
+    if not config.ecrn and not config.scrn:
+        return Refusal(ErrorCode.NOT_READY, "nothing to register: configure ecrn and/or scrn")
+    if config.target is None:
+        return Refusal(ErrorCode.NOT_READY, "no target: configure the opening instant (target)")
+    target = datetime.fromisoformat(config.target)
+    if target <= now:
+        return Refusal(ErrorCode.NOT_READY, f"the target {config.target} has passed; configure "
+                                            "a new one")
+    if target > now + MAX_TARGET_AHEAD:
+        # Only a log written before this limit existed can hold such a target.
+        return Refusal(ErrorCode.NOT_READY, f"the target {config.target} is more than "
+                                            f"{MAX_TARGET_AHEAD.days} days ahead; configure "
+                                            "the right one")
+    if token is None:
+        return Refusal(ErrorCode.TOKEN_MISSING, token_problem or "no OBS token: configure one "
+                                                                 "(obsctl configure --token -)")
+    verdict = judge_expiry(token, target, now)
+    if verdict.error:
+        return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
+    return GoAhead(epoch_ns(target), token, verdict.warnings)

@@ -1,0 +1,59 @@
+"""What `start` checks, on plain values: the first failing check refuses, else it goes ahead."""
+
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from obsd.core.config import Config
+from obsd.core.events import Actor
+from obsd.core.protocol import ErrorCode
+from obsd.core.runs import RunState
+from obsd.core.start import GoAhead, Refusal, check_start
+from obsd.core.state import DaemonState
+from obsd.core.timing import epoch_ns
+from obsd.core.token import TokenInfo
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+TARGET = NOW + timedelta(hours=2)
+PLAN = Config(ecrn=("21234",), target=TARGET.isoformat())
+
+
+def token(expires_after_target: timedelta) -> TokenInfo:
+    exp = (TARGET + expires_after_target).isoformat().replace("+00:00", "Z")
+    return TokenInfo(fingerprint="sha256:abc", exp=exp)
+
+
+def refusal(state: DaemonState, info: TokenInfo | None = None) -> tuple[ErrorCode, str]:
+    verdict = check_start(state, info, None, NOW)
+    assert isinstance(verdict, Refusal), verdict
+    return verdict.code, verdict.message
+
+
+def test_a_ready_plan_goes_ahead_with_the_token_warnings() -> None:
+    verdict = check_start(DaemonState(config=PLAN), token(timedelta(minutes=30)), None, NOW)
+    assert verdict == GoAhead(epoch_ns(TARGET), token(timedelta(minutes=30)),
+                              ["the token expires 30 min after the target"])
+
+
+def test_each_missing_piece_is_named() -> None:
+    assert refusal(DaemonState()) == (
+        ErrorCode.NOT_READY, "nothing to register: configure ecrn and/or scrn")
+    no_target = msgspec.structs.replace(PLAN, target=None)
+    assert refusal(DaemonState(config=no_target))[1].startswith("no target")
+    past = msgspec.structs.replace(PLAN, target=(NOW - timedelta(seconds=1)).isoformat())
+    assert "has passed" in refusal(DaemonState(config=past))[1]
+    far = msgspec.structs.replace(PLAN, target=(NOW + timedelta(days=400)).isoformat())
+    assert "more than 365 days ahead" in refusal(DaemonState(config=far))[1]
+    assert refusal(DaemonState(config=PLAN))[0] is ErrorCode.TOKEN_MISSING
+
+
+def test_a_token_that_expires_too_soon_after_the_target_is_refused() -> None:
+    code, message = refusal(DaemonState(config=PLAN), token(timedelta(minutes=5)))
+    assert code is ErrorCode.TOKEN_EXPIRED and "less than 10 min after the target" in message
+
+
+def test_a_run_in_progress_comes_first() -> None:
+    run = RunState(run_id="r1", created_at="2026-12-01T08:00:00Z", actor=Actor(0, 1),
+                   config=PLAN, token=token(timedelta(hours=3)), target_ns=epoch_ns(TARGET))
+    state = DaemonState(config=PLAN, runs={"r1": run}, active_run="r1")
+    assert refusal(state) == (ErrorCode.RUN_IN_PROGRESS, "run r1 is calibrating; cancel it first")

@@ -1,0 +1,60 @@
+"""The wait before the shot as a pure schedule: what the driver does next, at any instant."""
+
+from obsd.core.timing import NS
+from obsd.core.waiting import (
+    FINAL_APPROACH_S,
+    KEEPALIVE_EVERY_S,
+    RECHECK_NTP_EVERY_S,
+    FinalApproach,
+    ProbeObs,
+    RecheckNtp,
+    Tick,
+    WaitProgress,
+    WaitStep,
+    countdown_tick,
+    next_wait_step,
+)
+
+SHOT = 100_000 * NS
+
+
+def at(seconds_before: float, progress: WaitProgress | None = None) -> WaitStep:
+    now = SHOT - int(seconds_before * NS)
+    return next_wait_step(SHOT, now, progress or WaitProgress(now, now))
+
+
+def test_the_countdown_ticks_each_second_only_in_the_last_minute() -> None:
+    assert [countdown_tick(s) for s in (0.5, 59, 61, 599, 601, 86_400)] == [1, 1, 10, 10, 60, 60]
+
+
+def test_far_away_it_counts_down_and_sleeps_to_the_next_whole_minute() -> None:
+    step = at(3600.5)
+    assert step == Tick(3600.5, SHOT - 3600 * NS)
+
+
+def test_the_last_wake_up_before_the_shot_is_the_final_approach() -> None:
+    step = at(1.8, WaitProgress(SHOT, SHOT, rechecked_before_shot=True))
+    assert isinstance(step, Tick) and step.wake_ns == SHOT - int(FINAL_APPROACH_S * NS)
+    assert at(FINAL_APPROACH_S) == FinalApproach()
+
+
+def test_ntp_is_rechecked_every_ten_minutes_and_once_close_to_the_shot() -> None:
+    now = SHOT - 3600 * NS
+    stale = WaitProgress(now, now - int(RECHECK_NTP_EVERY_S * NS) - 1)
+    assert next_wait_step(SHOT, now, stale) == RecheckNtp(before_shot=False)
+    assert at(9.0) == RecheckNtp(before_shot=True)
+    fresh = WaitProgress(SHOT, SHOT, rechecked_before_shot=True)
+    assert isinstance(next_wait_step(SHOT, SHOT - 9 * NS, fresh), Tick)
+
+
+def test_probes_only_in_the_last_minute_and_never_in_the_last_two_seconds() -> None:
+    def probing(seconds_before: float) -> bool:
+        now = SHOT - int(seconds_before * NS)
+        long_ago = now - int(KEEPALIVE_EVERY_S * NS)
+        progress = WaitProgress(long_ago, now, rechecked_before_shot=True)
+        return next_wait_step(SHOT, now, progress) == ProbeObs()
+
+    assert [probing(s) for s in (300, 61, 59, 11, 3, 1.9)] == [
+        False, False, True, True, True, False]
+    now = SHOT - 30 * NS
+    assert at(30, WaitProgress(now - NS, now)) != ProbeObs(), "not again within 5 s"
