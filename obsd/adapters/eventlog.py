@@ -1,8 +1,9 @@
-"""The event log on disk: append-only JSON Lines segments, replay, repair, durable appends.
+"""The event log on disk: append-only JSON Lines segments, replay, repair, durable writes.
 
-Appends write the whole line at once (it is then visible to readers and subscribers);
-durability is a separate, group-committed `fdatasync` run in a worker thread, so many appends
-share one sync and the event loop never blocks on the disk.
+Storage only: the daemon's Journal decides what is written and folds it. A write puts the whole
+line in the file at once (readers see it from then on); durability is a separate,
+group-committed `fdatasync` run in a worker thread, so many writes share one sync and the event
+loop never blocks on the disk.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 import uuid
 from array import array
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,13 @@ from obsd.core.events import (
     encode_event,
     make_event,
 )
-from obsd.core.logformat import Damage, scan_segment, segment_first_seq, segment_name
+from obsd.core.logformat import (
+    Damage,
+    SegmentDamage,
+    scan_segment,
+    segment_first_seq,
+    segment_name,
+)
 
 # Segments rotate at this size so that no file grows without bound and a damaged file
 # costs only its own records; large enough that rotation is rare (about 100k events).
@@ -41,10 +47,6 @@ DEFAULT_SEGMENT_BYTES: Final = 16 * 1024 * 1024
 # Tail and `events` read the disk in chunks of this size: large enough for throughput,
 # small enough that one read never holds the event loop noticeably.
 READ_CHUNK_BYTES: Final = 256 * 1024
-# Live events a subscriber may have queued before it is told to fall back to the disk.
-DEFAULT_SUBSCRIBER_QUEUE: Final = 4096
-
-
 class LogUnavailable(Exception):
     """The log refuses appends: it is damaged in the middle, or a write or sync failed."""
 
@@ -57,15 +59,6 @@ class StorageFailed(LogUnavailable):
     """A write or fdatasync failed; its data may be lost, so it is never retried."""
 
 
-class SegmentDamage(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the log is damaged, for `status` and `health`."""
-
-    segment: str
-    offset: int
-    line: int
-    reason: str
-
-
 @dataclass(slots=True)
 class _Segment:
     first_seq: int
@@ -74,49 +67,14 @@ class _Segment:
     size: int = 0
 
 
-class Subscription:
-    """A bounded queue of live lines for one reader; it never blocks the appender."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self.queue: deque[tuple[int, bytes]] = deque()
-        # Set when the queue overflowed and was dropped: the reader must re-read the disk.
-        self.overflowed = False
-        self.overflows = 0
-        self._wakeup: anyio.Event | None = None
-
-    def push(self, seq: int, line: bytes) -> None:
-        """Queue a new line, or drop the queue and mark overflow when it is full."""
-        if self.overflowed:
-            return
-        if len(self.queue) >= self._limit:
-            self.queue.clear()
-            self.overflowed = True
-            self.overflows += 1
-        else:
-            self.queue.append((seq, line))
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    async def wait(self) -> None:
-        """Return once there is something to read or the queue overflowed."""
-        if self.queue or self.overflowed:
-            return
-        self._wakeup = anyio.Event()
-        try:
-            await self._wakeup.wait()
-        finally:
-            self._wakeup = None
-
-
 class EventLog:
     """An open, replayed log directory; use `EventLog.open`."""
 
     def __init__(self, directory: Path, segments: list[_Segment], head_seq: int,
                  damage: SegmentDamage | None, visit: Callable[[Event], None],
-                 segment_bytes: int, subscriber_queue: int,
-                 now_ns: Callable[[], int]) -> None:
+                 segment_bytes: int, now_ns: Callable[[], int]) -> None:
         self.directory = directory
+        # Sees the log's own lineage events (log_created, log_repaired) as they are written.
         self._visit = visit
         self._segments = segments
         self._first_seqs = [s.first_seq for s in segments]
@@ -127,7 +85,6 @@ class EventLog:
         # How many events were read back from disk when the log was opened.
         self.replayed = head_seq
         self._segment_bytes = segment_bytes
-        self._subscriber_queue = subscriber_queue
         self._now_ns = now_ns
         self._fd = -1
         if damage is None:
@@ -136,18 +93,17 @@ class EventLog:
         self._retired_fds: list[int] = []
         self._dir_sync_due = False
         self._sync_lock = anyio.Lock()
-        self._subscribers: set[Subscription] = set()
 
     # -- opening and replay -------------------------------------------------------------
 
     @classmethod
     def open(cls, directory: Path, visit: Callable[[Event], None], *,
              segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-             subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE,
              now_ns: Callable[[], int] = time.time_ns) -> EventLog:
         """Replay every segment into `visit`, repair a torn tail, create the log if new.
 
-        `visit` then sees every event appended later too, at the moment it is written.
+        `visit` also sees the lineage events the log writes itself here. A record `visit`
+        refuses (RecordRefused) is damage, like an undecodable one, and is never cut off.
         """
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Anything named like a segment counts: a directory or a link in its place is damage,
@@ -179,7 +135,7 @@ class EventLog:
             if scan.damage is None:
                 continue
             is_last = index == len(entries) - 1
-            if is_last and not scan.damage.valid_after:
+            if is_last and not scan.damage.valid_after and not scan.damage.refused:
                 repair = _repair_torn_tail(path, size, scan.damage)
             else:
                 damage = _located(name, scan.damage)
@@ -187,33 +143,26 @@ class EventLog:
         head = expected - 1
         if not segments:
             segments.append(_Segment(1, directory / segment_name(1)))
-        log = cls(directory, segments, head, damage, visit, segment_bytes, subscriber_queue,
-                  now_ns)
+        log = cls(directory, segments, head, damage, visit, segment_bytes, now_ns)
         log.replayed = head
         if head == 0 and damage is None:
-            log._write(LogCreatedPayload(log_id=str(uuid.uuid4()), server=__version__))
+            log._write_own(LogCreatedPayload(log_id=str(uuid.uuid4()), server=__version__))
             log._dir_sync_due = True
         if repair is not None:
-            log._write(repair)
+            log._write_own(repair)
         if log.head_seq != head:
             log._sync_now()
         return log
 
-    # -- appending ----------------------------------------------------------------------
+    # -- writing ------------------------------------------------------------------------
 
-    async def append(self, payload: msgspec.Struct, *, durable: bool = True) -> Event:
-        """Append an event; with `durable`, return only once it is fdatasync'ed."""
-        if self._fd >= 0 and self._segments[-1].size >= self._segment_bytes:
-            self._rotate()
-        event = self._write(payload)
-        if durable:
-            await self.sync()
-        return event
-
-    def _write(self, payload: msgspec.Struct) -> Event:
+    def write(self, event: Event) -> bytes:
+        """Append `event` (the next seq) to the file and return its line; not yet durable."""
         self.check_writable()
-        seq = self.head_seq + 1
-        event = make_event(payload, seq, self._now_ns())
+        if event.seq != self.head_seq + 1:
+            raise ValueError(f"seq {event.seq} written where {self.head_seq + 1} is next")
+        if self._segments[-1].size >= self._segment_bytes:
+            self._rotate()
         line = encode_event(event)
         segment = self._segments[-1]
         try:
@@ -225,11 +174,13 @@ class EventLog:
             self._fail(f"write to {segment.path} failed: {exc}")
         segment.offsets.append(segment.size)
         segment.size += len(line)
-        self.head_seq = seq
+        self.head_seq = event.seq
+        return line
+
+    def _write_own(self, payload: msgspec.Struct) -> None:
+        event = make_event(payload, self.head_seq + 1, self._now_ns())
+        self.write(event)
         self._visit(event)
-        for subscriber in self._subscribers:
-            subscriber.push(seq, line)
-        return event
 
     def _rotate(self) -> None:
         first = self.head_seq + 1
@@ -294,16 +245,6 @@ class EventLog:
             )
 
     # -- reading ------------------------------------------------------------------------
-
-    def subscribe(self) -> Subscription:
-        """Receive every line appended from now on (until `unsubscribe`)."""
-        subscription = Subscription(self._subscriber_queue)
-        self._subscribers.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        """Stop feeding a subscription."""
-        self._subscribers.discard(subscription)
 
     async def read_after(self, after_seq: int, max_bytes: int = READ_CHUNK_BYTES) -> bytes:
         """Complete lines from seq `after_seq + 1` on, about `max_bytes` of them, up to the head."""

@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from typing import Final
 
-import msgspec
-
 from obsd.adapters.files import fsync_dir
 from obsd.core.oserrors import explain
-from obsd.core.token import TokenError, TokenInfo, inspect_token
+from obsd.core.token import StoredToken, TokenError, TokenSource, inspect_token
 
 TOKEN_FILE: Final = "obs-token"
 # The name under which systemd's LoadCredential= hands the token over (systemd/obsd.service).
@@ -20,14 +18,6 @@ CREDENTIAL_NAME: Final = "obs-token"
 _REPLACE_FILE: Final = "remove it, then configure the token again (obsctl configure --token -)"
 _FIX_CREDENTIAL: Final = ("put the token in the file LoadCredential= names (/etc/obsd/obs-token) "
                           "and restart the service")
-
-
-class StoredToken(msgspec.Struct, frozen=True):
-    """What may be said of the token in use: its description and where it came from."""
-
-    info: TokenInfo | None
-    source: str
-    problem: str | None = None
 
 
 class TokenStore:
@@ -47,8 +37,9 @@ class TokenStore:
 
     def reload(self) -> None:
         """Read the token from the state file, else from the credential."""
-        sources = ((self._path, "state_dir", _REPLACE_FILE), (self._credential, "credential",
-                                                               _FIX_CREDENTIAL))
+        sources: tuple[tuple[Path | None, TokenSource, str], ...] = (
+            (self._path, "state_dir", _REPLACE_FILE), (self._credential, "credential",
+                                                       _FIX_CREDENTIAL))
         for path, source, remedy in sources:
             if path is None:
                 continue

@@ -31,6 +31,10 @@ def segment_first_seq(name: str) -> int | None:
     return int(stem)
 
 
+class RecordRefused(ValueError):
+    """A decodable record the replay refuses (an event the fold does not allow): damage."""
+
+
 class Damage(msgspec.Struct, frozen=True, kw_only=True):
     """The first bad record of a segment."""
 
@@ -39,6 +43,21 @@ class Damage(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     # A valid record follows the bad one: the damage is in the middle, not a torn tail.
     valid_after: bool
+    # A whole record that was refused (out of seq, or by the fold): never a torn write, so
+    # never cut off.
+    refused: bool = False
+
+
+class SegmentDamage(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the log is damaged, for `status` and `health`."""
+
+    segment: str
+    offset: int
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"log damaged at {self.segment} line {self.line}: {self.reason}"
 
 
 class SegmentScan(msgspec.Struct, kw_only=True):
@@ -61,6 +80,7 @@ def scan_segment(data: bytes | mmap, expected_seq: int,
     pos = 0
     end = len(data)
     damage_reason: str | None = None
+    refused = False
     while pos < end:
         newline = data.find(b"\n", pos)
         if newline == -1:
@@ -72,9 +92,14 @@ def scan_segment(data: bytes | mmap, expected_seq: int,
             damage_reason = f"undecodable record: {exc}"
             break
         if event.seq != expected_seq:
-            damage_reason = f"seq {event.seq} where {expected_seq} was expected"
+            # A whole record, so no torn write: damage, never to be cut off as one.
+            damage_reason, refused = f"seq {event.seq} where {expected_seq} was expected", True
             break
-        visit(event)
+        try:
+            visit(event)
+        except RecordRefused as exc:
+            damage_reason, refused = f"refused record: {exc}", True
+            break
         offsets.append(pos)
         expected_seq += 1
         pos = newline + 1
@@ -85,6 +110,7 @@ def scan_segment(data: bytes | mmap, expected_seq: int,
             line=len(offsets) + 1,
             reason=damage_reason,
             valid_after=_has_valid_record(data, data.find(b"\n", pos) + 1),
+            refused=refused,
         )
     return SegmentScan(offsets=offsets, valid_end=pos, damage=damage)
 

@@ -267,25 +267,3 @@ def encode_line(message: msgspec.Struct) -> bytes:
 def error_response(request_id: RequestId | None, code: ErrorCode, message: str) -> Response:
     """A failure envelope."""
     return Response(request_id, False, None, Error(code, message))
-
-
-def schema() -> dict[str, Any]:
-    """The JSON Schema of every request, response, greeting and event, from the msgspec types."""
-    from obsd.core.events import AnyEvent
-
-    (request, response, greeting, event, caught_up), components = (
-        msgspec.json.schema_components(
-            [AnyRequest, Response, Greeting, AnyEvent, CaughtUp],
-            ref_template="#/$defs/{name}",
-        )
-    )
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "protocol": PROTOCOL_VERSION,
-        "request": request,
-        "response": response,
-        "greeting": greeting,
-        "event": event,
-        "caught_up": caught_up,
-        "$defs": components,
-    }

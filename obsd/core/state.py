@@ -22,8 +22,13 @@ from obsd.core.events import (
     RunResumed,
     State,
 )
-from obsd.core.phases import Phase
+from obsd.core.logformat import RecordRefused
+from obsd.core.phases import Phase, can_move
 from obsd.core.runs import RunState, finished, new_run, with_request, with_results
+
+
+class ImpossibleEvent(RecordRefused):
+    """An event the run's phase table does not allow: it is never applied (nor written)."""
 
 
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,11 +98,22 @@ def apply(state: DaemonState, event: Event) -> DaemonState:
     return state if updated is run else _with_run(state, updated)
 
 
+def _moved(run: RunState, phase: Phase, event: Event) -> None:
+    if not can_move(run.phase, phase):
+        raise ImpossibleEvent(f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
+                              f"cannot move from {run.phase} to {phase}")
+
+
 def _apply_to_run(run: RunState, event: Event) -> RunState:
+    """Apply a run's own event, through the phase table: the engine and replay alike."""
     replace = msgspec.structs.replace
+    if not run.active:
+        raise ImpossibleEvent(f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
+                              f"has already ended ({run.phase})")
     match event:
         case State():
             phase = event.payload.phase
+            _moved(run, phase, event)
             ended = phase in (Phase.DONE, Phase.FAILED)
             return replace(run, phase=phase, reason=event.payload.reason,
                            finished_at=event.timestamp if ended else None)
@@ -106,8 +122,10 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
         case CrnUpdate():
             return with_results(run, event.payload)
         case Done():
+            _moved(run, event.payload.phase, event)
             return finished(run, event.payload, event.timestamp)
         case RunCancelled():
+            _moved(run, Phase.CANCELLED, event)
             return replace(run, phase=Phase.CANCELLED, reason="cancelled",
                            finished_at=event.timestamp)
         case RunResumed():

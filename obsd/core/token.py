@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
@@ -23,6 +23,18 @@ class TokenInfo(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str
     exp: str | None
     iat: str | None = None
+
+
+# Where the token in use came from: `configure` (the state dir), systemd, or nowhere.
+TokenSource = Literal["state_dir", "credential", "none"]
+
+
+class StoredToken(msgspec.Struct, frozen=True):
+    """What may be said of the token in use: its description and where it came from."""
+
+    info: TokenInfo | None
+    source: TokenSource
+    problem: str | None = None
 
 
 class _Claims(msgspec.Struct):

@@ -6,12 +6,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Final
 
-import httpx
-
 from obsd.adapters.clock import Clock
-from obsd.adapters.ntp_client import query_servers
-from obsd.adapters.obs_client import ObsClient
-from obsd.adapters.send_delay import measure_send_delay
+from obsd.adapters.obs_client import ObsClient, ObsError
 from obsd.core.config import Config
 from obsd.core.events import CalibrationPayload, utc_timestamp
 from obsd.core.timing import (
@@ -25,6 +21,7 @@ from obsd.core.timing import (
     fire_at,
     lead_for,
 )
+from obsd.daemon.instruments import Instruments
 
 # HEAD probes per calibration after the one that opens the connection (not counted).
 RTT_PROBES: Final = 5
@@ -52,9 +49,9 @@ class ClockSync:
     error: str | None
 
 
-async def sync_clock(config: Config, clock: Clock) -> ClockSync:
+async def sync_clock(config: Config, clock: Clock, instruments: Instruments) -> ClockSync:
     """Map the monotonic clock to true time from the best NTP sample (local clock if none)."""
-    samples, errors = await query_servers(config.ntp_servers)
+    samples, errors = await instruments.ntp(config.ntp_servers)
     best = best_sample(samples)
     mapping = clock_map(clock.mono_ns(), clock.wall_ns(), best.offset_ns if best else 0)
     error = None if best else ("; ".join(errors) or "no NTP server answered")
@@ -62,9 +59,9 @@ async def sync_clock(config: Config, clock: Clock) -> ClockSync:
 
 
 async def calibrate(run_id: str | None, config: Config, target_ns: int | None,
-                    obs: ObsClient, clock: Clock) -> Calibrated:
+                    obs: ObsClient, clock: Clock, instruments: Instruments) -> Calibrated:
     """Measure everything the fire instant depends on."""
-    sync = await sync_clock(config, clock)
+    sync = await sync_clock(config, clock, instruments)
     rtts: list[int] = []
     date_offsets: list[float] = []
     rtt_error = None
@@ -77,9 +74,9 @@ async def calibrate(run_id: str | None, config: Config, target_ns: int | None,
             if probe.date_epoch_s is not None:
                 mid = sync.clock.true_ns((probe.sent_mono_ns + probe.received_mono_ns) // 2)
                 date_offsets.append(probe.date_epoch_s - mid / NS)
-    except httpx.HTTPError as exc:
-        rtt_error = f"OBS did not answer HEAD: {exc!r}"
-    send_delay = await measure_send_delay(list(config.ecrn), list(config.scrn))
+    except ObsError as exc:
+        rtt_error = f"OBS did not answer HEAD: {exc}"
+    send_delay = await instruments.send_delay(list(config.ecrn), list(config.scrn))
     one_way = min(rtts) // 2 if rtts else None
     fire = call = None
     if target_ns is not None:

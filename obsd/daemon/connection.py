@@ -23,8 +23,10 @@ from obsd.core.protocol import (
     error_response,
 )
 from obsd.core.repeats import RepeatedFailure
+from obsd.core.replies import TailReply
 from obsd.core.timing import NS
-from obsd.daemon.service import Caller, Service
+from obsd.daemon.context import Caller
+from obsd.daemon.dispatch import Dispatcher
 from obsd.daemon.tail import stream_tail
 
 logger = logging.getLogger("obsd.connection")
@@ -39,9 +41,10 @@ _DISCONNECTED = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.End
 class Connection:
     """Serves one client until it disconnects; nothing it sends can escape as an exception."""
 
-    def __init__(self, stream: anyio.abc.SocketStream, service: Service, caller: Caller) -> None:
+    def __init__(self, stream: anyio.abc.SocketStream, dispatcher: Dispatcher,
+                 caller: Caller) -> None:
         self._stream = stream
-        self._service = service
+        self._dispatcher = dispatcher
         self._caller = caller
         self._send_lock = anyio.Lock()
         self._tailing = False
@@ -53,7 +56,7 @@ class Connection:
 
     async def run(self) -> None:
         """Greet, then answer each line until the peer goes away."""
-        greeting = self._service.greeting(self._caller.access)
+        greeting = self._dispatcher.greeting(self._caller.access)
         await self.send(encode_line(Response(None, True, greeting)))
         framer = LineFramer()
         async with anyio.create_task_group() as tasks:
@@ -82,7 +85,7 @@ class Connection:
                 if isinstance(request, Tail):
                     await self._start_tail(request, tasks)
                     return
-                data = await self._service.handle(request, self._caller)
+                data = await self._dispatcher.handle(request, self._caller)
                 response = Response(request.id, True, data)
             except ProtocolError as exc:
                 response = exc.response()
@@ -95,8 +98,8 @@ class Connection:
         await self.send(encode_line(response))
 
     async def _start_tail(self, request: Tail, tasks: anyio.abc.TaskGroup) -> None:
-        log = self._service.log
-        log_id = self._service.state.log_id
+        journal = self._dispatcher.ctx.journal
+        log, log_id = journal.log, journal.state.log_id
         if self._tailing:
             raise ProtocolError(ErrorCode.ALREADY_TAILING,
                                 "this connection is already following the log", request.id)
@@ -115,28 +118,29 @@ class Connection:
                 "`$.after_seq`",
                 request.id,
             )
-        data = {"log_id": log_id, "after_seq": after, "head_seq": log.head_seq,
-                "follow": request.follow}
+        data = TailReply(log_id=log_id, after_seq=after, head_seq=log.head_seq,
+                         follow=request.follow)
         await self.send(encode_line(Response(request.id, True, data)))
         if request.follow:
             self._tailing = True
             tasks.start_soon(self._tail_quietly, after, log_id)
         else:
-            await stream_tail(log, self.send, after, follow=False, log_id=log_id)
+            await stream_tail(journal, self.send, after, follow=False, log_id=log_id)
 
     async def _tail_quietly(self, after: int, log_id: str | None) -> None:
         with contextlib.suppress(*_DISCONNECTED):
-            await stream_tail(self._service.log, self.send, after, follow=True, log_id=log_id)
+            await stream_tail(self._dispatcher.ctx.journal, self.send, after, follow=True,
+                              log_id=log_id)
 
 
-async def serve_connection(stream: anyio.abc.SocketStream, service: Service, daemon_uid: int,
-                           admin_gid: int | None) -> None:
+async def serve_connection(stream: anyio.abc.SocketStream, dispatcher: Dispatcher,
+                           daemon_uid: int, admin_gid: int | None) -> None:
     """Serve one accepted connection; never raises."""
     try:
         async with stream:
             peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
             caller = Caller(peer, access_for(peer, daemon_uid, admin_gid))
-            await Connection(stream, service, caller).run()
+            await Connection(stream, dispatcher, caller).run()
     except _DISCONNECTED:
         pass
     except Exception as exc:

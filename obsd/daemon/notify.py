@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from obsd.adapters.clock import Clock
 from obsd.adapters.systemd import Notifier
 from obsd.core.status_text import in_quiet_window, status_line
 from obsd.core.timing import MS, NS
-from obsd.daemon.service import Service
+from obsd.daemon.journal import Journal
 
 # `systemctl status` is read by people: one update a second follows a countdown closely enough,
 # and polling the folded state that often costs next to nothing.
@@ -21,9 +22,10 @@ STATUS_EVERY_S: Final = 1.0
 class SystemdReporter:
     """Sends READY/STATUS/WATCHDOG/STOPPING for one daemon, from its event loop."""
 
-    def __init__(self, notifier: Notifier, service: Service) -> None:
+    def __init__(self, notifier: Notifier, journal: Journal, clock: Clock) -> None:
         self._notifier = notifier
-        self._service = service
+        self._journal = journal
+        self._clock = clock
         watchdog_s = notifier.watchdog_s
         # sd_watchdog_enabled(3) advises pinging at half the interval.
         self._ping_every_s = watchdog_s / 2 if watchdog_s else None
@@ -31,18 +33,15 @@ class SystemdReporter:
 
     def _true_now_ns(self) -> int:
         """The wall clock corrected by the last NTP offset (countdowns match the engine's)."""
-        calibration = self._service.state.calibration
+        calibration = self._journal.state.calibration
         offset_ms = calibration.ntp_offset_ms if calibration is not None else None
-        return self._service.clock.wall_ns() + int((offset_ms or 0.0) * MS)
+        return self._clock.wall_ns() + int((offset_ms or 0.0) * MS)
 
     def current_status(self) -> str:
         """The status line as of now."""
-        log = self._service.log
-        damage = None
-        if log.damage is not None:
-            damage = (f"log damaged at {log.damage.segment} line {log.damage.line}: "
-                      f"{log.damage.reason}")
-        return status_line(self._service.state, self._true_now_ns(), damage)
+        damage = self._journal.log.damage
+        return status_line(self._journal.state, self._true_now_ns(),
+                           None if damage is None else str(damage))
 
     def ready(self) -> None:
         """The log is replayed and the socket accepts connections."""
@@ -61,11 +60,11 @@ class SystemdReporter:
         if not self._notifier.enabled:
             return
         tick = min(STATUS_EVERY_S, self._ping_every_s or STATUS_EVERY_S)
-        clock = self._service.clock
+        clock = self._clock
         last_ping = clock.mono_ns() / NS
         while True:
             await clock.sleep_until(clock.mono_ns() + int(tick * NS))
-            if in_quiet_window(self._service.state, self._true_now_ns()):
+            if in_quiet_window(self._journal.state, self._true_now_ns()):
                 continue
             now = clock.mono_ns() / NS
             if self._ping_every_s is not None and now - last_ping >= self._ping_every_s - tick / 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -12,26 +13,28 @@ from obsd.adapters.eventlog import LogUnavailable
 from obsd.core.events import DonePayload
 from obsd.core.phases import Phase
 from obsd.core.runs import crn_results
-from obsd.daemon.engine import RunDriver, RunHost
+from obsd.daemon.driver import RunDriver
+from obsd.daemon.instruments import Instruments
+from obsd.daemon.journal import Journal
 
 logger = logging.getLogger("obsd.runner")
 
 
 class Runner:
-    """Runs at most one RunDriver at a time inside the daemon's task group."""
+    """Runs at most one RunDriver at a time, in the task group it was made for."""
 
-    def __init__(self, host: RunHost, clock: Clock, storage_failed: anyio.Event) -> None:
-        self._host = host
+    def __init__(self, tasks: anyio.abc.TaskGroup, journal: Journal,
+                 token: Callable[[], str | None], clock: Clock, instruments: Instruments,
+                 storage_failed: anyio.Event) -> None:
+        self._tasks = tasks
+        self._journal = journal
+        self._token = token
         self._clock = clock
+        self._instruments = instruments
         self._storage_failed = storage_failed
-        self._tasks: anyio.abc.TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
         self._finished = anyio.Event()
         self._finished.set()
-
-    def bind(self, tasks: anyio.abc.TaskGroup) -> None:
-        """Run drivers in this task group (the daemon's)."""
-        self._tasks = tasks
 
     @property
     def running(self) -> bool:
@@ -39,9 +42,9 @@ class Runner:
         return not self._finished.is_set()
 
     def start(self, run_id: str) -> None:
-        """Start driving `run_id`."""
-        assert self._tasks is not None, "bind() the task group first"
-        assert not self.running, "one run at a time"
+        """Start driving `run_id` (one run at a time: the journal's state says which)."""
+        if self.running:
+            raise RuntimeError("a run is already being driven")
         self._finished = anyio.Event()
         self._scope = anyio.CancelScope()
         self._tasks.start_soon(self._drive, run_id, self._scope, self._finished)
@@ -54,18 +57,19 @@ class Runner:
 
     async def _drive(self, run_id: str, scope: anyio.CancelScope,
                      finished: anyio.Event) -> None:
+        driver = RunDriver(self._journal, run_id, self._token, self._clock, self._instruments)
         try:
             with scope:
-                await RunDriver(self._host, run_id, self._clock).drive()
+                await driver.drive()
         except LogUnavailable as exc:
             logger.error("run %s stopped: the log refused an event: %s", run_id, exc)
             self._storage_failed.set()
         except Exception as exc:
             logger.exception("run %s failed", run_id)
-            run = self._host.state.runs.get(run_id)
+            run = self._journal.state.runs.get(run_id)
             if run is not None and run.active:
                 # Ended like any other run, so that followers waiting for `done` see it.
-                await self._host.log.append(DonePayload(
+                await self._journal.append(DonePayload(
                     run_id, Phase.FAILED, f"internal error: {exc!r}", crn_results(run)))
         finally:
             finished.set()

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from obsd.adapters.eventlog import EventLog, Subscription
+from obsd.adapters.eventlog import EventLog
 from obsd.core.protocol import CaughtUp, encode_line
+from obsd.daemon.journal import Journal, Subscription
 
 Send = Callable[[bytes], Awaitable[None]]
 
 
-async def stream_tail(log: EventLog, send: Send, after_seq: int, *, follow: bool,
+async def stream_tail(journal: Journal, send: Send, after_seq: int, *, follow: bool,
                       log_id: str | None) -> None:
     """Send every event after `after_seq`, the caught_up marker, then (with follow) live ones."""
-    subscription = log.subscribe() if follow else None
+    subscription = journal.subscribe() if follow else None
     try:
-        cursor = await _replay(log, send, after_seq, subscription)
+        cursor = await _replay(journal.log, send, after_seq, subscription)
         await send(encode_line(CaughtUp(after_seq=cursor, log_id=log_id)))
         while subscription is not None:
-            cursor = await _follow(send, cursor, subscription)
-            cursor = await _replay(log, send, cursor, subscription)
+            while (lines := await subscription.take(cursor)) is not None:
+                await send(b"".join(line for _, line in lines))
+                cursor = lines[-1][0]
+            cursor = await _replay(journal.log, send, cursor, subscription)
     finally:
         if subscription is not None:
-            log.unsubscribe(subscription)
+            journal.unsubscribe(subscription)
 
 
 async def _replay(log: EventLog, send: Send, cursor: int,
@@ -36,32 +39,9 @@ async def _replay(log: EventLog, send: Send, cursor: int,
     """Send from disk up to the head; return the last seq sent."""
     if subscription is not None:
         # Lines queued from here on are newer than what the disk read below may miss.
-        subscription.queue.clear()
-        subscription.overflowed = False
+        subscription.restart()
     while cursor < log.head_seq:
         chunk = await log.read_after(cursor)
         await send(chunk)
         cursor += chunk.count(b"\n")
     return cursor
-
-
-async def _follow(send: Send, cursor: int, subscription: Subscription) -> int:
-    """Send queued live lines until the queue overflows or shows a gap; return the last seq."""
-    queue = subscription.queue
-    while True:
-        await subscription.wait()
-        if subscription.overflowed:
-            return cursor
-        batch: list[bytes] = []
-        while queue:
-            seq, line = queue.popleft()
-            if seq <= cursor:
-                continue
-            if seq != cursor + 1:
-                # Cannot happen while the log feeds every line; the disk is the safe answer.
-                subscription.overflowed = True
-                break
-            batch.append(line)
-            cursor = seq
-        if batch:
-            await send(b"".join(batch))

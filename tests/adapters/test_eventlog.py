@@ -1,5 +1,6 @@
-"""The on-disk log: durable appends, faithful replay, torn tails repaired, damage surfaced."""
+"""The on-disk log: durable writes, faithful replay, torn tails repaired, damage surfaced."""
 
+import time
 from pathlib import Path
 
 import msgspec
@@ -12,8 +13,18 @@ from obsd.core.events import (
     LogCreated,
     LogRepaired,
     event_decoder,
+    make_event,
 )
 from obsd.core.logformat import segment_name
+
+
+async def append(log: EventLog, payload: msgspec.Struct, *, durable: bool = True) -> Event:
+    """Write the next event as the journal does (without folding it), synced if asked."""
+    event = make_event(payload, log.head_seq + 1, time.time_ns())
+    log.write(event)
+    if durable:
+        await log.sync()
+    return event
 
 
 def open_log(directory: Path, **options: int) -> tuple[EventLog, list[Event]]:
@@ -41,22 +52,31 @@ async def test_a_new_log_starts_with_its_lineage(tmp_path: Path) -> None:
 async def test_appends_are_replayed_in_order_with_gap_free_seqs(tmp_path: Path) -> None:
     log, _ = open_log(tmp_path)
     for n in range(50):
-        await log.append(DaemonStoppedPayload(reason=f"r{n}"), durable=n % 10 == 0)
+        await append(log, DaemonStoppedPayload(reason=f"r{n}"), durable=n % 10 == 0)
     await log.sync()
     assert log.durable_seq == log.head_seq == 51
     log.close()
     reopened, seen = open_log(tmp_path)
     assert [e.seq for e in seen] == list(range(1, 52))
     assert [e.payload.reason for e in seen[1:]] == [f"r{n}" for n in range(50)]  # type: ignore[attr-defined]
-    event = await reopened.append(DaemonStoppedPayload(reason="after"))
+    event = await append(reopened, DaemonStoppedPayload(reason="after"))
     assert event.seq == 52
     reopened.close()
 
 
-async def test_the_visitor_sees_new_events_as_they_are_written(tmp_path: Path) -> None:
+async def test_the_visitor_sees_the_replay_and_the_lineage_not_later_writes(
+        tmp_path: Path) -> None:
     log, seen = open_log(tmp_path)
-    event = await log.append(DaemonStoppedPayload(reason="x"), durable=False)
-    assert seen[-1] is event
+    line = log.write(make_event(DaemonStoppedPayload(reason="x"), log.head_seq + 1, 0))
+    assert [type(e) for e in seen] == [LogCreated], "folding is the journal's job"
+    assert line == await log.read_after(1)
+    log.close()
+
+
+async def test_a_write_out_of_seq_is_refused(tmp_path: Path) -> None:
+    log, _ = open_log(tmp_path)
+    with pytest.raises(ValueError, match="seq 5 written where 2 is next"):
+        log.write(make_event(DaemonStoppedPayload(reason="x"), 5, 0))
     log.close()
 
 
@@ -70,7 +90,7 @@ async def test_a_lineage_survives_reopening(tmp_path: Path) -> None:
 async def test_segments_rotate_by_size_and_replay_across_them(tmp_path: Path) -> None:
     log, _ = open_log(tmp_path, segment_bytes=4096)
     for n in range(200):
-        await log.append(DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
+        await append(log, DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
     await log.sync()
     log.close()
     files = segment_files(tmp_path)
@@ -84,7 +104,7 @@ async def test_segments_rotate_by_size_and_replay_across_them(tmp_path: Path) ->
 async def test_read_after_returns_whole_lines_from_any_seq(tmp_path: Path) -> None:
     log, _ = open_log(tmp_path, segment_bytes=4096)
     for n in range(100):
-        await log.append(DaemonStoppedPayload(reason=str(n)), durable=False)
+        await append(log, DaemonStoppedPayload(reason=str(n)), durable=False)
     for after in (0, 1, 37, 99, 100):
         collected = b""
         cursor = after
@@ -101,7 +121,7 @@ async def test_read_after_returns_whole_lines_from_any_seq(tmp_path: Path) -> No
 
 async def test_read_after_returns_a_record_larger_than_the_chunk_whole(tmp_path: Path) -> None:
     log, _ = open_log(tmp_path)
-    await log.append(DaemonStoppedPayload(reason="x" * 5000))
+    await append(log, DaemonStoppedPayload(reason="x" * 5000))
     chunk = await log.read_after(1, max_bytes=100)
     assert event_decoder.decode(chunk).seq == 2
     log.close()
@@ -110,7 +130,7 @@ async def test_read_after_returns_a_record_larger_than_the_chunk_whole(tmp_path:
 async def _log_with_records(directory: Path, count: int) -> bytes:
     log, _ = open_log(directory)
     for n in range(count):
-        await log.append(DaemonStoppedPayload(reason=f"record {n}"))
+        await append(log, DaemonStoppedPayload(reason=f"record {n}"))
     log.close()
     return (directory / segment_name(1)).read_bytes()
 
@@ -162,7 +182,7 @@ async def test_damage_in_the_middle_is_surfaced_and_blocks_appends(tmp_path: Pat
     assert log.damage is not None
     assert (log.damage.line, log.damage.offset) == (3, len(records[0]) + len(records[1]))
     with pytest.raises(LogDamaged):
-        await log.append(DaemonStoppedPayload(reason="must not land"))
+        await append(log, DaemonStoppedPayload(reason="must not land"))
     log.close()
     assert (tmp_path / segment_name(1)).read_bytes() == damaged, "nothing appended or cut"
 
@@ -170,7 +190,7 @@ async def test_damage_in_the_middle_is_surfaced_and_blocks_appends(tmp_path: Pat
 async def test_a_torn_tail_in_an_earlier_segment_is_damage_not_repair(tmp_path: Path) -> None:
     log, _ = open_log(tmp_path, segment_bytes=4096)
     for n in range(100):
-        await log.append(DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
+        await append(log, DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
     log.close()
     first = segment_files(tmp_path)[0]
     first.write_bytes(first.read_bytes()[:-5])
@@ -182,34 +202,9 @@ async def test_a_torn_tail_in_an_earlier_segment_is_damage_not_repair(tmp_path: 
 async def test_a_missing_segment_is_damage(tmp_path: Path) -> None:
     log, _ = open_log(tmp_path, segment_bytes=4096)
     for n in range(100):
-        await log.append(DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
+        await append(log, DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
     log.close()
     segment_files(tmp_path)[1].unlink()
     reopened, _ = open_log(tmp_path, segment_bytes=4096)
     assert reopened.damage is not None and "starts at seq" in reopened.damage.reason
     reopened.close()
-
-
-async def test_subscribers_get_lines_and_overflow_without_blocking(tmp_path: Path) -> None:
-    log, _ = open_log(tmp_path, subscriber_queue=3)
-    subscription = log.subscribe()
-    for n in range(3):
-        await log.append(DaemonStoppedPayload(reason=str(n)), durable=False)
-    assert [seq for seq, _ in subscription.queue] == [2, 3, 4]
-    assert not subscription.overflowed
-    await log.append(DaemonStoppedPayload(reason="one too many"), durable=False)
-    assert subscription.overflowed and not subscription.queue
-    log.unsubscribe(subscription)
-    await log.append(DaemonStoppedPayload(reason="unseen"), durable=False)
-    assert not subscription.queue
-    log.close()
-
-
-async def test_lines_are_the_exact_bytes_on_disk(tmp_path: Path) -> None:
-    log, _ = open_log(tmp_path)
-    subscription = log.subscribe()
-    await log.append(DaemonStoppedPayload(reason="same bytes"))
-    (_, live) = subscription.queue[0]
-    assert live == await log.read_after(1)
-    assert msgspec.json.decode(live)["payload"] == {"reason": "same bytes"}
-    log.close()

@@ -15,8 +15,8 @@ from obsd.core.protocol import (
     decode_request,
     encode_line,
     error_response,
-    schema,
 )
+from obsd.core.schema import schema
 
 
 def refused(line: bytes) -> ProtocolError:
@@ -116,4 +116,5 @@ def test_schema_covers_every_op_and_event_type() -> None:
         assert f'"{op}"' in text
     for event_type in EVENT_TYPES:
         assert f'"{event_type}"' in text
-    assert set(document) >= {"request", "response", "greeting", "event", "$defs"}
+    assert set(document) >= {"request", "response", "replies", "greeting", "event", "$defs"}
+    assert set(document["replies"]) == OPS, "a reply type for every op"

@@ -3,6 +3,7 @@
 from functools import reduce
 
 import msgspec
+import pytest
 
 from obsd.core.config import Config
 from obsd.core.events import (
@@ -22,7 +23,7 @@ from obsd.core.events import (
     make_event,
 )
 from obsd.core.phases import TERMINAL_PHASES, TRANSITIONS, Phase, can_move
-from obsd.core.state import DaemonState, apply
+from obsd.core.state import DaemonState, ImpossibleEvent, apply
 from obsd.core.token import TokenInfo
 
 NS = 1_000_000_000
@@ -83,7 +84,9 @@ def test_requests_and_answers_update_the_crns_and_bring_in_a_backup() -> None:
 
 
 def test_done_ends_the_run_and_frees_the_daemon() -> None:
-    state = fold(created(), DonePayload("r1", "done", "every CRN has a final result", []))
+    state = fold(created(), StatePayload("r1", Phase.WAITING),
+                 StatePayload("r1", Phase.REGISTERING),
+                 DonePayload("r1", Phase.DONE, "every CRN has a final result", []))
     assert state.active_run is None and state.phase is Phase.IDLE
     assert state.runs["r1"].phase is Phase.DONE and state.runs["r1"].finished_at
 
@@ -127,3 +130,19 @@ def test_not_registered_without_a_lost_answer_stays_a_refusal() -> None:
                          results=[result("33333", "rejected", "VAL10", "scrn")]),
     )
     assert {c.crn: c.state for c in state.runs["r1"].crns}["33333"] == "rejected"
+
+
+@pytest.mark.parametrize("impossible", [
+    DonePayload("r1", Phase.DONE, "done without registering", []),
+    StatePayload("r1", Phase.IDLE),
+])
+def test_the_fold_refuses_a_move_the_phase_table_does_not_allow(
+        impossible: msgspec.Struct) -> None:
+    with pytest.raises(ImpossibleEvent, match="cannot move from calibrating"):
+        fold(created(), impossible)
+
+
+def test_nothing_happens_to_a_run_after_it_ended() -> None:
+    with pytest.raises(ImpossibleEvent, match="has already ended"):
+        fold(created(), RunCancelledPayload("r1", ACTOR, Phase.CALIBRATING),
+             StatePayload("r1", Phase.REGISTERING))

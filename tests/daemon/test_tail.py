@@ -8,9 +8,10 @@ import anyio.abc
 import msgspec
 import pytest
 
-from obsd.adapters.eventlog import EventLog, Subscription
 from obsd.core.events import DaemonStoppedPayload
+from obsd.daemon.journal import Journal, Subscription
 from obsd.daemon.tail import stream_tail
+from tests.fake_clock import FakeClock
 
 
 async def read_seqs(stream: anyio.abc.SocketStream, until_seq: int,
@@ -50,18 +51,18 @@ async def socket_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]
 
 async def test_replay_then_marker_then_live_with_appends_during_the_replay(
         tmp_path: Path) -> None:
-    log = EventLog.open(tmp_path, lambda event: None, segment_bytes=8192)
+    journal = Journal.open(tmp_path, FakeClock(), segment_bytes=8192)
     for n in range(500):
-        await log.append(DaemonStoppedPayload(reason=f"before {n}"), durable=False)
+        await journal.append(DaemonStoppedPayload(reason=f"before {n}"), durable=False)
     server, client = await socket_pair()
 
     async def append_meanwhile() -> None:
         for n in range(500):
-            await log.append(DaemonStoppedPayload(reason=f"during {n}"), durable=False)
+            await journal.append(DaemonStoppedPayload(reason=f"during {n}"), durable=False)
             await anyio.sleep(0)
 
     async def tail() -> None:
-        await stream_tail(log, server.send, 0, follow=True, log_id=None)
+        await stream_tail(journal, server.send, 0, follow=True, log_id=None)
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tail)
@@ -70,24 +71,24 @@ async def test_replay_then_marker_then_live_with_appends_during_the_replay(
         tasks.cancel_scope.cancel()
     assert seqs == list(range(1, 1002)), "every event once, in order"
     assert markers == [{"type": "caught_up", "after_seq": markers[0]["after_seq"], "log_id": None}]
-    log.close()
+    journal.log.close()
 
 
 async def test_a_slow_reader_falls_back_to_disk_and_still_misses_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    log = EventLog.open(tmp_path, lambda event: None, subscriber_queue=8)
+    journal = Journal.open(tmp_path, FakeClock(), subscriber_queue=8)
     server, client = await socket_pair()
     taken: list[Subscription] = []
-    subscribe = log.subscribe
+    subscribe = journal.subscribe
 
     def recorded() -> Subscription:
         taken.append(subscription := subscribe())
         return subscription
 
-    monkeypatch.setattr(log, "subscribe", recorded)
+    monkeypatch.setattr(journal, "subscribe", recorded)
 
     async def tail() -> None:
-        await stream_tail(log, server.send, 1, follow=True, log_id="L")
+        await stream_tail(journal, server.send, 1, follow=True, log_id="L")
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tail)
@@ -95,24 +96,24 @@ async def test_a_slow_reader_falls_back_to_disk_and_still_misses_nothing(
         assert await read_until_caught_up(client) == {"type": "caught_up", "after_seq": 1,
                                                       "log_id": "L"}
         for n in range(3000):
-            await log.append(DaemonStoppedPayload(reason=f"burst {n:05d} " + "x" * 100),
+            await journal.append(DaemonStoppedPayload(reason=f"burst {n:05d} " + "x" * 100),
                              durable=False)
         # The appender never waited for the reader: all 3000 are written before it reads.
-        assert log.head_seq == 3001
+        assert journal.log.head_seq == 3001
         seqs, _ = await read_seqs(client, until_seq=3001, pause_s=0.001)
         tasks.cancel_scope.cancel()
     (subscription,) = taken
     assert subscription.overflows > 0, "the bounded queue must have overflowed"
     assert seqs == list(range(2, 3002))
-    log.close()
+    journal.log.close()
 
 
 async def test_without_follow_the_tail_ends_at_the_marker(tmp_path: Path) -> None:
-    log = EventLog.open(tmp_path, lambda event: None)
+    journal = Journal.open(tmp_path, FakeClock())
     for n in range(10):
-        await log.append(DaemonStoppedPayload(reason=str(n)), durable=False)
+        await journal.append(DaemonStoppedPayload(reason=str(n)), durable=False)
     server, client = await socket_pair()
-    await stream_tail(log, server.send, 5, follow=False, log_id="L")
+    await stream_tail(journal, server.send, 5, follow=False, log_id="L")
     await server.aclose()
     data = b""
     while True:
@@ -123,4 +124,4 @@ async def test_without_follow_the_tail_ends_at_the_marker(tmp_path: Path) -> Non
     lines = [msgspec.json.decode(line) for line in data.splitlines()]
     assert [line["seq"] for line in lines[:-1]] == list(range(6, 12))
     assert lines[-1] == {"type": "caught_up", "after_seq": 11, "log_id": "L"}
-    log.close()
+    journal.log.close()

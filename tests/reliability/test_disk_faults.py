@@ -26,7 +26,7 @@ import pytest
 
 from obsctl.client import ClientError
 from obsd.core.logformat import segment_first_seq
-from obsd.daemon.service import LOW_DISK_BYTES
+from obsd.daemon.ops.reads import LOW_DISK_BYTES
 from obsd.sim import Simulator
 from tests.conftest import DaemonProcess
 from tests.harness import NS, Registration, iso, sim_config

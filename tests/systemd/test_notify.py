@@ -253,8 +253,8 @@ async def test_the_watchdog_is_pinged_at_half_its_interval(watchdog_s: float,
     clock = FakeClock()
     done = anyio.Event()
     notifier = RecordingNotifier(watchdog_s, clock, pings_wanted=20, done=done)
-    service = SimpleNamespace(state=DaemonState(), log=SimpleNamespace(damage=None), clock=clock)
-    reporter = SystemdReporter(notifier, service)  # type: ignore[arg-type]
+    journal = SimpleNamespace(state=DaemonState(), log=SimpleNamespace(damage=None))
+    reporter = SystemdReporter(notifier, journal, clock)  # type: ignore[arg-type]
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(reporter.run)
         await done.wait()

@@ -6,15 +6,13 @@ driver can be started on a run at any point of its life (a resume after a restar
 
 from __future__ import annotations
 
-import logging
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Final
 
-import httpx
 import msgspec
 
 from obsd.adapters.clock import Clock, collector_paused
-from obsd.adapters.eventlog import EventLog
-from obsd.adapters.obs_client import Answer, ObsClient
+from obsd.adapters.obs_client import Answer, ObsClient, ObsError, ObsTimeout, PreparedPost
 from obsd.core.events import (
     CalibrationPayload,
     CountdownPayload,
@@ -26,12 +24,11 @@ from obsd.core.events import (
     StatePayload,
 )
 from obsd.core.obs_answer import read_response
-from obsd.core.phases import Phase, can_move
+from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
 from obsd.core.runs import RunState, crn_results
-from obsd.core.state import DaemonState
 from obsd.core.timing import NS, ClockMap
 from obsd.core.waiting import (
     FinalApproach,
@@ -42,41 +39,35 @@ from obsd.core.waiting import (
     next_wait_step,
 )
 from obsd.daemon.calibration import Calibrated, calibrate, sync_clock
-
-logger = logging.getLogger("obsd.engine")
+from obsd.daemon.instruments import Instruments
+from obsd.daemon.journal import Journal
 
 # Retries further away than this get a log line saying when and why.
 ANNOUNCE_WAITS_OVER_S: Final = 1.0
 
 
-class RunHost(Protocol):
-    """What the driver needs from the daemon: the folded state, the log and the token."""
-
-    @property
-    def state(self) -> DaemonState: ...
-
-    @property
-    def log(self) -> EventLog: ...
-
-    @property
-    def token(self) -> str | None: ...
-
-
 class RunDriver:
-    """Drives one run to its end; cancel its task to cancel the run."""
+    """Drives one run to its end; cancel its task to cancel the run.
 
-    def __init__(self, host: RunHost, run_id: str, clock: Clock) -> None:
-        self._host = host
+    Each step is appended to the journal, which refuses any move the phase table does not
+    allow; the driver reads the run's record back from the journal's state.
+    """
+
+    def __init__(self, journal: Journal, run_id: str, token: Callable[[], str | None],
+                 clock: Clock, instruments: Instruments) -> None:
+        self._journal = journal
         self._run_id = run_id
+        self._token = token
         self._clock = clock
+        self._instruments = instruments
 
     @property
     def run(self) -> RunState:
         """The run's record as of the last event."""
-        return self._host.state.runs[self._run_id]
+        return self._journal.state.runs[self._run_id]
 
     async def _emit(self, payload: msgspec.Struct, *, durable: bool = True) -> None:
-        await self._host.log.append(payload, durable=durable)
+        await self._journal.append(payload, durable=durable)
 
     async def _say(self, message: str, level: Level = "info") -> None:
         await self._emit(LogPayload(message=message, level=level, run_id=self._run_id),
@@ -89,23 +80,22 @@ class RunDriver:
 
     async def _enter(self, phase: Phase, reason: str | None = None, *,
                      durable: bool = True) -> None:
-        if self.run.phase is phase:
+        if self.run.phase == phase:
             return
-        self._check_move(phase)
         await self._emit(StatePayload(self._run_id, phase, reason), durable=durable)
 
     async def drive(self) -> None:
         """Take the run from wherever its record says it stands to its end."""
-        token = self._host.token
+        token = self._token()
         if token is None:
             await self._finish(Stop(Phase.FAILED, "no OBS token is configured"))
             return
         config = self.run.config
-        async with ObsClient(config.obs_base_url, token, config.read_timeout) as obs:
+        async with self._instruments.connect_obs(config, token) as obs:
             if self.run.phase != Phase.REGISTERING:
                 await self._enter(Phase.CALIBRATING)
             calibrated = await calibrate(self._run_id, config, self.run.target_ns, obs,
-                                         self._clock)
+                                         self._clock, self._instruments)
             await self._emit(calibrated.payload)
             await self._report_calibration(calibrated.payload)
             # A run that reached registering (even with no POST logged yet) never waits again.
@@ -140,7 +130,7 @@ class RunDriver:
                 case FinalApproach():
                     return Calibrated(calibrated.payload, clock, call_ns)
                 case RecheckNtp():
-                    sync = await sync_clock(self.run.config, self._clock)
+                    sync = await sync_clock(self.run.config, self._clock, self._instruments)
                     checked = self._clock.mono_ns()
                     if sync.best is not None:
                         clock = sync.clock
@@ -155,8 +145,8 @@ class RunDriver:
                     progress = msgspec.structs.replace(progress, last_probe_ns=now)
                     try:
                         await obs.probe()
-                    except httpx.HTTPError as exc:
-                        await self._say_if(probe_failures.failed(repr(exc), now), "warning")
+                    except ObsError as exc:
+                        await self._say_if(probe_failures.failed(str(exc), now), "warning")
                     else:
                         await self._say_if(probe_failures.succeeded(self._clock.mono_ns()))
                 case Tick():
@@ -181,7 +171,7 @@ class RunDriver:
                 if self.run.requests:
                     await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
                 await self._clock.sleep_until(call_mono - int(ANNOUNCE_WAITS_OVER_S * NS))
-            request = obs.prepare(step.ecrn, step.scrn)
+            post = obs.prepare(step.ecrn, step.scrn)
             at_ns = max(call_ns, clock.true_ns(self._clock.mono_ns()))
             # Written (not synced) before the final wait: a crash after the send still
             # leaves the log knowing that a POST may have gone out, and when.
@@ -189,25 +179,24 @@ class RunDriver:
             attempt = len(self.run.requests) + 1
             await self._emit(RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn,
                                                 at_ns), durable=False)
-            answer = await self._fire(obs, request, call_mono)
+            answer = await self._fire(obs, post, call_mono)
             update = self._read(attempt, step, answer, clock, call_mono)
             await self._emit(update)
             await self._announce(update)
             if update.outcome == Outcome.UNAUTHORIZED:
-                await self._finish(Stop(Phase.FAILED, "OBS refused the token (401): log in again, "
-                                        "configure the new token and start a new run"))
+                await self._finish(Stop(Phase.FAILED, "OBS refused the token (401): log in "
+                                        "again, configure the new token and start a new run"))
                 return
 
-    async def _fire(self, obs: ObsClient, request: httpx.Request,
-                    call_mono: int) -> Answer | str:
+    async def _fire(self, obs: ObsClient, post: PreparedPost, call_mono: int) -> Answer | str:
         with collector_paused():
             await self._clock.arrive_at(call_mono)
             try:
-                return await obs.send(request)
-            except httpx.TimeoutException:
+                return await obs.send(post)
+            except ObsTimeout:
                 return "no answer within the read timeout; the POST may have been processed"
-            except httpx.HTTPError as exc:
-                return f"the connection failed ({exc!r}); the POST may have been processed"
+            except ObsError as exc:
+                return f"the connection failed ({exc}); the POST may have been processed"
 
     def _read(self, attempt: int, step: NextPost, answer: Answer | str, clock: ClockMap,
               call_mono: int) -> CrnUpdatePayload:
@@ -236,10 +225,5 @@ class RunDriver:
         await self._say(f"attempt {update.attempt} answered{latency}: {summary}")
 
     async def _finish(self, stop: Stop) -> None:
-        self._check_move(stop.phase)
         await self._emit(DonePayload(self._run_id, stop.phase, stop.reason,
                                      crn_results(self.run)))
-
-    def _check_move(self, phase: Phase) -> None:
-        if not can_move(self.run.phase, phase):
-            raise RuntimeError(f"run {self._run_id}: no transition {self.run.phase} -> {phase}")

@@ -1,0 +1,123 @@
+"""The one writer path: every event is folded, written, published and (if asked) made durable.
+
+`Journal.append` is the only way an event enters the log after start-up, and its order is the
+design's: the event is folded first (the fold refuses what the phase table does not allow, so
+an impossible event is never written), then written, then handed to followers, then synced;
+the command that caused it is answered only after that. `EventLog` underneath is storage only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Final
+
+import anyio
+import msgspec
+
+from obsd.adapters.clock import Clock
+from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog
+from obsd.core.events import Event, make_event
+from obsd.core.state import DaemonState, apply
+
+# Live events a follower may have queued before it is told to go back to the disk.
+DEFAULT_SUBSCRIBER_QUEUE: Final = 4096
+
+
+class Subscription:
+    """A bounded queue of live lines for one follower; it never blocks the appender."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._queue: deque[tuple[int, bytes]] = deque()
+        # The queue overflowed and was dropped: the follower must re-read the disk.
+        self._overflowed = False
+        self.overflows = 0
+        self._wakeup: anyio.Event | None = None
+
+    def push(self, seq: int, line: bytes) -> None:
+        """Queue a new line, or drop the queue and mark the overflow when it is full."""
+        if self._overflowed:
+            return
+        if len(self._queue) >= self._limit:
+            self._queue.clear()
+            self._overflowed = True
+            self.overflows += 1
+        else:
+            self._queue.append((seq, line))
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def restart(self) -> None:
+        """Forget what is queued: the follower is about to read the disk up to the head."""
+        self._queue.clear()
+        self._overflowed = False
+
+    async def take(self, after_seq: int) -> list[tuple[int, bytes]] | None:
+        """Wait for lines newer than `after_seq`; None means: go back to the disk."""
+        while True:
+            if self._overflowed:
+                return None
+            lines = [(seq, line) for seq, line in self._queue if seq > after_seq]
+            self._queue.clear()
+            if lines and lines[0][0] != after_seq + 1:
+                return None  # Cannot happen while every line is pushed; the disk is safe.
+            if lines:
+                return lines
+            self._wakeup = anyio.Event()
+            try:
+                await self._wakeup.wait()
+            finally:
+                self._wakeup = None
+
+
+class Journal:
+    """The folded state over an open event log, and the only path that appends to it."""
+
+    def __init__(self, log: EventLog, state: DaemonState, clock: Clock,
+                 subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE) -> None:
+        self.log = log
+        self._state = state
+        self._clock = clock
+        self._subscriber_queue = subscriber_queue
+        self._subscribers: set[Subscription] = set()
+
+    @classmethod
+    def open(cls, directory: Path, clock: Clock, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+             subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE) -> Journal:
+        """Replay the log in `directory` into a state (the log refuses what the fold refuses)."""
+        replayed = [DaemonState()]
+
+        def fold(event: Event) -> None:
+            replayed[0] = apply(replayed[0], event)
+
+        log = EventLog.open(directory, fold, segment_bytes=segment_bytes, now_ns=clock.wall_ns)
+        return cls(log, replayed[0], clock, subscriber_queue)
+
+    @property
+    def state(self) -> DaemonState:
+        """The fold of every event so far."""
+        return self._state
+
+    async def append(self, payload: msgspec.Struct, *, durable: bool = True) -> Event:
+        """Fold, write and publish an event; with `durable`, return once it is fdatasync'ed."""
+        self.log.check_writable()
+        event = make_event(payload, self.log.head_seq + 1, self._clock.wall_ns())
+        state = apply(self._state, event)  # Raises ImpossibleEvent: then nothing is written.
+        line = self.log.write(event)
+        self._state = state
+        for subscriber in self._subscribers:
+            subscriber.push(event.seq, line)
+        if durable:
+            await self.log.sync()
+        return event
+
+    def subscribe(self) -> Subscription:
+        """Receive every line appended from now on (until `unsubscribe`)."""
+        subscription = Subscription(self._subscriber_queue)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop feeding a subscription."""
+        self._subscribers.discard(subscription)

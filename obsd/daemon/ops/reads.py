@@ -1,0 +1,152 @@
+"""The ops that only read: ping, status, config, events, health, schema."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Final
+
+import msgspec
+
+from obsd import __version__
+from obsd.core.protocol import Events, GetConfig, Health, Ping, Schema, Status
+from obsd.core.replies import (
+    ActiveRun,
+    ClockHealth,
+    ClockStatus,
+    ConfigReply,
+    DaemonInfo,
+    DiskHealth,
+    EventsPage,
+    HealthReply,
+    LogHealth,
+    LogInfo,
+    PingReply,
+    SchemaReply,
+    StatusReply,
+)
+from obsd.core.runs import summary
+from obsd.core.schema import schema
+from obsd.core.state import DaemonState
+from obsd.core.timing import NS
+from obsd.daemon.context import Caller, Context
+
+# `health` warns before a full disk bites: below this, a burst of events could fail to land.
+LOW_DISK_BYTES: Final = 64 * 1024 * 1024
+# obsd fires on NTP time whatever the system clock says, but a clock this far off means the
+# machine's own time sync is broken, which an operator should hear about.
+CLOCK_OFFSET_WARNING_MS: Final = 100.0
+
+
+class _TypeOnly(msgspec.Struct):
+    type: str
+
+
+_type_decoder: Final = msgspec.json.Decoder(_TypeOnly)
+
+
+async def ping(ctx: Context, request: Ping, caller: Caller) -> PingReply:
+    """`ping`."""
+    return PingReply()
+
+
+def _active_run(ctx: Context) -> ActiveRun | None:
+    state = ctx.state
+    if state.active_run is None:
+        return None
+    run = state.runs[state.active_run]
+    calibration = run.calibration
+    return ActiveRun(**msgspec.structs.asdict(summary(run)),
+                     fire_at=calibration.fire_at if calibration else None,
+                     remaining_s=round((run.target_ns - ctx.clock.wall_ns()) / NS, 3))
+
+
+async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
+    """`status`."""
+    state, log = ctx.state, ctx.journal.log
+    return StatusReply(
+        daemon=DaemonInfo(version=__version__, pid=os.getpid(), started_at=state.last_start,
+                          uptime_s=round((ctx.clock.mono_ns() - ctx.started_mono_ns) / NS, 3),
+                          replayed_events=ctx.replayed_events),
+        phase=state.phase,
+        active_run=_active_run(ctx),
+        log=LogInfo(log_id=state.log_id, head_seq=log.head_seq, durable_seq=log.durable_seq,
+                    segments=log.segment_count, directory=str(log.directory),
+                    damage=log.damage, failure=log.failure, repairs=state.repairs),
+        access=caller.access,
+    )
+
+
+async def config(ctx: Context, request: GetConfig, caller: Caller) -> ConfigReply:
+    """`config`."""
+    return ConfigReply(config=ctx.state.config, token=ctx.tokens.stored)
+
+
+async def events(ctx: Context, request: Events, caller: Caller) -> EventsPage:
+    """`events`: one page of event lines, filtered by type."""
+    wanted = set(request.types) if request.types else None
+    items: list[msgspec.Raw] = []
+    cursor = request.after_seq
+    log = ctx.journal.log
+    while len(items) < request.limit and cursor < log.head_seq:
+        chunk = await log.read_after(cursor)
+        for line in chunk.splitlines():
+            cursor += 1
+            if wanted is None or _type_decoder.decode(line).type in wanted:
+                items.append(msgspec.Raw(line))
+                if len(items) == request.limit:
+                    break
+    return EventsPage(items=items, next_after_seq=cursor, head_seq=log.head_seq,
+                      has_more=cursor < log.head_seq)
+
+
+def clock_health(state: DaemonState) -> tuple[ClockHealth, list[str]]:
+    """The last calibration's verdict on the clock, and the problems it shows."""
+    calibration = state.calibration
+    if calibration is None:
+        return ClockHealth(status="unknown", detail="not calibrated yet (obsctl calibrate)",
+                           checked_at=None, ntp_offset_ms=None, ntp_delay_ms=None), []
+    problems = []
+    status: ClockStatus = "ok"
+    if calibration.ntp_error:
+        status = "no_ntp"
+        problems.append(f"NTP failed at the last calibration: {calibration.ntp_error}")
+    elif abs(calibration.ntp_offset_ms or 0) > CLOCK_OFFSET_WARNING_MS:
+        status = "offset"
+        problems.append(f"the system clock is {calibration.ntp_offset_ms:+.1f} ms off NTP time "
+                        "(obsd corrects for it; check chrony/timesyncd)")
+    return ClockHealth(status=status, detail=calibration.ntp_server,
+                       checked_at=state.calibrated_at, ntp_offset_ms=calibration.ntp_offset_ms,
+                       ntp_delay_ms=calibration.ntp_delay_ms), problems
+
+
+async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
+    """`health`: ok, or what an operator should look at."""
+    log = ctx.journal.log
+    usage = shutil.disk_usage(log.directory)
+    problems: list[str] = []
+    if log.damage is not None:
+        problems.append(str(log.damage))
+    if log.failure is not None:
+        problems.append(log.failure)
+    if not os.access(log.directory, os.W_OK):
+        problems.append(f"{log.directory} is not writable")
+    if usage.free < LOW_DISK_BYTES:
+        problems.append(f"only {usage.free // (1024 * 1024)} MiB free on the state disk")
+    if ctx.tokens.stored.problem:
+        problems.append(ctx.tokens.stored.problem)
+    clock, clock_problems = clock_health(ctx.state)
+    problems += clock_problems
+    return HealthReply(
+        ok=not problems, problems=problems,
+        log=LogHealth(writable=log.damage is None and log.failure is None,
+                      head_seq=log.head_seq, durable_seq=log.durable_seq),
+        disk=DiskHealth(path=str(log.directory), free_bytes=usage.free,
+                        total_bytes=usage.total, low=usage.free < LOW_DISK_BYTES),
+        clock=clock,
+    )
+
+
+async def schema_of_protocol(ctx: Context, request: Schema, caller: Caller) -> SchemaReply:
+    """`schema`."""
+    return schema()
