@@ -136,3 +136,23 @@ async def test_an_unreachable_obs_and_silent_ntp_are_said_once_each(tmp_path: Pa
         "keep-alive probe to OBS failed 10 times in 45 s (said again at 100); "
         "last: ConnectError('[Errno 111] Connection refused')",
     ]
+
+
+async def test_obs_failing_every_way_is_retried_as_unknown_then_succeeds(tmp_path: Path) -> None:
+    # IIS's HTML page at the opening, a 500, a reset before the answer, a body that is not
+    # JSON: none of them is an answer, so each next POST waits at least 5 s.
+    drive = await planned(tmp_path, [
+        httpx.Response(503, text="<html><h1>HTTP Error 503. The service is unavailable."),
+        httpx.Response(500),
+        httpx.ReadError("connection reset by peer"),
+        httpx.Response(200, text="{not json"),
+        obs_answer({"21234": "successResult"}),
+    ], retry_interval=1.0)
+    run = await drive.to_the_end()
+    assert [record.outcome for record in run.requests] == [
+        "http_error", "http_error", "unknown", "http_error", "answered"]
+    arrivals = [post.true_ns for post in drive.obs.posts]
+    for record, next_arrival in zip(run.requests, arrivals[1:], strict=False):
+        assert record.responded_ns is not None
+        assert gap_s(record.responded_ns, next_arrival) >= 5.0
+    assert run.phase == Phase.DONE and run.crns[0].state == "success"

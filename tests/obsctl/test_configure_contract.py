@@ -18,7 +18,7 @@ from obsctl.cli import EXIT_CLIENT_ERROR, EXIT_DAEMON_REFUSED, EXIT_OK, main
 from tests import contract
 from tests.conftest import DaemonProcess
 
-EXAMPLES = 50
+EXAMPLES = 25
 
 
 def obsctl(daemon: DaemonProcess, *args: str) -> tuple[int, str, str]:

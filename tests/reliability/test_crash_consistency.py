@@ -73,8 +73,9 @@ def _report(stats: CrashStats, tmp_path: Path, started: float) -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "scenarios_detail"}, indent=2))
 
 
+@pytest.mark.slow
 def test_a_handful_of_kills_in_every_phase(short_dir: Path, tmp_path: Path) -> None:
-    """One run killed once in each phase (the default suite's variant, < 60 s)."""
+    """One run killed once in each phase (the quick variant, < 60 s, for running by hand)."""
     stats = CrashStats(seed=_seed())
     started = time.monotonic()
     try:

@@ -19,8 +19,10 @@ Every run is judged by one checker against the simulator's arrival log (`check_i
 
 `check_ground_truth` then compares each CRN's state with the simulator's registrations, for
 every CRN whose last processed POST the daemon could read (`knowable`).
-The default runs play concurrently (each has its own simulator and daemon) to stay ~40 s;
-longer seeded runs and the budget run are marked slow.
+All of it is slow (CI runs it): the runs play concurrently (each with its own simulator and
+daemon), about 40 s for the scripted and short seeded ones, minutes for the long ones and the
+budget run. The same faults are driven in process, in milliseconds, by
+tests/daemon/test_driver.py.
 """
 
 from __future__ import annotations
@@ -556,6 +558,7 @@ def played_slow() -> dict[str, Played]:
     return play_all(SLOW_BATCH)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [s.name for s in DEFAULT_BATCH])
 def test_a_run_under_faults_keeps_every_invariant(name: str,
                                                   played: dict[str, Played]) -> None:
@@ -563,6 +566,7 @@ def test_a_run_under_faults_keeps_every_invariant(name: str,
     check_invariants(played[name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [
     pytest.param(s.name)
     for s in DEFAULT_BATCH])
@@ -573,6 +577,7 @@ def test_a_run_under_faults_reports_what_obs_really_did(name: str,
     JUDGED.update(check_ground_truth(played[name]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
 def test_a_scripted_fault_scenario_ends_as_designed(name: str,
                                                      played: dict[str, Played]) -> None:
