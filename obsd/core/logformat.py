@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol, overload
 
 import msgspec
 
 from obsd.core.events import Event, event_decoder
 
-if TYPE_CHECKING:
-    from mmap import mmap  # Segments are scanned from a memory map; any bytes will do.
+
+class SegmentBytes(Protocol):
+    """A segment's bytes: `bytes`, or the memory map replay scans without reading the file."""
+
+    def __len__(self) -> int: ...
+
+    def find(self, sub: bytes, start: int = ..., /) -> int: ...
+
+    @overload
+    def __getitem__(self, index: int, /) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice, /) -> bytes: ...
 
 SEGMENT_SUFFIX: Final = ".jsonl"
 # Segment files are named by their first seq, zero-padded so that names sort as numbers.
@@ -68,7 +79,7 @@ class SegmentScan(msgspec.Struct, kw_only=True):
     damage: Damage | None
 
 
-def scan_segment(data: bytes | mmap, expected_seq: int,
+def scan_segment(data: SegmentBytes, expected_seq: int,
                  visit: Callable[[Event], None]) -> SegmentScan:
     """Decode records from the start of `data` until the end or the first bad record.
 
@@ -115,7 +126,7 @@ def scan_segment(data: bytes | mmap, expected_seq: int,
     return SegmentScan(offsets=offsets, valid_end=pos, damage=damage)
 
 
-def _has_valid_record(data: bytes | mmap, pos: int) -> bool:
+def _has_valid_record(data: SegmentBytes, pos: int) -> bool:
     if pos <= 0:
         return False
     for line in data[pos:].split(b"\n"):
