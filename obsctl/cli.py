@@ -14,6 +14,7 @@ from obsctl import configure as configure_options
 from obsctl import event_view, render, report
 from obsctl.client import Client, ClientError
 from obsctl.configure import UsageError
+from obsd.core.replies import REPLIES
 from obsd.paths import client_socket_path
 
 EXIT_OK = 0
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help, parents=[common])
 
+    commands.add_parser("demo", help="a whole registration against the built-in simulator "
+                        "(~20 s, loopback only, temporary paths)", parents=[common])
     command("ping", "check that the daemon answers")
     command("status", "daemon, phase, active run, log head")
     command("config", "the current configuration (token as a fingerprint)")
@@ -83,11 +86,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_response(response: dict[str, Any], args: argparse.Namespace,
-                    human: Callable[[Any], str]) -> int:
+                    human: Callable[[Any], str], op: str | None = None) -> int:
+    """Print the reply (decoded into `op`'s reply type, if given) or the refusal."""
     if args.json:
         print(msgspec.json.encode(response).decode())
     elif response["success"]:
-        print(human(response["data"]))
+        data = response["data"]
+        if op is not None:
+            try:
+                data = msgspec.convert(data, REPLIES[op])
+            except msgspec.ValidationError as exc:
+                raise ClientError(f"obsd's reply to {op} is not what this obsctl knows "
+                                  f"({exc}); are the two the same version?") from None
+        print(human(data))
     if not response["success"]:
         error = response["error"]
         message = configure_options.with_flag(error["message"])
@@ -165,23 +176,28 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Callable[[Any], st
     "cancel": ("cancel", lambda args: render.cancelled),
     "runs": ("runs", lambda args: render.runs),
     "run": ("run", _run_report),
-    "delete-run": ("delete_run", lambda args: lambda data: f"run {data['run_id']} deleted"),
+    "delete-run": ("delete_run", lambda args: lambda reply: f"run {reply.run_id} deleted"),
 }
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one parsed command; return the exit status."""
+    if args.command == "demo":
+        from obsctl.demo import run_demo  # Loads the simulator: only when asked for.
+
+        return run_demo()
     patch = configure_options.config_patch(args) if args.command == "configure" else None
     with Client(args.socket or client_socket_path()) as client:
         if patch is not None:
             return _print_response(client.request("configure", config=patch), args,
-                                   render.config)
+                                   render.config, "configure")
         if args.command == "tail":
             return _tail(client, args)
         if args.command == "events":
             return _events(client, args)
         op, view = COMMANDS[args.command]
-        return _print_response(client.request(op, **_request_fields(args)), args, view(args))
+        return _print_response(client.request(op, **_request_fields(args)), args, view(args),
+                               op)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

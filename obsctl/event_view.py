@@ -1,12 +1,16 @@
-"""One readable line (or a few) per event, for `obsctl tail` and `obsctl events`."""
+"""One readable line (or a few) per event, for `obsctl tail` and `obsctl events`.
+
+Events stay plain JSON objects here, unlike replies: a daemon newer than this obsctl may send
+event types it does not know, and those still get a line (their fields, as they are).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from obsctl.text import local_time, value
+from obsd.core.timing import instant
 
 Payload = dict[str, Any]
 
@@ -14,9 +18,7 @@ Payload = dict[str, Any]
 def _ns_time(ns: int | None) -> str:
     if ns is None:
         return "?"
-    instant = datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
-        microsecond=(ns // 1000) % 1_000_000)
-    return instant.astimezone().strftime("%H:%M:%S.%f")
+    return instant(ns).astimezone().strftime("%H:%M:%S.%f")
 
 
 def _actor(payload: Payload) -> str:

@@ -1,114 +1,124 @@
-"""Human-readable views of responses (the --json flag bypasses all of this)."""
+"""Human-readable views of replies, decoded into their types (--json bypasses all of this)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from obsctl.text import rows
+from obsd.core.events import CalibrationPayload
+from obsd.core.replies import (
+    ActiveRun,
+    CancelReply,
+    ConfigReply,
+    HealthReply,
+    RunsPage,
+    StartReply,
+    StatusReply,
+    TokenTestReply,
+)
 
 
-def _active_run(run: dict[str, Any] | None) -> str:
+def _crn_states(crns: dict[str, Any]) -> str:
+    return " ".join(f"{crn}:{state}" for crn, state in crns.items())
+
+
+def _active_run(run: ActiveRun | None) -> str:
     if run is None:
         return "none"
-    return (f"{run['run_id']} for {run['target']} ({run['remaining_s']:+.1f} s), "
-            f"{run['attempts']} POSTs, " + " ".join(f"{crn}:{state}" for crn, state in
-                                                   run["crns"].items()))
+    return (f"{run.run_id} for {run.target} ({run.remaining_s:+.1f} s), {run.attempts} POSTs, "
+            + _crn_states(run.crns))
 
 
-def status(data: dict[str, Any]) -> str:
+def status(reply: StatusReply) -> str:
     """`obsctl status`."""
-    daemon, log = data["daemon"], data["log"]
+    daemon, log = reply.daemon, reply.log
     pairs: list[tuple[str, Any]] = [
-        ("daemon", f"obsd {daemon['version']}, pid {daemon['pid']}, "
-                   f"up {daemon['uptime_s']:.0f} s"),
-        ("phase", data["phase"]),
-        ("active run", _active_run(data["active_run"])),
-        ("log", f"{log['log_id']}, head {log['head_seq']}, {log['segments']} segment(s)"),
-        ("access", data["access"]),
+        ("daemon", f"obsd {daemon.version}, pid {daemon.pid}, up {daemon.uptime_s:.0f} s"),
+        ("phase", reply.phase),
+        ("active run", _active_run(reply.active_run)),
+        ("log", f"{log.log_id}, head {log.head_seq}, {log.segments} segment(s)"),
+        ("access", reply.access),
     ]
-    if log["damage"]:
-        damage = log["damage"]
-        pairs.append(("LOG DAMAGED", f"{damage['segment']} line {damage['line']}: "
-                                    f"{damage['reason']} (read-only until repaired)"))
-    if log["failure"]:
-        pairs.append(("STORAGE FAILED", log["failure"]))
+    if log.damage:
+        damage = log.damage
+        pairs.append(("LOG DAMAGED", f"{damage.segment} line {damage.line}: {damage.reason} "
+                                    "(read-only until repaired)"))
+    if log.failure:
+        pairs.append(("STORAGE FAILED", log.failure))
     return rows(pairs)
 
 
-def config(data: dict[str, Any]) -> str:
+def config(reply: ConfigReply) -> str:
     """`obsctl config` and `obsctl configure`."""
-    pairs = list(data["config"].items())
-    token = data["token"]
-    info = token.get("info")
+    pairs = list(msgspec.to_builtins(reply.config).items())
+    info, token = reply.token.info, reply.token
     if info:
-        pairs.append(("token", f"{info['fingerprint']} (exp {info['exp'] or 'unknown'}, "
-                              f"from {token['source']})"))
+        pairs.append(("token", f"{info.fingerprint} (exp {info.exp or 'unknown'}, "
+                              f"from {token.source})"))
     else:
-        pairs.append(("token", token.get("problem") or "not set"))
+        pairs.append(("token", token.problem or "not set"))
     return rows(pairs)
 
 
-def health(data: dict[str, Any]) -> str:
+def health(reply: HealthReply) -> str:
     """`obsctl health`."""
-    disk = data["disk"]
+    disk = reply.disk
     pairs: list[tuple[str, Any]] = [
-        ("health", "ok" if data["ok"] else "PROBLEMS"),
-        ("log", "writable" if data["log"]["writable"] else "NOT writable"),
-        ("disk", f"{disk['free_bytes'] / 2**30:.1f} GiB free of "
-                 f"{disk['total_bytes'] / 2**30:.1f} GiB at {disk['path']}"),
-        ("clock", data["clock"]["status"]),
+        ("health", "ok" if reply.ok else "PROBLEMS"),
+        ("log", "writable" if reply.log.writable else "NOT writable"),
+        ("disk", f"{disk.free_bytes / 2**30:.1f} GiB free of "
+                 f"{disk.total_bytes / 2**30:.1f} GiB at {disk.path}"),
+        ("clock", reply.clock.status),
     ]
-    pairs += [("problem", problem) for problem in data["problems"]]
+    pairs += [("problem", problem) for problem in reply.problems]
     return rows(pairs)
 
 
-def token_test(data: dict[str, Any]) -> str:
+def token_test(reply: TokenTestReply) -> str:
     """`obsctl test-token`."""
-    info = data["token"] or {}
     pairs: list[tuple[str, Any]] = [
-        ("token", f"{info.get('fingerprint')} (exp {info.get('exp') or 'unknown'})"),
-        ("OBS says", f"{data['message']} (HTTP {data['http_status'] or '-'})"),
-        ("verdict", "usable" if data["valid"] else "NOT usable"),
+        ("token", f"{reply.token.fingerprint} (exp {reply.token.exp or 'unknown'})"),
+        ("OBS says", f"{reply.message} (HTTP {reply.http_status or '-'})"),
+        ("verdict", "usable" if reply.valid else "NOT usable"),
     ]
-    if data["error"]:
-        pairs.append(("problem", data["error"]))
-    pairs += [("warning", warning) for warning in data["warnings"]]
+    if reply.error:
+        pairs.append(("problem", reply.error))
+    pairs += [("warning", warning) for warning in reply.warnings]
     return rows(pairs)
 
 
-def calibration(data: dict[str, Any]) -> str:
+def calibration(reply: CalibrationPayload) -> str:
     """`obsctl calibrate`."""
     return rows([
-        ("NTP", f"offset {data['ntp_offset_ms']} ms, delay {data['ntp_delay_ms']} ms "
-                f"({data['ntp_server']}, {data['ntp_samples']} samples)"
-         if data["ntp_offset_ms"] is not None else f"FAILED: {data['ntp_error']}"),
-        ("RTT to OBS", f"min {data['rtt_min_ms']} ms, median {data['rtt_median_ms']} ms, "
-                       f"jitter {data['rtt_jitter_ms']} ms"
-         if data["rtt_min_ms"] is not None else f"unknown: {data['rtt_error']}"),
-        ("send delay", f"{data['send_delay_ms']} ms (call to wire, subtracted)"),
-        ("Date header", data["date_check"]),
-        ("fire at", data["fire_at"] or "no target configured"),
+        ("NTP", f"offset {reply.ntp_offset_ms} ms, delay {reply.ntp_delay_ms} ms "
+                f"({reply.ntp_server}, {reply.ntp_samples} samples)"
+         if reply.ntp_offset_ms is not None else f"FAILED: {reply.ntp_error}"),
+        ("RTT to OBS", f"min {reply.rtt_min_ms} ms, median {reply.rtt_median_ms} ms, "
+                       f"jitter {reply.rtt_jitter_ms} ms"
+         if reply.rtt_min_ms is not None else f"unknown: {reply.rtt_error}"),
+        ("send delay", f"{reply.send_delay_ms} ms (call to wire, subtracted)"),
+        ("Date header", reply.date_check),
+        ("fire at", reply.fire_at or "no target configured"),
     ])
 
 
-def started(data: dict[str, Any]) -> str:
+def started(reply: StartReply) -> str:
     """`obsctl start`."""
-    lines = [f"run {data['run_id']} started for {data['target']}",
-             "follow it with: obsctl tail -f"]
-    return "\n".join(lines + [f"warning: {w}" for w in data["warnings"]])
+    lines = [f"run {reply.run_id} started for {reply.target}", "follow it with: obsctl tail -f"]
+    return "\n".join(lines + [f"warning: {w}" for w in reply.warnings])
 
 
-def cancelled(data: dict[str, Any]) -> str:
+def cancelled(reply: CancelReply) -> str:
     """`obsctl cancel`."""
-    return f"run {data['run_id']} {data['phase']} (it was {data['was']})"
+    return f"run {reply.run_id} {reply.phase} (it was {reply.was})"
 
 
-def runs(data: dict[str, Any]) -> str:
+def runs(reply: RunsPage) -> str:
     """`obsctl runs`."""
-    lines = [f"{run['run_id']}  {run['phase']:<11} {run['target']}  "
-             f"{run['attempts']:>3} POSTs  " + " ".join(f"{crn}:{state}" for crn, state in
-                                                         run["crns"].items())
-             for run in data["items"]]
-    page = data["pagination"]
-    lines.append(f"(page {page['page']} of {page['total_pages']}, {page['total_items']} runs)")
+    lines = [f"{run.run_id}  {run.phase:<11} {run.target}  {run.attempts:>3} POSTs  "
+             + _crn_states(run.crns) for run in reply.items]
+    page = reply.pagination
+    lines.append(f"(page {page.page} of {page.total_pages}, {page.total_items} runs)")
     return "\n".join(lines)

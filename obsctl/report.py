@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from obsctl.text import value
+from obsd.core.replies import RunReply
+from obsd.core.results import CrnKind
+from obsd.core.runs import CrnStatus
+from obsd.core.timing import instant
 
 
 def _instant(ns: int | None) -> str:
     if ns is None:
         return "-"
-    seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
-    return stamp.astimezone().isoformat(timespec="microseconds")
+    return instant(ns).astimezone().isoformat(timespec="microseconds")
 
 
 def _ms(ns: int | None) -> str:
@@ -27,56 +28,59 @@ def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     return lines
 
 
-def markdown(run: dict[str, Any]) -> str:
+def _action(crn: CrnStatus) -> str:
+    if crn.kind == CrnKind.SCRN:
+        return "drop"
+    return f"add (backup for {crn.backup_for})" if crn.backup_for else "add"
+
+
+def markdown(run: RunReply) -> str:
     """The whole run, readable in a terminal and pasteable into an issue or a chat."""
-    config, token = run["config"], run["token"]
-    lines = [f"# Run {run['run_id']}", "",
-             f"- **Outcome:** {run['phase']}" + (f" — {run['reason']}" if run["reason"] else ""),
-             f"- **Target:** {config['target']} (safety buffer {config['safety_buffer']} s)",
-             f"- **Created:** {run['created_at']} by uid {run['actor']['uid']}",
-             f"- **Finished:** {run['finished_at'] or '-'}",
-             f"- **Token:** {token['fingerprint']}, expires {token['exp'] or 'unknown'}",
-             f"- **Plan:** add {value(config['ecrn'])}; drop {value(config['scrn'])}; "
-             f"backups {value(config['backup']) if config['backup'] else '-'}",
-             f"- **Limits:** {config['max_attempts']} attempts, {config['retry_interval']} s "
-             f"apart, {config['budget_posts']} POSTs per {config['budget_window']:g} s"]
-    calibration = run.get("calibration")
+    config, token = run.config, run.token
+    lines = [f"# Run {run.run_id}", "",
+             f"- **Outcome:** {run.phase}" + (f" — {run.reason}" if run.reason else ""),
+             f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s)",
+             f"- **Created:** {run.created_at} by uid {run.actor.uid}",
+             f"- **Finished:** {run.finished_at or '-'}",
+             f"- **Token:** {token.fingerprint}, expires {token.exp or 'unknown'}",
+             f"- **Plan:** add {value(list(config.ecrn))}; drop {value(list(config.scrn))}; "
+             f"backups {value(config.backup) if config.backup else '-'}",
+             f"- **Limits:** {config.max_attempts} attempts, {config.retry_interval} s "
+             f"apart, {config.budget_posts} POSTs per {config.budget_window:g} s"]
+    calibration = run.calibration
     if calibration:
         lines += ["", "## Calibration", ""]
         lines += _table(["measure", "value"], [
-            ["NTP offset / delay", f"{calibration['ntp_offset_ms']} / "
-             f"{calibration['ntp_delay_ms']} ms ({calibration['ntp_server']})"],
-            ["RTT min / median / jitter", f"{calibration['rtt_min_ms']} / "
-             f"{calibration['rtt_median_ms']} / {calibration['rtt_jitter_ms']} ms"],
-            ["send delay (call to wire)", f"{calibration['send_delay_ms']} ms"],
-            ["Date header check", calibration["date_check"]],
-            ["planned fire instant", calibration["fire_at"]],
+            ["NTP offset / delay", f"{calibration.ntp_offset_ms} / "
+             f"{calibration.ntp_delay_ms} ms ({calibration.ntp_server})"],
+            ["RTT min / median / jitter", f"{calibration.rtt_min_ms} / "
+             f"{calibration.rtt_median_ms} / {calibration.rtt_jitter_ms} ms"],
+            ["send delay (call to wire)", f"{calibration.send_delay_ms} ms"],
+            ["Date header check", calibration.date_check],
+            ["planned fire instant", calibration.fire_at],
         ])
-    durations = run.get("durations") or {}
-    if durations.get("first_post_after_target_ms") is not None:
-        lines += ["", f"First POST left {durations['first_post_after_target_ms']:.3f} ms after "
-                  f"the target; its answer took {durations['first_answer_ms'] or 0:.1f} ms; "
-                  f"the run took {durations['total_s'] or 0:.1f} s in all."]
-    target = run["target_ns"]
+    durations = run.durations
+    if durations.first_post_after_target_ms is not None:
+        lines += ["", f"First POST left {durations.first_post_after_target_ms:.3f} ms after "
+                  f"the target; its answer took {durations.first_answer_ms or 0:.1f} ms; "
+                  f"the run took {durations.total_s or 0:.1f} s in all."]
     lines += ["", "## Requests", ""]
     lines += _table(
         ["#", "planned", "sent", "vs target", "answer after", "outcome", "codes"],
-        [[r["attempt"], _instant(r["at_ns"]), _instant(r["sent_ns"]),
-          _ms(r["sent_ns"] - target) if r["sent_ns"] else "-",
-          _ms(r["responded_ns"] - r["sent_ns"]) if r["responded_ns"] and r["sent_ns"] else "-",
-          r["outcome"] or "no answer recorded",
-          ", ".join(f"{crn}:{code or '-'}" for crn, code in r["codes"].items())]
-         for r in run["requests"]] or [["-", "no request was sent", "", "", "", "", ""]])
+        [[r.attempt, _instant(r.at_ns), _instant(r.sent_ns),
+          _ms(r.sent_ns - run.target_ns) if r.sent_ns else "-",
+          _ms(r.responded_ns - r.sent_ns) if r.responded_ns and r.sent_ns else "-",
+          r.outcome or "no answer recorded",
+          ", ".join(f"{crn}:{code or '-'}" for crn, code in r.codes.items())]
+         for r in run.requests] or [["-", "no request was sent", "", "", "", "", ""]])
     lines += ["", "## Courses", ""]
     lines += _table(
         ["CRN", "action", "state", "code", "attempts", "message"],
-        [[c["crn"], "drop" if c["kind"] == "scrn" else
-          ("add (backup for " + c["backup_for"] + ")" if c.get("backup_for") else "add"),
-          c["state"], c["code"] or "-", c["attempts"], c["message"]] for c in run["crns"]])
+        [[c.crn, _action(c), c.state, c.code or "-", c.attempts, c.message] for c in run.crns])
     return "\n".join(lines) + "\n"
 
 
-def text(run: dict[str, Any]) -> str:
+def text(run: RunReply) -> str:
     """The same report without Markdown table syntax."""
     out = []
     for line in markdown(run).splitlines():

@@ -7,7 +7,8 @@ from typing import Final
 
 import anyio.lowlevel
 
-NS: Final = 1_000_000_000
+from obsd.core.timing import NS
+
 # Tue, 01 Dec 2026 09:00:00 UTC on this clock's wall, when a test starts it.
 START_WALL_NS: Final = 1_796_115_600 * NS
 

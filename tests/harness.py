@@ -13,12 +13,12 @@ from typing import Any
 import msgspec
 
 from obsctl.client import ClientError
+from obsd.core.timing import NS
 from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
 from obsd.sim.app import RequestRecord
 from tests.conftest import DaemonProcess
 
 STUDENT = "150200001"
-NS = 1_000_000_000
 # A catalogue small enough to reason about in a test: 22001 is full (22002 is its free twin),
 # 24010 and 24020 clash in time, 20456 is the course the student already has.
 COURSES = [

@@ -6,7 +6,6 @@ The log assigns `seq` and `timestamp`; producers build only the payload.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import msgspec
@@ -15,6 +14,7 @@ from msgspec import UNSET, UnsetType
 from obsd.core.config import Config
 from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState, Outcome
+from obsd.core.timing import instant
 from obsd.core.token import TokenInfo
 
 # How much a `log` event matters to the person following the run.
@@ -78,7 +78,7 @@ class RunCreatedPayload(msgspec.Struct, frozen=True):
     target_ns: int
 
 
-class StatePayload(msgspec.Struct, frozen=True):
+class PhaseChangedPayload(msgspec.Struct, frozen=True):
     """A run entered a phase (calibrating, waiting, registering, done, failed)."""
 
     run_id: str
@@ -93,7 +93,7 @@ class CountdownPayload(msgspec.Struct, frozen=True):
     remaining: float
 
 
-class LogPayload(msgspec.Struct, frozen=True):
+class MessagePayload(msgspec.Struct, frozen=True):
     """A message for the person following the run."""
 
     message: str
@@ -238,16 +238,16 @@ class RunCreated(Event, frozen=True, tag="run_created"):
     payload: RunCreatedPayload
 
 
-class State(Event, frozen=True, tag="state"):
-    payload: StatePayload
+class PhaseChanged(Event, frozen=True, tag="state"):
+    payload: PhaseChangedPayload
 
 
 class Countdown(Event, frozen=True, tag="countdown"):
     payload: CountdownPayload
 
 
-class Log(Event, frozen=True, tag="log"):
-    payload: LogPayload
+class Message(Event, frozen=True, tag="log"):
+    payload: MessagePayload
 
 
 class Calibration(Event, frozen=True, tag="calibration"):
@@ -288,8 +288,8 @@ class TokenTested(Event, frozen=True, tag="token_tested"):
 
 AnyEvent = (
     LogCreated | DaemonStarted | DaemonStopped | LogRepaired | ConfigChanged | RunCreated
-    | State | Countdown | Log | Calibration | RequestSent | CrnUpdate | Done | RunCancelled
-    | RunInterrupted | RunResumed | RunDeleted | TokenTested
+    | PhaseChanged | Countdown | Message | Calibration | RequestSent | CrnUpdate | Done
+    | RunCancelled | RunInterrupted | RunResumed | RunDeleted | TokenTested
 )
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = AnyEvent.__args__
 EVENT_TYPES: Final[frozenset[str]] = frozenset(
@@ -309,9 +309,7 @@ event_decoder: Final = msgspec.json.Decoder(AnyEvent)
 
 def utc_timestamp(epoch_ns: int) -> str:
     """ISO-8601 UTC with microseconds and a Z, as every event carries."""
-    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return instant(epoch_ns).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def make_event(payload: msgspec.Struct, seq: int, epoch_ns: int) -> Event:

@@ -11,16 +11,15 @@ from typing import Final
 import msgspec
 
 from obsd.core.phases import Phase
-from obsd.core.results import FINAL_STATES, CrnKind, CrnState, Outcome
+from obsd.core.results import DEBOUNCE_CODE, FINAL_STATES, CrnKind, CrnState, Outcome
 from obsd.core.runs import CrnStatus, RequestRecord, RunState
+from obsd.core.timing import NS
 
-NS: Final = 1_000_000_000
 # After VAL16, or when an answer is unknown (timeout, reset: OBS may have processed it and
 # started its ~3 s window), tools that work wait at least 5 s (obs-facts.md).
 DEBOUNCE_SPACING_S: Final = 5.0
 # VAL01/13/14/17 and ERRLoad are worth a few more tries, not an endless loop.
 MAX_TRANSIENT_RESULTS: Final = 5
-DEBOUNCE_CODE: Final = "VAL16"
 
 
 class NextPost(msgspec.Struct, frozen=True):

@@ -52,10 +52,12 @@ FINAL_STATES: Final = frozenset({
     CrnState.SUCCESS, CrnState.ALREADY, CrnState.CONFLICT, CrnState.UPGRADE,
     CrnState.PREREQUISITE, CrnState.NOT_FOUND, CrnState.REJECTED, CrnState.ERROR,
 })
-# States that count as having the seat (adds) or being rid of it (drops).
-WON_STATES: Final = frozenset({CrnState.SUCCESS, CrnState.ALREADY})
-
+# The codes the engine's rules name, beside the table below that classifies all of them.
 SUCCESS_CODE: Final = "successResult"
+# "Ongoing transaction": the next POST waits at least 5 s (policy.DEBOUNCE_SPACING_S).
+DEBOUNCE_CODE: Final = "VAL16"
+# "Not registered in this CRN": after a drop whose answer was lost, proof that it worked.
+LOST_DROP_CODE: Final = "VAL10"
 
 
 class Classified(msgspec.Struct, frozen=True):
@@ -95,7 +97,6 @@ _CODES: Final[dict[str, tuple[CrnState, str]]] = {
 }
 # resultData keys whose text OBS fills for a code, shown to the user as they are.
 _DETAIL_KEYS: Final = ("uyulmayanOnsartlar", "yukseltmeyeAlinanDers")
-KNOWN_CODES: Final = frozenset(_CODES) | {SUCCESS_CODE}
 
 
 def _detail(result_data: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
@@ -18,11 +18,8 @@ from obsd.core.events import (
     RunCreatedPayload,
 )
 from obsd.core.phases import TERMINAL_PHASES, Phase
-from obsd.core.results import CrnKind, CrnState, Outcome
+from obsd.core.results import LOST_DROP_CODE, CrnKind, CrnState, Outcome
 from obsd.core.token import TokenInfo
-
-# "Not registered in this CRN": after a drop whose answer was lost, proof that it worked.
-LOST_DROP_CODE: Final = "VAL10"
 
 
 class CrnStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,12 +15,12 @@ from obsd.core.events import (
     Event,
     LogCreated,
     LogRepaired,
+    PhaseChanged,
     RequestSent,
     RunCancelled,
     RunCreated,
     RunDeleted,
     RunResumed,
-    State,
 )
 from obsd.core.logformat import RecordRefused
 from obsd.core.phases import Phase, can_move
@@ -56,7 +56,7 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Events that belong to one existing run (their payload names it).
-_RUN_EVENTS = (State, RequestSent, CrnUpdate, Done, RunCancelled, RunResumed)
+_RUN_EVENTS = (PhaseChanged, RequestSent, CrnUpdate, Done, RunCancelled, RunResumed)
 
 
 def _with_run(state: DaemonState, run: RunState) -> DaemonState:
@@ -111,7 +111,7 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
         raise ImpossibleEvent(f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
                               f"has already ended ({run.phase})")
     match event:
-        case State():
+        case PhaseChanged():
             phase = event.payload.phase
             _moved(run, phase, event)
             ended = phase in (Phase.DONE, Phase.FAILED)

@@ -15,7 +15,7 @@ from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState
 from obsd.core.runs import CrnStatus, RunState
 from obsd.core.state import DaemonState
-from obsd.core.timing import NS, epoch_ns
+from obsd.core.timing import NS, epoch_ns, instant
 from obsd.core.waiting import FINAL_APPROACH_S
 
 
@@ -48,7 +48,7 @@ SHOW_DATE_BEYOND_S: Final = 20 * 3600
 
 def _istanbul(epoch_ns: int, now_ns: int) -> str:
     """An instant on Istanbul's wall clock, with the date when it is not near."""
-    moment = datetime.fromtimestamp(epoch_ns / NS, ISTANBUL)
+    moment = instant(epoch_ns).astimezone(ISTANBUL)
     if abs(epoch_ns - now_ns) > SHOW_DATE_BEYOND_S * NS:
         return moment.strftime("%Y-%m-%d %H:%M:%S Istanbul")
     return moment.strftime("%H:%M:%S Istanbul")

@@ -7,7 +7,7 @@ step of the system clock during the wait cannot move the shot.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -18,6 +18,12 @@ MS: Final = 1_000_000
 # before the deadline, then busy-wait; sleeps overshoot by ~0.1-0.3 ms plus ~0.1 %.
 SPIN_BASE_NS: Final = 2 * MS
 SPIN_FRACTION: Final = 0.002
+
+
+def instant(epoch_ns: int) -> datetime:
+    """Epoch nanoseconds as an aware UTC datetime (exact to the microsecond, truncated)."""
+    seconds, nanos = divmod(epoch_ns, NS)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
 
 
 def epoch_ns(instant: datetime) -> int:
@@ -47,11 +53,6 @@ class ClockMap(msgspec.Struct, frozen=True):
     def mono_ns(self, true_ns: int) -> int:
         """The monotonic reading at which true time reaches `true_ns`."""
         return self.mono_ref_ns + (true_ns - self.true_ref_ns)
-
-
-def ntp_offset_delay(t1: int, t2: int, t3: int, t4: int) -> tuple[int, int]:
-    """RFC 5905 offset and delay from client send t1, server receive t2/send t3, client t4."""
-    return ((t2 - t1) + (t3 - t4)) // 2, (t4 - t1) - (t3 - t2)
 
 
 def best_sample(samples: list[NtpSample]) -> NtpSample | None:

@@ -19,9 +19,9 @@ from obsd.core.events import (
     CrnUpdatePayload,
     DonePayload,
     Level,
-    LogPayload,
+    MessagePayload,
+    PhaseChangedPayload,
     RequestSentPayload,
-    StatePayload,
 )
 from obsd.core.obs_answer import read_response
 from obsd.core.phases import Phase
@@ -70,7 +70,7 @@ class RunDriver:
         await self._journal.append(payload, durable=durable)
 
     async def _say(self, message: str, level: Level = "info") -> None:
-        await self._emit(LogPayload(message=message, level=level, run_id=self._run_id),
+        await self._emit(MessagePayload(message=message, level=level, run_id=self._run_id),
                          durable=False)
 
     async def _say_if(self, line: str | None, level: Level = "info") -> None:
@@ -82,7 +82,7 @@ class RunDriver:
                      durable: bool = True) -> None:
         if self.run.phase == phase:
             return
-        await self._emit(StatePayload(self._run_id, phase, reason), durable=durable)
+        await self._emit(PhaseChangedPayload(self._run_id, phase, reason), durable=durable)
 
     async def drive(self) -> None:
         """Take the run from wherever its record says it stands to its end."""

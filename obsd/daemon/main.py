@@ -51,8 +51,6 @@ def _parser() -> argparse.ArgumentParser:
                      "group, else none (mode 0600)")
     run.add_argument("--segment-bytes", type=int, default=DEFAULT_SEGMENT_BYTES,
                      help="rotate log segments at this size (default: %(default)s)")
-    commands.add_parser("demo", help="a whole registration against the built-in simulator "
-                        "(~20 s, loopback only)")
     # Its options are the simulator's own: `obsd sim --help` (parsed there, so that the
     # daemon never imports the simulator).
     commands.add_parser("sim", help="serve a simulated OBS (and NTP) on loopback",
@@ -101,10 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sim_cli.run(simulator.parse_args(arguments[1:]))
     args = _parser().parse_args(arguments)
     _setup_logging()
-    if args.command == "demo":
-        from obsd.demo import run_demo
-
-        return run_demo()
     notifier = Notifier.from_environment()
     clock = SystemClock()
     try:

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
+from obsd.core.timing import NS
 from obsd.core.token import fingerprint
 from obsd.sim.clock import SimClock
 from obsd.sim.config import SimConfig
@@ -35,7 +36,6 @@ RECORDS_PATH: Final = "/_sim/requests"
 STATE_PATH: Final = "/_sim/state"
 # Enough for hours of benchmark runs; the oldest records go first beyond it.
 MAX_RECORDS: Final = 50_000
-_NS: Final = 1_000_000_000
 _FAULT_STATUS: Final = {"http_500": 500, "http_503": 503, "expired": 401}
 # msgspec raises RecursionError, not DecodeError, on very deeply nested JSON.
 _UNDECODABLE: Final = (msgspec.DecodeError, RecursionError)
@@ -136,7 +136,7 @@ class SimApp:
     def arrival_ns(self, received_ns: int) -> int:
         """When "OBS" sees a request whose first byte reached the server at `received_ns`."""
         return received_ns + round(self._draw(self._config.request_delay_s,
-                                              self._config.request_jitter_s) * _NS)
+                                              self._config.request_jitter_s) * NS)
 
     def _draw(self, delay_s: float, jitter_s: float) -> float:
         if jitter_s == 0:
@@ -194,7 +194,7 @@ class SimApp:
         if scheme.lower() != "bearer":
             return None
         try:
-            return verify_token(token.strip(), arrival_ns / _NS, key=self._key).sub
+            return verify_token(token.strip(), arrival_ns / NS, key=self._key).sub
         except TokenRejected:
             return None
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import Final
 
-_NS: Final = 1_000_000_000
+from obsd.core.timing import NS
 
 
 def cached_date_second(server_ns: int, phase_ns: int) -> int:
@@ -16,7 +15,7 @@ def cached_date_second(server_ns: int, phase_ns: int) -> int:
     begins, with that clock's current second; so it changes to second S at S + phase. A negative
     phase models a ticker that runs ahead of the second (the next second shows early).
     """
-    return (server_ns - phase_ns) // _NS
+    return (server_ns - phase_ns) // NS
 
 
 def http_date(epoch_second: int) -> str:
@@ -30,9 +29,9 @@ class SimClock:
     def __init__(self, wall_clock_ns: Callable[[], int], offset_s: float, skew_s: float,
                  date_phase_s: float) -> None:
         self._wall_clock_ns = wall_clock_ns
-        self._offset_ns = round(offset_s * _NS)
-        self._skew_ns = round(skew_s * _NS)
-        self._phase_ns = round(date_phase_s * _NS)
+        self._offset_ns = round(offset_s * NS)
+        self._skew_ns = round(skew_s * NS)
+        self._phase_ns = round(date_phase_s * NS)
 
     def true_ns(self) -> int:
         """The simulator's true time now, in epoch nanoseconds."""

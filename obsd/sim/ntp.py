@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final, cast
 
+from obsd.core.timing import NS
 from obsd.sim.clock import SimClock
 
 NTP_EPOCH_OFFSET_S: Final = 2_208_988_800  # 1900-01-01 to 1970-01-01
@@ -22,19 +23,18 @@ _STRATUM: Final = 1
 # log2 seconds: about a microsecond, the resolution of time.time_ns() reads.
 _PRECISION: Final = -20
 _REFERENCE_ID: Final = int.from_bytes(b"SIM\0", "big")
-_NS: Final = 1_000_000_000
 _TIMESTAMP_MASK: Final = (1 << 64) - 1
 
 
 def to_ntp_timestamp(epoch_ns: int) -> int:
     """Unix nanoseconds as a 64-bit NTP timestamp (32.32 fixed point since 1900, era 0)."""
     # The mask wraps into era 1 after 2036 as NTP does; clients resolve the era themselves.
-    return (((epoch_ns + NTP_EPOCH_OFFSET_S * _NS) << 32) // _NS) & _TIMESTAMP_MASK
+    return (((epoch_ns + NTP_EPOCH_OFFSET_S * NS) << 32) // NS) & _TIMESTAMP_MASK
 
 
 def from_ntp_timestamp(timestamp: int) -> int:
     """A 64-bit NTP timestamp as Unix nanoseconds."""
-    return ((timestamp * _NS) >> 32) - NTP_EPOCH_OFFSET_S * _NS
+    return ((timestamp * NS) >> 32) - NTP_EPOCH_OFFSET_S * NS
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def build_reply(query: NtpQuery, receive_ns: int, transmit_ns: int) -> bytes:
     return _PACKET.pack(
         (query.version << 3) | _SERVER_MODE, _STRATUM, query.poll, _PRECISION,
         0, 1, _REFERENCE_ID,  # root delay 0, root dispersion 1/65536 s
-        to_ntp_timestamp(receive_ns - receive_ns % _NS), query.transmit,
+        to_ntp_timestamp(receive_ns - receive_ns % NS), query.transmit,
         to_ntp_timestamp(receive_ns), to_ntp_timestamp(transmit_ns))
 
 

@@ -23,6 +23,7 @@ from typing import Final
 import msgspec
 
 from obsd.core.config import MAX_CRNS
+from obsd.core.timing import NS
 from obsd.sim.config import Course, SimConfig, clock_minutes
 
 SUCCESS: Final = "successResult"
@@ -40,7 +41,6 @@ VOLUME: Final = "VAL21"
 RETAKE: Final = "VAL22"
 # OBS lets a student drop one course per term (VAL20 after that).
 DROPS_PER_TERM: Final = 1
-_NS: Final = 1_000_000_000
 
 
 class CrnResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -126,7 +126,7 @@ class Registrar:
         self._taken = {course.crn: course.enrolled for course in config.courses}
         self._students: dict[str, _Student] = {}
         self._limits: dict[str, _Limits] = {}
-        self._opening_ns = None if config.opening_at is None else round(config.opening_at * _NS)
+        self._opening_ns = None if config.opening_at is None else round(config.opening_at * NS)
         for student in config.students:
             self._students[student.subject] = _Student(
                 list(student.registered), student.drops_used, frozenset(student.passed))
@@ -143,7 +143,7 @@ class Registrar:
         if limits is None:
             # Knowing that more than `volume_limit` POSTs are in the window is enough.
             limits = self._limits[subject] = _Limits(deque(maxlen=self._config.volume_limit + 1))
-        window_start = server_now_ns - round(self._config.volume_window_s * _NS)
+        window_start = server_now_ns - round(self._config.volume_window_s * NS)
         limits.window.append(server_now_ns)
         while limits.window[0] <= window_start:
             limits.window.popleft()
@@ -154,9 +154,9 @@ class Registrar:
         if server_now_ns < limits.banned_until_ns:
             return VOLUME
         if len(limits.window) > self._config.volume_limit:
-            limits.banned_until_ns = server_now_ns + round(self._config.ban_s * _NS)
+            limits.banned_until_ns = server_now_ns + round(self._config.ban_s * NS)
             return VOLUME
-        if previous is not None and abs(server_now_ns - previous) < self._config.debounce_s * _NS:
+        if previous is not None and abs(server_now_ns - previous) < self._config.debounce_s * NS:
             return DEBOUNCE
         return None
 

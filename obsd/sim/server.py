@@ -22,6 +22,7 @@ import ssl
 import struct
 from typing import Final
 
+from obsd.core.timing import NS
 from obsd.sim.app import Reply, SimApp
 from obsd.sim.clock import SimClock
 from obsd.sim.http11 import BadRequest, HttpRequest, RequestParser, render_response
@@ -32,7 +33,6 @@ logger = logging.getLogger("obsd.sim")
 MAX_QUEUED_REQUESTS: Final = 16
 # SO_LINGER on with a zero timeout: close() sends RST, the "connection reset" clients see.
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
-_NS: Final = 1_000_000_000
 
 
 class HttpConnection(asyncio.Protocol):
@@ -123,7 +123,7 @@ class HttpConnection(asyncio.Protocol):
             arrival_ns = self._app.arrival_ns(request.received_ns)
             wait_ns = arrival_ns - self._clock.true_ns()
             if wait_ns > 0:
-                await asyncio.sleep(wait_ns / _NS)
+                await asyncio.sleep(wait_ns / NS)
         reply = self._app.respond(request, arrival_ns, self._number)
         if reply.reset:
             sock = transport.get_extra_info("socket")

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Final
 
+from obsd.core.timing import NS
 from obsd.sim.app import RequestRecord, SimApp
 from obsd.sim.clock import SimClock
 from obsd.sim.config import SimConfig, validate_config
@@ -26,7 +27,6 @@ from obsd.sim.tokens import DEFAULT_LIFETIME_S, issue_token
 # Generous: binding two sockets and (with TLS) running openssl three times.
 STARTUP_TIMEOUT_S: Final = 30.0
 SHUTDOWN_TIMEOUT_S: Final = 10.0
-_NS: Final = 1_000_000_000
 
 
 class NotLoopback(ValueError):
@@ -69,7 +69,7 @@ class RunningSimulator:
     def token(self, subject: str, lifetime_s: int = DEFAULT_LIFETIME_S,
               issued_at_s: float | None = None) -> str:
         """A JWT this simulator accepts for `subject`, issued now (true time) by default."""
-        issued = self._clock.true_ns() / _NS if issued_at_s is None else issued_at_s
+        issued = self._clock.true_ns() / NS if issued_at_s is None else issued_at_s
         return issue_token(subject, issued, lifetime_s, key=self._key)
 
     def true_time_ns(self) -> int:

@@ -7,9 +7,9 @@ from obsd.core.events import Actor, CrnResult, CrnUpdatePayload, RequestSentPayl
 from obsd.core.events import RunCreatedPayload as Created
 from obsd.core.policy import NextPost, Stop, budget_allows_at, next_step
 from obsd.core.runs import RunState, new_run, with_request, with_results
+from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
 
-NS = 1_000_000_000
 T0 = 1_770_112_800 * NS  # an opening instant
 
 

@@ -1,8 +1,7 @@
 """A failure that repeats is said when it starts, at 10, 100, 1000... repeats, and when it ends."""
 
 from obsd.core.repeats import RepeatedFailure
-
-NS = 1_000_000_000
+from obsd.core.timing import NS
 
 
 def said_while_failing(failure: RepeatedFailure, times: int, every_s: float) -> list[str]:

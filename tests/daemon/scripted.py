@@ -17,7 +17,7 @@ import msgspec
 
 from obsd.adapters.obs_client import ObsClient
 from obsd.core.config import Config
-from obsd.core.events import Actor, Event, Log, RunCreatedPayload
+from obsd.core.events import Actor, Event, Message, RunCreatedPayload
 from obsd.core.runs import RunState
 from obsd.core.timing import NtpSample
 from obsd.core.token import TokenInfo
@@ -134,7 +134,7 @@ class Drive:
 
     def said(self) -> list[str]:
         """Every `log` message of the run, in order."""
-        return [event.payload.message for event in self.events() if isinstance(event, Log)]
+        return [event.payload.message for event in self.events() if isinstance(event, Message)]
 
     def events(self) -> Iterator[Event]:
         """Every event in the log."""

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from obsd.core.config import Config
-from obsd.core.events import Actor, DaemonStoppedPayload, RunCreatedPayload, StatePayload
+from obsd.core.events import Actor, DaemonStoppedPayload, PhaseChangedPayload, RunCreatedPayload
 from obsd.core.phases import Phase
 from obsd.core.state import ImpossibleEvent
 from obsd.core.token import TokenInfo
@@ -38,7 +38,7 @@ async def test_an_event_the_phase_table_refuses_is_never_written(tmp_path: Path)
                                            TokenInfo(fingerprint="f", exp=None), 0))
     head = journal.log.head_seq
     with pytest.raises(ImpossibleEvent):
-        await journal.append(StatePayload("r1", Phase.DONE))
+        await journal.append(PhaseChangedPayload("r1", Phase.DONE))
     assert journal.log.head_seq == head and journal.state.runs["r1"].phase == "calibrating"
     journal.log.close()
 

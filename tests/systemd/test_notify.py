@@ -1,4 +1,4 @@
-"""sd_notify: the datagram sender, the status line, and what a real daemon tells systemd."""
+"""sd_notify: the datagram sender, the reporter's cadence, and what a real daemon tells systemd."""
 
 from __future__ import annotations
 
@@ -14,34 +14,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import anyio
-import msgspec
 import pytest
 
 from obsctl.client import Client
-from obsd.adapters.eventlog import SegmentDamage
 from obsd.adapters.systemd import (
     MAX_STATUS_BYTES,
     ActivationError,
     Notifier,
     listen_fds,
 )
-from obsd.core.config import Config
 from obsd.core.events import (
     Actor,
-    CalibrationPayload,
-    CrnResult,
-    CrnUpdatePayload,
-    DonePayload,
-    Event,
-    RequestSentPayload,
-    RunCreatedPayload,
-    StatePayload,
-    make_event,
 )
-from obsd.core.state import DaemonState, apply
-from obsd.core.status_text import QUIET_AFTER_S, QUIET_BEFORE_S, in_quiet_window, status_line
+from obsd.core.state import DaemonState
+from obsd.core.status_text import QUIET_BEFORE_S
 from obsd.core.timing import NS
-from obsd.core.token import TokenInfo
 from obsd.daemon.notify import SystemdReporter
 from tests.conftest import DaemonProcess
 from tests.fake_clock import FakeClock
@@ -133,94 +120,6 @@ def test_listen_fds_for_another_process_are_ignored_and_unset() -> None:
     assert env == {}
     with pytest.raises(ActivationError, match="not a number"):
         listen_fds({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "one"})
-
-
-# -- the status line (pure) ------------------------------------------------------------------
-
-def _fold(*payloads: msgspec.Struct) -> DaemonState:
-    state = DaemonState()
-    for seq, payload in enumerate(payloads, 1):
-        event: Event = make_event(payload, seq, TARGET_NS - 3600 * NS + seq)
-        state = apply(state, event)
-    return state
-
-
-def _created() -> RunCreatedPayload:
-    config = Config(ecrn=("21234", "22001"), scrn=("20456",), target=iso(TARGET_NS))
-    return RunCreatedPayload(RUN_ID, ACTOR, config, TokenInfo(fingerprint="f", exp=None),
-                             TARGET_NS)
-
-
-def _calibrated(fire_at_ns: int) -> CalibrationPayload:
-    return CalibrationPayload(
-        run_id=RUN_ID, ntp_server="pool", ntp_offset_ms=1.0, ntp_delay_ms=5.0, ntp_samples=3,
-        rtt_min_ms=10.0, rtt_median_ms=11.0, rtt_jitter_ms=1.0, rtt_samples=5,
-        date_offset_s=0.0, date_check="ok", send_delay_ms=0.1, fire_at_ns=fire_at_ns)
-
-
-def _answered(attempt: int) -> CrnUpdatePayload:
-    results = [CrnResult(crn="21234", kind="ecrn", state="success", code="successResult",
-                         message="added"),
-               CrnResult(crn="22001", kind="ecrn", state="full", code="VAL06", message="full"),
-               CrnResult(crn="20456", kind="scrn", state="success", code="successResult",
-                         message="dropped")]
-    return CrnUpdatePayload(run_id=RUN_ID, attempt=attempt, outcome="answered",
-                            http_status=200, sent_ns=TARGET_NS, responded_ns=TARGET_NS + NS,
-                            results=results)
-
-
-def test_status_when_idle() -> None:
-    assert status_line(DaemonState(), TARGET_NS) == "idle; no runs yet"
-
-
-def test_status_while_waiting_counts_down_to_the_fire_instant() -> None:
-    fire = TARGET_NS + 5_000_000
-    state = _fold(_created(), _calibrated(fire), StatePayload(RUN_ID, "waiting"))
-    line = status_line(state, TARGET_NS - 754 * NS)
-    assert line == (f"waiting: fires in 12 min 34 s at 14:00:00 Istanbul; 21234 pending, "
-                    f"22001 pending, 20456 pending (run {RUN_ID})")
-    assert "fires in 3 h 00 min" in status_line(state, TARGET_NS - 3 * 3600 * NS)
-    assert "at 2026-01-15 14:00:00 Istanbul" in status_line(state, TARGET_NS - 30 * 3600 * NS)
-
-
-def test_status_while_registering_shows_each_crn() -> None:
-    sent = RequestSentPayload(RUN_ID, 1, ["21234", "22001"], ["20456"], TARGET_NS)
-    state = _fold(_created(), StatePayload(RUN_ID, "waiting"), StatePayload(RUN_ID, "registering"),
-                  sent)
-    assert "attempt 1 waiting for OBS's answer" in status_line(state, TARGET_NS)
-    state = apply(state, make_event(_answered(1), 9, TARGET_NS + NS))
-    assert status_line(state, TARGET_NS + NS) == (
-        f"registering: attempt 1 answered; 21234 added, 22001 full, 20456 dropped (run {RUN_ID})")
-
-
-def test_status_after_a_run_gives_its_result() -> None:
-    state = _fold(_created(), StatePayload(RUN_ID, "registering"), _answered(1),
-                  DonePayload(RUN_ID, "done", "every CRN has its answer", []))
-    assert status_line(state, TARGET_NS + 60 * NS) == (
-        f"idle; last run done: 21234 added, 22001 full, 20456 dropped (run {RUN_ID})")
-    failed = _fold(_created(), DonePayload(RUN_ID, "failed", "OBS refused the token (401)", []))
-    assert "last run failed: 21234 pending, 22001 pending, 20456 pending - OBS refused the " \
-           "token (401)" in status_line(failed, TARGET_NS)
-
-
-def test_status_of_a_damaged_log_says_read_only() -> None:
-    damage = SegmentDamage(segment="000001.jsonl", offset=10, line=3, reason="bad JSON")
-    line = status_line(DaemonState(), TARGET_NS, f"log damaged at {damage.segment}")
-    assert line.startswith("read-only: log damaged at 000001.jsonl")
-
-
-def test_nothing_is_sent_around_a_shot() -> None:
-    fire = TARGET_NS + 5_000_000
-    state = _fold(_created(), _calibrated(fire), StatePayload(RUN_ID, "waiting"))
-    assert not in_quiet_window(state, fire - int((QUIET_BEFORE_S + 0.1) * NS))
-    assert in_quiet_window(state, fire - int((QUIET_BEFORE_S - 0.1) * NS))
-    assert in_quiet_window(state, fire + int((QUIET_AFTER_S - 0.1) * NS))
-    assert not in_quiet_window(state, fire + int((QUIET_AFTER_S + 0.1) * NS))
-    # A retry is known from its request_sent event, written just before its final wait.
-    retry = fire + 4 * NS
-    state = apply(state, make_event(RequestSentPayload(RUN_ID, 2, ["22001"], [], retry), 9, fire))
-    assert in_quiet_window(state, retry - NS)
-    assert not in_quiet_window(DaemonState(), fire)
 
 
 # -- the reporter's cadence, on a fake clock -------------------------------------------------

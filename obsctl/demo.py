@@ -1,4 +1,4 @@
-"""`obsd demo`: a full registration against the built-in simulator, in about 20 seconds.
+"""`obsctl demo`: a full registration against the built-in simulator, in about 20 seconds.
 
 The simulated OBS runs with its clock 2.5 s away from this machine's, so only an NTP-driven
 shot lands on time; the daemon runs on temporary paths and is driven with obsctl.
@@ -18,13 +18,15 @@ from typing import Final
 import msgspec
 
 from obsctl import event_view, report
-from obsctl.cli import main as obsctl
 from obsctl.client import Client, ClientError
+from obsd.core.replies import RunReply
 from obsd.sim import Simulator, default_config
 from obsd.sim.config import DEFAULT_STUDENT
 
 # How long the daemon may take to come up on a slow machine before the demo gives up.
 STARTUP_TIMEOUT_S: Final = 20.0
+# No obsctl step of the demo takes long; past this it is stuck.
+STEP_TIMEOUT_S: Final = 30.0
 # The opening is this far ahead of the demo's start: the set-up steps take 2-3 s, calibration
 # about 1 s, and the countdown should still be visible.
 OPENING_IN_S: Final = 14.0
@@ -42,37 +44,20 @@ def _wait_for(socket_path: Path, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("obsd demo: the daemon exited during start-up")
+            raise SystemExit("obsctl demo: the daemon exited during start-up")
         try:
             Client(socket_path, timeout=5).close()
             return
         except ClientError:
             time.sleep(0.05)
-    raise SystemExit("obsd demo: the daemon did not start in time")
+    raise SystemExit("obsctl demo: the daemon did not start in time")
 
 
 def _step(title: str, *args: str, stdin_text: str | None = None) -> None:
+    """Run one obsctl command as a person would type it, showing it first."""
     print(f"\n$ obsctl {' '.join(args)}    # {title}", flush=True)
-    if stdin_text is None:
-        obsctl(list(args))
-    else:
-        previous = sys.stdin
-        sys.stdin = _Text(stdin_text)
-        try:
-            obsctl(list(args))
-        finally:
-            sys.stdin = previous
-    sys.stdout.flush()
-
-
-class _Text:
-    """Standard input holding a given text (the token, as a user would pipe it in)."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def read(self) -> str:
-        return self._text
+    subprocess.run([sys.executable, "-m", "obsctl", *args], input=stdin_text, text=True,
+                   check=False, timeout=STEP_TIMEOUT_S)
 
 
 def _follow(socket_path: Path) -> str | None:
@@ -122,7 +107,7 @@ def run_demo() -> int:
             if run_id:
                 with Client(socket_path) as client:
                     detail = client.request("run", run_id=run_id)["data"]
-                print("\n" + report.text(detail), flush=True)
+                print("\n" + report.text(msgspec.convert(detail, RunReply)), flush=True)
             arrivals = [r for r in sim.requests() if r.method == "POST"]
             if arrivals:
                 late_ms = (arrivals[0].arrival_ns - opening_ns) / 1e6
