@@ -31,11 +31,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument("--socket", type=Path, default=default,
-                        help="control socket (default: $OBSD_SOCKET, /run/obsd.sock, "
-                        "/run/obsd/obsd.sock, or the user's runtime dir)")
-    parser.add_argument("--json", action="store_true", default=default,
-                        help="print the daemon's raw JSON lines, for scripts")
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        default=default,
+        help="control socket (default: $OBSD_SOCKET, /run/obsd.sock, "
+        "/run/obsd/obsd.sock, or the user's runtime dir)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default,
+        help="print the daemon's raw JSON lines, for scripts",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,14 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     # The same options after the command name; SUPPRESS keeps them from undoing earlier ones.
     common = _Parser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                     parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help, parents=[common])
 
-    commands.add_parser("demo", help="a whole registration against the built-in simulator "
-                        "(~20 s, loopback only, temporary paths)", parents=[common])
+    commands.add_parser(
+        "demo",
+        help="a whole registration against the built-in simulator "
+        "(~20 s, loopback only, temporary paths)",
+        parents=[common],
+    )
     command("ping", "check that the daemon answers")
     command("status", "daemon, phase, active run, log head")
     command("config", "the current configuration (token as a fingerprint)")
@@ -59,8 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     configure_options.add_options(configure)
     tail = command("tail", "print events; -f keeps following")
     tail.add_argument("-f", "--follow", action="store_true")
-    tail.add_argument("--after", type=int, metavar="SEQ",
-                      help="start after this seq (default: the last 10 events)")
+    tail.add_argument(
+        "--after",
+        type=int,
+        metavar="SEQ",
+        help="start after this seq (default: the last 10 events)",
+    )
     events = command("events", "one page of the event history")
     events.add_argument("--after", type=int, default=0, metavar="SEQ")
     events.add_argument("--limit", type=int, default=100)
@@ -74,8 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     runs = command("runs", "the run history")
     runs.add_argument("--page", type=int, default=1)
     runs.add_argument("--limit", type=int, default=20)
-    runs.add_argument("--status", metavar="PHASE",
-                      help="only runs in this phase (done, failed, cancelled, waiting, ...)")
+    runs.add_argument(
+        "--status",
+        metavar="PHASE",
+        help="only runs in this phase (done, failed, cancelled, waiting, ...)",
+    )
     runs.add_argument("--oldest-first", action="store_true")
     run = command("run", "one run in full, as a report")
     run.add_argument("run_id", metavar="ID")
@@ -85,8 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_response(response: dict[str, Any], args: argparse.Namespace,
-                    human: Callable[[Any], str], op: str | None = None) -> int:
+def _print_response(
+    response: dict[str, Any],
+    args: argparse.Namespace,
+    human: Callable[[Any], str],
+    op: str | None = None,
+) -> int:
     """Print the reply (decoded into `op`'s reply type, if given) or the refusal."""
     if args.json:
         print(msgspec.json.encode(response).decode())
@@ -96,8 +120,10 @@ def _print_response(response: dict[str, Any], args: argparse.Namespace,
             try:
                 data = msgspec.convert(data, REPLIES[op])
             except msgspec.ValidationError as exc:
-                raise ClientError(f"obsd's reply to {op} is not what this obsctl knows "
-                                  f"({exc}); are the two the same version?") from None
+                raise ClientError(
+                    f"obsd's reply to {op} is not what this obsctl knows "
+                    f"({exc}); are the two the same version?"
+                ) from None
         print(human(data))
     if not response["success"]:
         error = response["error"]
@@ -149,8 +175,11 @@ def _schema_text(data: Any) -> str:
 
 def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "runs":
-        fields: dict[str, Any] = {"page": args.page, "limit": args.limit,
-                                  "sort": "created_asc" if args.oldest_first else "created_desc"}
+        fields: dict[str, Any] = {
+            "page": args.page,
+            "limit": args.limit,
+            "sort": "created_asc" if args.oldest_first else "created_desc",
+        }
         if args.status:
             fields["status"] = args.status
         return fields
@@ -189,15 +218,15 @@ def run(args: argparse.Namespace) -> int:
     patch = configure_options.config_patch(args) if args.command == "configure" else None
     with Client(args.socket or client_socket_path()) as client:
         if patch is not None:
-            return _print_response(client.request("configure", config=patch), args,
-                                   render.config, "configure")
+            return _print_response(
+                client.request("configure", config=patch), args, render.config, "configure"
+            )
         if args.command == "tail":
             return _tail(client, args)
         if args.command == "events":
             return _events(client, args)
         op, view = COMMANDS[args.command]
-        return _print_response(client.request(op, **_request_fields(args)), args, view(args),
-                               op)
+        return _print_response(client.request(op, **_request_fields(args)), args, view(args), op)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,8 +34,10 @@ def _connect_problem(path: Path, exc: OSError) -> str:
             return f"{path} is not a socket; {_POINT_AT_IT}"
         return f"obsd is not running: nothing listens on {path}; {_START_IT}"
     if isinstance(exc, PermissionError):
-        return (f"no permission to connect to {path}: ask to be added to the obsd group "
-                "(sudo usermod -aG obsd $USER, then log in again)")
+        return (
+            f"no permission to connect to {path}: ask to be added to the obsd group "
+            "(sudo usermod -aG obsd $USER, then log in again)"
+        )
     if isinstance(exc, NotADirectoryError):
         return f"{path}: a part of the path is not a directory; {_POINT_AT_IT}"
     if isinstance(exc, TimeoutError):
@@ -87,7 +89,7 @@ class Client:
             if not data:
                 raise ClientError("obsd closed the connection")
             self._buffer += data
-        line, self._buffer = self._buffer[:newline], self._buffer[newline + 1:]
+        line, self._buffer = self._buffer[:newline], self._buffer[newline + 1 :]
         return line
 
     def read_message(self) -> dict[str, Any]:

@@ -41,19 +41,31 @@ OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "retry_interval": {"type": _seconds, "metavar": "SECONDS"},
     "safety_buffer": {"type": _seconds, "metavar": "SECONDS"},
     "obs_base_url": {"metavar": "URL"},
-    "ntp_servers": {"flag": "--ntp-server", "action": "append", "metavar": "HOST[:PORT]",
-                    "help": "repeat for several (replaces the list)"},
-    "retry_full": {"action": argparse.BooleanOptionalAction,
-                   "help": "keep retrying full courses within the request budget"},
-    "backup": {"action": "append", "metavar": "PRIMARY=BACKUP",
-               "help": "try BACKUP when PRIMARY is full (repeat; replaces the map; "
-                       "'--backup none' clears it)"},
+    "ntp_servers": {
+        "flag": "--ntp-server",
+        "action": "append",
+        "metavar": "HOST[:PORT]",
+        "help": "repeat for several (replaces the list)",
+    },
+    "retry_full": {
+        "action": argparse.BooleanOptionalAction,
+        "help": "keep retrying full courses within the request budget",
+    },
+    "backup": {
+        "action": "append",
+        "metavar": "PRIMARY=BACKUP",
+        "help": "try BACKUP when PRIMARY is full (repeat; replaces the map; "
+        "'--backup none' clears it)",
+    },
     "budget_posts": {"type": int, "metavar": "N"},
     "budget_window": {"type": _seconds, "metavar": "SECONDS"},
     "read_timeout": {"type": _seconds, "metavar": "SECONDS"},
-    "aim_early_fraction": {"type": _seconds, "metavar": "F",
-                           "help": "aim before the opening by this part of the one-way "
-                                   "latency (default 0: never aim early)"},
+    "aim_early_fraction": {
+        "type": _seconds,
+        "metavar": "F",
+        "help": "aim before the opening by this part of the one-way "
+        "latency (default 0: never aim early)",
+    },
 }
 FIELDS: Final = tuple(name for name in ConfigPatch.__struct_fields__ if name not in PATCH_ONLY)
 
@@ -72,8 +84,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         options = {key: value for key, value in OPTIONS[field].items() if key != "flag"}
         parser.add_argument(flag(field), dest=field, **options)
     token = parser.add_mutually_exclusive_group()
-    token.add_argument("--token-file", type=Path, metavar="PATH",
-                       help="read the OBS token from this file")
+    token.add_argument(
+        "--token-file", type=Path, metavar="PATH", help="read the OBS token from this file"
+    )
     token.add_argument("--token", metavar="-", help="'-' reads the token from standard input")
     token.add_argument("--clear-token", action="store_true", help="forget the stored token")
 
@@ -83,12 +96,15 @@ def _read_token(args: argparse.Namespace) -> str | None:
         try:
             return str(args.token_file.read_text())
         except OSError as exc:
-            raise UsageError(f"--token-file: cannot read {args.token_file}: {exc.strerror}"
-                             ) from None
+            raise UsageError(
+                f"--token-file: cannot read {args.token_file}: {exc.strerror}"
+            ) from None
     if args.token is not None:
         if args.token != "-":
-            raise UsageError("--token takes only '-' (read from standard input): a token on "
-                             "the command line lands in shell history and in ps")
+            raise UsageError(
+                "--token takes only '-' (read from standard input): a token on "
+                "the command line lands in shell history and in ps"
+            )
         return sys.stdin.read()
     return None
 

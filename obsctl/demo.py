@@ -36,8 +36,18 @@ CLOCK_OFFSET_S: Final = 2.5
 RUN_TIMEOUT_S: Final = 60.0
 # The plan: two adds that work, one full course with a backup, two courses that clash in
 # time, one with an unmet prerequisite, and a drop.
-PLAN: Final = ("--ecrn", "21234", "22001", "24010", "24020", "23100", "--scrn", "20456",
-               "--backup", "22001=22002")
+PLAN: Final = (
+    "--ecrn",
+    "21234",
+    "22001",
+    "24010",
+    "24020",
+    "23100",
+    "--scrn",
+    "20456",
+    "--backup",
+    "22001=22002",
+)
 
 
 def _wait_for(socket_path: Path, process: subprocess.Popen[bytes]) -> None:
@@ -56,8 +66,13 @@ def _wait_for(socket_path: Path, process: subprocess.Popen[bytes]) -> None:
 def _step(title: str, *args: str, stdin_text: str | None = None) -> None:
     """Run one obsctl command as a person would type it, showing it first."""
     print(f"\n$ obsctl {' '.join(args)}    # {title}", flush=True)
-    subprocess.run([sys.executable, "-m", "obsctl", *args], input=stdin_text, text=True,
-                   check=False, timeout=STEP_TIMEOUT_S)
+    subprocess.run(
+        [sys.executable, "-m", "obsctl", *args],
+        input=stdin_text,
+        text=True,
+        check=False,
+        timeout=STEP_TIMEOUT_S,
+    )
 
 
 def _follow(socket_path: Path) -> str | None:
@@ -81,25 +96,55 @@ def run_demo() -> int:
     sock = ("--socket", str(socket_path))
     daemon_log = (workdir / "obsd.log").open("wb")
     opening_ns = time.time_ns() + int((CLOCK_OFFSET_S + OPENING_IN_S) * 1e9)
-    simulator = Simulator(msgspec.structs.replace(
-        default_config(), clock_offset_s=CLOCK_OFFSET_S, opening_at=opening_ns / 1e9))
+    simulator = Simulator(
+        msgspec.structs.replace(
+            default_config(), clock_offset_s=CLOCK_OFFSET_S, opening_at=opening_ns / 1e9
+        )
+    )
     daemon = None
     try:
         with simulator.serve_in_thread() as sim:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "obsd", "run", "--socket", str(socket_path),
-                 "--state-dir", str(workdir / "state")], stderr=daemon_log)
+                [
+                    sys.executable,
+                    "-m",
+                    "obsd",
+                    "run",
+                    "--socket",
+                    str(socket_path),
+                    "--state-dir",
+                    str(workdir / "state"),
+                ],
+                stderr=daemon_log,
+            )
             _wait_for(socket_path, daemon)
             target = datetime.fromtimestamp(opening_ns / 1e9, UTC).isoformat(
-                timespec="milliseconds")
-            print(f"Simulated OBS at {sim.base_url}; its clock is {CLOCK_OFFSET_S:+} s from "
-                  f"this machine's; registration opens at {target} (its time).")
-            _step("point obsd at the simulator and its NTP server", *sock, "configure",
-                  "--obs-base-url", sim.base_url, "--ntp-server", sim.ntp_server,
-                  "--target", target)
+                timespec="milliseconds"
+            )
+            print(
+                f"Simulated OBS at {sim.base_url}; its clock is {CLOCK_OFFSET_S:+} s from "
+                f"this machine's; registration opens at {target} (its time)."
+            )
+            _step(
+                "point obsd at the simulator and its NTP server",
+                *sock,
+                "configure",
+                "--obs-base-url",
+                sim.base_url,
+                "--ntp-server",
+                sim.ntp_server,
+                "--target",
+                target,
+            )
             _step("the plan", *sock, "configure", *PLAN)
-            _step("the token, from standard input (never an argument)", *sock, "configure",
-                  "--token", "-", stdin_text=sim.token(DEFAULT_STUDENT))
+            _step(
+                "the token, from standard input (never an argument)",
+                *sock,
+                "configure",
+                "--token",
+                "-",
+                stdin_text=sim.token(DEFAULT_STUDENT),
+            )
             _step("check the token with OBS's cheap GET", *sock, "test-token")
             _step("go", *sock, "start")
             print(f"\n$ obsctl {' '.join(sock)} tail -f    # until the run ends", flush=True)
@@ -111,8 +156,10 @@ def run_demo() -> int:
             arrivals = [r for r in sim.requests() if r.method == "POST"]
             if arrivals:
                 late_ms = (arrivals[0].arrival_ns - opening_ns) / 1e6
-                print(f"The simulator saw the first POST {late_ms:+.3f} ms after the opening "
-                      f"(safety buffer 5 ms), and {len(arrivals)} POSTs in all.")
+                print(
+                    f"The simulator saw the first POST {late_ms:+.3f} ms after the opening "
+                    f"(safety buffer 5 ms), and {len(arrivals)} POSTs in all."
+                )
     finally:
         if daemon is not None:
             daemon.terminate()

@@ -28,19 +28,28 @@ def _actor(payload: Payload) -> str:
 
 def _config_changed(p: Payload) -> str:
     config = p.get("config", {})
-    parts = [f"{name}={value(config.get(name))}" for name in p.get("changed", [])
-             if name != "token"]
+    parts = [
+        f"{name}={value(config.get(name))}" for name in p.get("changed", []) if name != "token"
+    ]
     if "token" in p:
         token = p["token"]
-        parts.append("token=" + ("cleared" if token is None else
-                                 f"{token['fingerprint']} exp {token.get('exp') or '?'}"))
+        parts.append(
+            "token="
+            + (
+                "cleared"
+                if token is None
+                else f"{token['fingerprint']} exp {token.get('exp') or '?'}"
+            )
+        )
     return " ".join(parts) + "  " + _actor(p)
 
 
 def _run_created(p: Payload) -> str:
     config = p["config"]
-    return (f"run {p['run_id']} for {config['target']}: add {value(config['ecrn'])}, "
-            f"drop {value(config['scrn'])}  {_actor(p)}")
+    return (
+        f"run {p['run_id']} for {config['target']}: add {value(config['ecrn'])}, "
+        f"drop {value(config['scrn'])}  {_actor(p)}"
+    )
 
 
 def _calibration(p: Payload) -> str:
@@ -48,21 +57,29 @@ def _calibration(p: Payload) -> str:
         ntp = f"NTP {p['ntp_offset_ms']:+.3f} ms (delay {p['ntp_delay_ms']:.3f} ms)"
     else:
         ntp = f"NTP failed: {p.get('ntp_error')}"
-    rtt = (f"RTT min {p['rtt_min_ms']:.2f} / median {p['rtt_median_ms']:.2f} ms"
-           if p.get("rtt_min_ms") is not None else f"RTT unknown: {p.get('rtt_error')}")
+    rtt = (
+        f"RTT min {p['rtt_min_ms']:.2f} / median {p['rtt_median_ms']:.2f} ms"
+        if p.get("rtt_min_ms") is not None
+        else f"RTT unknown: {p.get('rtt_error')}"
+    )
     fire = f", fire at {local_time(p['fire_at'])}" if p.get("fire_at") else ""
     return f"{ntp}, {rtt}, send {p.get('send_delay_ms')} ms, Date {p['date_check']}{fire}"
 
 
 def _request_sent(p: Payload) -> str:
-    return (f"POST #{p['attempt']} at {_ns_time(p['at_ns'])} (NTP time): add "
-            f"{value(p['ecrn'])}, drop {value(p['scrn'])}")
+    return (
+        f"POST #{p['attempt']} at {_ns_time(p['at_ns'])} (NTP time): add "
+        f"{value(p['ecrn'])}, drop {value(p['scrn'])}"
+    )
 
 
 def crn_lines(results: list[Payload]) -> list[str]:
     """One indented line per CRN result."""
-    return [f"{'':26}{r['crn']} {'drop' if r['kind'] == 'scrn' else 'add ':<4} "
-            f"{r['state']:<12} {r['message']}" for r in results]
+    return [
+        f"{'':26}{r['crn']} {'drop' if r['kind'] == 'scrn' else 'add ':<4} "
+        f"{r['state']:<12} {r['message']}"
+        for r in results
+    ]
 
 
 def _crn_update(p: Payload) -> str:
@@ -95,8 +112,7 @@ FORMATS: dict[str, Callable[[Payload], str]] = {
     "done": _done,
     "run_cancelled": lambda p: f"run {p['run_id']} cancelled while {p['phase']} {_actor(p)}",
     "run_interrupted": lambda p: f"run interrupted while {p['phase']}: {p['reason']}",
-    "run_resumed": lambda p: (f"run resumed in {p['phase']}; pending: "
-                              f"{value(p['pending'])}"),
+    "run_resumed": lambda p: f"run resumed in {p['phase']}; pending: {value(p['pending'])}",
     "run_deleted": lambda p: f"run {p['run_id']} deleted {_actor(p)}",
     "token_tested": lambda p: f"token test: {p['message']}",
 }
@@ -118,9 +134,14 @@ def event_line(event: dict[str, Any]) -> str:
     if isinstance(payload, dict):
         render = FORMATS.get(event_type)
         try:
-            summary = render(payload) if render else " ".join(
-                f"{key}={value(item)}" for key, item in payload.items())
+            summary = (
+                render(payload)
+                if render
+                else " ".join(f"{key}={value(item)}" for key, item in payload.items())
+            )
         except (KeyError, TypeError, ValueError):
             summary = " ".join(f"{key}={value(item)}" for key, item in payload.items())
-    return (f"{event.get('seq', '?'):>7}  {local_time(str(event.get('timestamp', '')))}  "
-            f"{event_type:<15} {summary}").rstrip()
+    return (
+        f"{event.get('seq', '?'):>7}  {local_time(str(event.get('timestamp', '')))}  "
+        f"{event_type:<15} {summary}"
+    ).rstrip()

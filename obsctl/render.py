@@ -27,8 +27,10 @@ def _crn_states(crns: dict[str, Any]) -> str:
 def _active_run(run: ActiveRun | None) -> str:
     if run is None:
         return "none"
-    return (f"{run.run_id} for {run.target} ({run.remaining_s:+.1f} s), {run.attempts} POSTs, "
-            + _crn_states(run.crns))
+    return (
+        f"{run.run_id} for {run.target} ({run.remaining_s:+.1f} s), {run.attempts} POSTs, "
+        + _crn_states(run.crns)
+    )
 
 
 def status(reply: StatusReply) -> str:
@@ -43,8 +45,12 @@ def status(reply: StatusReply) -> str:
     ]
     if log.damage:
         damage = log.damage
-        pairs.append(("LOG DAMAGED", f"{damage.segment} line {damage.line}: {damage.reason} "
-                                    "(read-only until repaired)"))
+        pairs.append(
+            (
+                "LOG DAMAGED",
+                f"{damage.segment} line {damage.line}: {damage.reason} (read-only until repaired)",
+            )
+        )
     if log.failure:
         pairs.append(("STORAGE FAILED", log.failure))
     return rows(pairs)
@@ -55,8 +61,9 @@ def config(reply: ConfigReply) -> str:
     pairs = list(msgspec.to_builtins(reply.config).items())
     info, token = reply.token.info, reply.token
     if info:
-        pairs.append(("token", f"{info.fingerprint} (exp {info.exp or 'unknown'}, "
-                              f"from {token.source})"))
+        pairs.append(
+            ("token", f"{info.fingerprint} (exp {info.exp or 'unknown'}, from {token.source})")
+        )
     else:
         pairs.append(("token", token.problem or "not set"))
     return rows(pairs)
@@ -68,8 +75,11 @@ def health(reply: HealthReply) -> str:
     pairs: list[tuple[str, Any]] = [
         ("health", "ok" if reply.ok else "PROBLEMS"),
         ("log", "writable" if reply.log.writable else "NOT writable"),
-        ("disk", f"{disk.free_bytes / 2**30:.1f} GiB free of "
-                 f"{disk.total_bytes / 2**30:.1f} GiB at {disk.path}"),
+        (
+            "disk",
+            f"{disk.free_bytes / 2**30:.1f} GiB free of "
+            f"{disk.total_bytes / 2**30:.1f} GiB at {disk.path}",
+        ),
         ("clock", reply.clock.status),
     ]
     pairs += [("problem", problem) for problem in reply.problems]
@@ -91,17 +101,27 @@ def token_test(reply: TokenTestReply) -> str:
 
 def calibration(reply: CalibrationPayload) -> str:
     """`obsctl calibrate`."""
-    return rows([
-        ("NTP", f"offset {reply.ntp_offset_ms} ms, delay {reply.ntp_delay_ms} ms "
+    return rows(
+        [
+            (
+                "NTP",
+                f"offset {reply.ntp_offset_ms} ms, delay {reply.ntp_delay_ms} ms "
                 f"({reply.ntp_server}, {reply.ntp_samples} samples)"
-         if reply.ntp_offset_ms is not None else f"FAILED: {reply.ntp_error}"),
-        ("RTT to OBS", f"min {reply.rtt_min_ms} ms, median {reply.rtt_median_ms} ms, "
-                       f"jitter {reply.rtt_jitter_ms} ms"
-         if reply.rtt_min_ms is not None else f"unknown: {reply.rtt_error}"),
-        ("send delay", f"{reply.send_delay_ms} ms (call to wire, subtracted)"),
-        ("Date header", reply.date_check),
-        ("fire at", reply.fire_at or "no target configured"),
-    ])
+                if reply.ntp_offset_ms is not None
+                else f"FAILED: {reply.ntp_error}",
+            ),
+            (
+                "RTT to OBS",
+                f"min {reply.rtt_min_ms} ms, median {reply.rtt_median_ms} ms, "
+                f"jitter {reply.rtt_jitter_ms} ms"
+                if reply.rtt_min_ms is not None
+                else f"unknown: {reply.rtt_error}",
+            ),
+            ("send delay", f"{reply.send_delay_ms} ms (call to wire, subtracted)"),
+            ("Date header", reply.date_check),
+            ("fire at", reply.fire_at or "no target configured"),
+        ]
+    )
 
 
 def started(reply: StartReply) -> str:
@@ -117,8 +137,11 @@ def cancelled(reply: CancelReply) -> str:
 
 def runs(reply: RunsPage) -> str:
     """`obsctl runs`."""
-    lines = [f"{run.run_id}  {run.phase:<11} {run.target}  {run.attempts:>3} POSTs  "
-             + _crn_states(run.crns) for run in reply.items]
+    lines = [
+        f"{run.run_id}  {run.phase:<11} {run.target}  {run.attempts:>3} POSTs  "
+        + _crn_states(run.crns)
+        for run in reply.items
+    ]
     page = reply.pagination
     lines.append(f"(page {page.page} of {page.total_pages}, {page.total_items} runs)")
     return "\n".join(lines)

@@ -23,8 +23,9 @@ def _ms(ns: int | None) -> str:
 
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(value(cell).replace("|", "\\|") for cell in row) + " |"
-              for row in body]
+    lines += [
+        "| " + " | ".join(value(cell).replace("|", "\\|") for cell in row) + " |" for row in body
+    ]
     return lines
 
 
@@ -37,46 +38,70 @@ def _action(crn: CrnStatus) -> str:
 def markdown(run: RunReply) -> str:
     """The whole run, readable in a terminal and pasteable into an issue or a chat."""
     config, token = run.config, run.token
-    lines = [f"# Run {run.run_id}", "",
-             f"- **Outcome:** {run.phase}" + (f" — {run.reason}" if run.reason else ""),
-             f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s)",
-             f"- **Created:** {run.created_at} by uid {run.actor.uid}",
-             f"- **Finished:** {run.finished_at or '-'}",
-             f"- **Token:** {token.fingerprint}, expires {token.exp or 'unknown'}",
-             f"- **Plan:** add {value(list(config.ecrn))}; drop {value(list(config.scrn))}; "
-             f"backups {value(config.backup) if config.backup else '-'}",
-             f"- **Limits:** {config.max_attempts} attempts, {config.retry_interval} s "
-             f"apart, {config.budget_posts} POSTs per {config.budget_window:g} s"]
+    lines = [
+        f"# Run {run.run_id}",
+        "",
+        f"- **Outcome:** {run.phase}" + (f" — {run.reason}" if run.reason else ""),
+        f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s)",
+        f"- **Created:** {run.created_at} by uid {run.actor.uid}",
+        f"- **Finished:** {run.finished_at or '-'}",
+        f"- **Token:** {token.fingerprint}, expires {token.exp or 'unknown'}",
+        f"- **Plan:** add {value(list(config.ecrn))}; drop {value(list(config.scrn))}; "
+        f"backups {value(config.backup) if config.backup else '-'}",
+        f"- **Limits:** {config.max_attempts} attempts, {config.retry_interval} s "
+        f"apart, {config.budget_posts} POSTs per {config.budget_window:g} s",
+    ]
     calibration = run.calibration
     if calibration:
         lines += ["", "## Calibration", ""]
-        lines += _table(["measure", "value"], [
-            ["NTP offset / delay", f"{calibration.ntp_offset_ms} / "
-             f"{calibration.ntp_delay_ms} ms ({calibration.ntp_server})"],
-            ["RTT min / median / jitter", f"{calibration.rtt_min_ms} / "
-             f"{calibration.rtt_median_ms} / {calibration.rtt_jitter_ms} ms"],
-            ["send delay (call to wire)", f"{calibration.send_delay_ms} ms"],
-            ["Date header check", calibration.date_check],
-            ["planned fire instant", calibration.fire_at],
-        ])
+        lines += _table(
+            ["measure", "value"],
+            [
+                [
+                    "NTP offset / delay",
+                    f"{calibration.ntp_offset_ms} / "
+                    f"{calibration.ntp_delay_ms} ms ({calibration.ntp_server})",
+                ],
+                [
+                    "RTT min / median / jitter",
+                    f"{calibration.rtt_min_ms} / "
+                    f"{calibration.rtt_median_ms} / {calibration.rtt_jitter_ms} ms",
+                ],
+                ["send delay (call to wire)", f"{calibration.send_delay_ms} ms"],
+                ["Date header check", calibration.date_check],
+                ["planned fire instant", calibration.fire_at],
+            ],
+        )
     durations = run.durations
     if durations.first_post_after_target_ms is not None:
-        lines += ["", f"First POST left {durations.first_post_after_target_ms:.3f} ms after "
-                  f"the target; its answer took {durations.first_answer_ms or 0:.1f} ms; "
-                  f"the run took {durations.total_s or 0:.1f} s in all."]
+        lines += [
+            "",
+            f"First POST left {durations.first_post_after_target_ms:.3f} ms after "
+            f"the target; its answer took {durations.first_answer_ms or 0:.1f} ms; "
+            f"the run took {durations.total_s or 0:.1f} s in all.",
+        ]
     lines += ["", "## Requests", ""]
     lines += _table(
         ["#", "planned", "sent", "vs target", "answer after", "outcome", "codes"],
-        [[r.attempt, _instant(r.at_ns), _instant(r.sent_ns),
-          _ms(r.sent_ns - run.target_ns) if r.sent_ns else "-",
-          _ms(r.responded_ns - r.sent_ns) if r.responded_ns and r.sent_ns else "-",
-          r.outcome or "no answer recorded",
-          ", ".join(f"{crn}:{code or '-'}" for crn, code in r.codes.items())]
-         for r in run.requests] or [["-", "no request was sent", "", "", "", "", ""]])
+        [
+            [
+                r.attempt,
+                _instant(r.at_ns),
+                _instant(r.sent_ns),
+                _ms(r.sent_ns - run.target_ns) if r.sent_ns else "-",
+                _ms(r.responded_ns - r.sent_ns) if r.responded_ns and r.sent_ns else "-",
+                r.outcome or "no answer recorded",
+                ", ".join(f"{crn}:{code or '-'}" for crn, code in r.codes.items()),
+            ]
+            for r in run.requests
+        ]
+        or [["-", "no request was sent", "", "", "", "", ""]],
+    )
     lines += ["", "## Courses", ""]
     lines += _table(
         ["CRN", "action", "state", "code", "attempts", "message"],
-        [[c.crn, _action(c), c.state, c.code or "-", c.attempts, c.message] for c in run.crns])
+        [[c.crn, _action(c), c.state, c.code or "-", c.attempts, c.message] for c in run.crns],
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -70,19 +70,27 @@ class DaemonProcess:
 
     def argv(self) -> list[str]:
         """The daemon's command line."""
-        return [sys.executable, "-m", "obsd", "--socket", str(self.socket),
-                "--state-dir", str(self.state_dir), *self.extra_args]
+        return [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(self.socket),
+            "--state-dir",
+            str(self.state_dir),
+            *self.extra_args,
+        ]
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         if self.stderr_path is None:
             self.socket.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=self.socket.name + ".", suffix=".stderr",
-                                        dir=self.socket.parent)
+            fd, name = tempfile.mkstemp(
+                prefix=self.socket.name + ".", suffix=".stderr", dir=self.socket.parent
+            )
             os.close(fd)
             self.stderr_path = Path(name)
         with open(self.stderr_path, "ab") as err:
-            return subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err,
-                                    stderr=err)
+            return subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
 
     def client(self) -> Client:
         """A new connection to the daemon."""

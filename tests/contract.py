@@ -30,7 +30,7 @@ MAX_CRNS: Final = 12
 def _fields_table() -> dict[str, tuple[str, str]]:
     """§6.1's rows: field -> (its type in `configure`, its limits and rules)."""
     text = DOC.read_text()
-    section = text[text.index("### 6.1 Fields"):text.index("### 6.2")]
+    section = text[text.index("### 6.1 Fields") : text.index("### 6.2")]
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| [^|]+ \| (.+) \|$", section, re.MULTILINE)
     return {name: (kind.strip(), limits) for name, kind, limits in rows}
 
@@ -73,7 +73,8 @@ def _number_fields() -> list[NumberField]:
 NUMBER_FIELDS: Final = _number_fields()
 _NTP_RULE = re.compile(r"(\d+) … (\d+) entries, each (\d+) … (\d+) characters")
 NTP_ENTRIES, NTP_LENGTH = (lambda m: ((int(m[1]), int(m[2])), (int(m[3]), int(m[4]))))(
-    _NTP_RULE.match(FIELDS["ntp_servers"][1]))
+    _NTP_RULE.match(FIELDS["ntp_servers"][1])
+)
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -92,13 +93,20 @@ def crn_lists_ok(ecrn: list[Any], scrn: list[Any], backup: dict[Any, Any]) -> bo
     if len(set(listed)) != len(listed) or len(listed) > MAX_CRNS:
         return False
     values = list(backup.values())
-    return (all(key in ecrn for key in backup) and len(set(values)) == len(values)
-            and not set(values) & set(listed))
+    return (
+        all(key in ecrn for key in backup)
+        and len(set(values)) == len(values)
+        and not set(values) & set(listed)
+    )
 
 
 def _host_ok(host: str) -> bool:
-    return (0 < len(host) <= 253 and set(host) <= HOST_CHARS
-            and host[0] not in ".-" and host[-1] not in ".-")
+    return (
+        0 < len(host) <= 253
+        and set(host) <= HOST_CHARS
+        and host[0] not in ".-"
+        and host[-1] not in ".-"
+    )
 
 
 def _port_ok(port: str) -> bool:
@@ -122,7 +130,8 @@ def ntp_servers_ok(value: list[str]) -> bool:
     """1 … 8 entries, each 1 … 253 characters and a host[:port]."""
     (fewest, most), (shortest, longest) = NTP_ENTRIES, NTP_LENGTH
     return fewest <= len(value) <= most and all(
-        shortest <= len(entry) <= longest and host_port_ok(entry) for entry in value)
+        shortest <= len(entry) <= longest and host_port_ok(entry) for entry in value
+    )
 
 
 def normalized_url(text: str) -> str | None:
@@ -149,13 +158,27 @@ def target_instant(text: str, now: datetime) -> datetime | None:
 def numbers_around(field: NumberField) -> st.SearchStrategy[Any]:
     """The bounds, the nearest values beyond them, inside and outside, and wrong types."""
     low, high = field.low, field.high
-    edges: list[Any] = [low, high, math.nextafter(low, -math.inf), math.nextafter(high, math.inf),
-                        low - 1, high + 1, -0.0, 0, -1, 10**20, 1e308]
+    edges: list[Any] = [
+        low,
+        high,
+        math.nextafter(low, -math.inf),
+        math.nextafter(high, math.inf),
+        low - 1,
+        high + 1,
+        -0.0,
+        0,
+        -1,
+        10**20,
+        1e308,
+    ]
     if field.integer:
         edges += [int(low), int(high), int(low) - 1, int(high) + 1, float(int(low))]
-    inside = (st.integers(int(low), int(high)) if field.integer
-              else st.floats(low, high) | st.integers(math.ceil(low), math.floor(high)))
-    outside = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**6, 10**6)
+    inside = (
+        st.integers(int(low), int(high))
+        if field.integer
+        else st.floats(low, high) | st.integers(math.ceil(low), math.floor(high))
+    )
+    outside = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6)
     wrong = st.booleans() | st.none() | st.text(max_size=4) | st.just([low])
     return st.sampled_from(edges) | inside | outside | wrong
 
@@ -175,14 +198,17 @@ crn_texts = st.one_of(
     five_digits,
     st.text(alphabet=ASCII_DIGITS, min_size=0, max_size=7),
     st.tuples(five_digits, st.sampled_from(["\n", " ", "\t", "\r\n", "\x00", "a"])).map(
-        lambda pair: pair[0] + pair[1]),
+        lambda pair: pair[0] + pair[1]
+    ),
     st.tuples(st.sampled_from([" ", "\n", "+", "-"]), five_digits).map("".join),
     st.tuples(st.sampled_from(OTHER_DIGITS), st.integers(0, 4)).map(
-        lambda pair: "12345"[:pair[1]] + pair[0][pair[1]] + "12345"[pair[1] + 1:]),
+        lambda pair: "12345"[: pair[1]] + pair[0][pair[1]] + "12345"[pair[1] + 1 :]
+    ),
     st.text(max_size=6),
 )
-crn_lists = st.lists(crn_texts, max_size=MAX_CRNS + 2) | st.lists(five_digits, min_size=11,
-                                                                    max_size=MAX_CRNS + 2)
+crn_lists = st.lists(crn_texts, max_size=MAX_CRNS + 2) | st.lists(
+    five_digits, min_size=11, max_size=MAX_CRNS + 2
+)
 
 
 @st.composite
@@ -191,18 +217,39 @@ def crn_plans(draw: st.DrawFn) -> dict[str, Any]:
     ecrn = draw(crn_lists)
     scrn = draw(st.lists(crn_texts | st.sampled_from(ecrn or ["12345"]), max_size=3))
     keys = st.sampled_from(ecrn) | crn_texts if ecrn else crn_texts
-    backup = draw(st.dictionaries(keys, crn_texts | st.sampled_from([*ecrn, *scrn] or ["1"]),
-                                  max_size=3))
+    backup = draw(
+        st.dictionaries(keys, crn_texts | st.sampled_from([*ecrn, *scrn] or ["1"]), max_size=3)
+    )
     return {"ecrn": ecrn, "scrn": scrn, "backup": backup}
 
 
-hosts = st.sampled_from([
-    "obs.itu.edu.tr", "127.0.0.1", "localhost", "a", "a" * 253, "a" * 254, "x-y.z", "-bad",
-    "bad-", ".bad", "ho st", "ho\nst", "hö.example", "", "[::1]", "[::g]", "[2001:db8::1]",
-    "::1", "[127.0.0.1]", "host\n",
-]) | st.text(max_size=12)
-ports = st.sampled_from([None, "0", "1", "123", "65535", "65536", "00080", fullwidth("123"), "",
-                         "8 0", "80\n", "-1"])
+hosts = st.sampled_from(
+    [
+        "obs.itu.edu.tr",
+        "127.0.0.1",
+        "localhost",
+        "a",
+        "a" * 253,
+        "a" * 254,
+        "x-y.z",
+        "-bad",
+        "bad-",
+        ".bad",
+        "ho st",
+        "ho\nst",
+        "hö.example",
+        "",
+        "[::1]",
+        "[::g]",
+        "[2001:db8::1]",
+        "::1",
+        "[127.0.0.1]",
+        "host\n",
+    ]
+) | st.text(max_size=12)
+ports = st.sampled_from(
+    [None, "0", "1", "123", "65535", "65536", "00080", fullwidth("123"), "", "8 0", "80\n", "-1"]
+)
 
 
 @st.composite
@@ -230,10 +277,13 @@ def iso_targets(now: datetime) -> st.SearchStrategy[str]:
     margin = TARGET_MARGIN.total_seconds()
     horizon = TARGET_HORIZON.total_seconds()
     seconds = st.one_of(
-        st.sampled_from([-86_400.0, -margin, margin, horizon - margin, horizon + margin,
-                         10 * horizon, 3.0e11]),
-        st.floats(margin, horizon - margin), st.floats(-horizon, -margin),
-        st.floats(horizon + margin, 20 * horizon))
+        st.sampled_from(
+            [-86_400.0, -margin, margin, horizon - margin, horizon + margin, 10 * horizon, 3.0e11]
+        ),
+        st.floats(margin, horizon - margin),
+        st.floats(-horizon, -margin),
+        st.floats(horizon + margin, 20 * horizon),
+    )
     offsets = st.sampled_from([UTC, timezone(timedelta(hours=3)), timezone(-timedelta(hours=11))])
 
     def spell(pair: tuple[float, timezone]) -> str:
@@ -250,8 +300,21 @@ def targets(now: datetime) -> st.SearchStrategy[str]:
         iso_targets(now),
         iso_targets(now).map(lambda text: text[:19]),  # No offset.
         iso_targets(now).map(lambda text: text + "\n"),
-        st.sampled_from(["14:00:00", "00:00:00", "23:59:59", "24:00:00", "9:00:00", "14:00",
-                         "14:00:00\n", " 14:00:00 ", fullwidth("14:00:00"), "tomorrow", ""]),
+        st.sampled_from(
+            [
+                "14:00:00",
+                "00:00:00",
+                "23:59:59",
+                "24:00:00",
+                "9:00:00",
+                "14:00",
+                "14:00:00\n",
+                " 14:00:00 ",
+                fullwidth("14:00:00"),
+                "tomorrow",
+                "",
+            ]
+        ),
         st.text(max_size=25),
     )
 
@@ -259,6 +322,10 @@ def targets(now: datetime) -> st.SearchStrategy[str]:
 def hhmmss_ok(text: str) -> bool:
     """HH:MM:SS, two ASCII digits each, 00:00:00 … 23:59:59, whitespace around ignored."""
     parts = text.strip().split(":")
-    return (len(parts) == 3 and all(len(p) == 2 and all(c in ASCII_DIGITS for c in p)
-                                    for p in parts)
-            and int(parts[0]) < 24 and int(parts[1]) < 60 and int(parts[2]) < 60)
+    return (
+        len(parts) == 3
+        and all(len(p) == 2 and all(c in ASCII_DIGITS for c in p) for p in parts)
+        and int(parts[0]) < 24
+        and int(parts[1]) < 60
+        and int(parts[2]) < 60
+    )

@@ -35,7 +35,9 @@ def sim_config(opening_in_s: float, clock_offset_s: float = 1.75, **overrides: A
     """A simulated OBS whose true clock is `clock_offset_s` off ours, opening soon."""
     opening = time.time() + clock_offset_s + opening_in_s
     fields: dict[str, Any] = {
-        "opening_at": opening, "clock_offset_s": clock_offset_s, "courses": COURSES,
+        "opening_at": opening,
+        "clock_offset_s": clock_offset_s,
+        "courses": COURSES,
         "students": [Student(subject=STUDENT, registered=["20456"])],
     }
     return SimConfig(**(fields | overrides))
@@ -61,8 +63,12 @@ class Registration:
 
     def plan(self, **fields: Any) -> None:
         """Point the daemon at the simulator, with a target at its opening, and `fields`."""
-        base = {"obs_base_url": self.sim.base_url, "ntp_servers": [self.sim.ntp_server],
-                "target": iso(self.opening_ns), "token": self.sim.token(STUDENT)}
+        base = {
+            "obs_base_url": self.sim.base_url,
+            "ntp_servers": [self.sim.ntp_server],
+            "target": iso(self.opening_ns),
+            "token": self.sim.token(STUDENT),
+        }
         response = self.configure(**(base | fields))
         assert response["success"], response
 
@@ -77,8 +83,12 @@ class Registration:
         assert response["success"], response
         return str(response["data"]["run_id"])
 
-    def wait_for(self, event_type: str, timeout_s: float, after_seq: int = 0,
-                 ) -> list[dict[str, Any]]:
+    def wait_for(
+        self,
+        event_type: str,
+        timeout_s: float,
+        after_seq: int = 0,
+    ) -> list[dict[str, Any]]:
         """Every event from `after_seq` until the first of `event_type` (inclusive)."""
         events: list[dict[str, Any]] = []
         with self.daemon.client() as client:
@@ -92,8 +102,9 @@ class Registration:
                         if event["type"] == event_type:
                             return events
             except ClientError as exc:
-                raise AssertionError(f"no {event_type} in {timeout_s} s ({exc}); "
-                                     f"got {[e['type'] for e in events]}") from None
+                raise AssertionError(
+                    f"no {event_type} in {timeout_s} s ({exc}); got {[e['type'] for e in events]}"
+                ) from None
         raise AssertionError("tail ended")
 
     def run_detail(self, run_id: str) -> dict[str, Any]:
@@ -108,8 +119,9 @@ class Registration:
 
 
 @contextmanager
-def registration(short_dir: Path, opening_in_s: float = 3.0,
-                 **sim_overrides: Any) -> Iterator[Registration]:
+def registration(
+    short_dir: Path, opening_in_s: float = 3.0, **sim_overrides: Any
+) -> Iterator[Registration]:
     """A simulator opening in `opening_in_s` and a daemon on `short_dir`."""
     config = sim_config(opening_in_s, **sim_overrides)
     assert config.opening_at is not None

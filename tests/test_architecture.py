@@ -17,8 +17,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("obsd", "obsctl")
 # What the pure core may import beyond the standard library's pure parts.
 CORE_MAY_IMPORT = {"msgspec"}
-IO_MODULES = {"anyio", "httpx", "h11", "ntplib", "socket", "subprocess", "threading", "asyncio",
-              "platformdirs", "os", "time", "shutil", "fcntl", "mmap", "select", "signal"}
+IO_MODULES = {
+    "anyio",
+    "httpx",
+    "h11",
+    "ntplib",
+    "socket",
+    "subprocess",
+    "threading",
+    "asyncio",
+    "platformdirs",
+    "os",
+    "time",
+    "shutil",
+    "fcntl",
+    "mmap",
+    "select",
+    "signal",
+}
 
 
 def module_name(path: Path) -> str:
@@ -29,8 +45,9 @@ def module_name(path: Path) -> str:
 def imports_of(path: Path) -> Iterator[str]:
     """Every module `path` imports (absolute names)."""
     tree = ast.parse(path.read_text())
-    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else \
-        module_name(path)
+    package = (
+        module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    )
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
@@ -47,8 +64,10 @@ def graph() -> dict[str, set[str]]:
     """obsd's and obsctl's modules and the project modules each imports."""
     paths = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
     modules = {module_name(p): p for p in paths}
-    return {name: {m for m in imports_of(path) if m in modules and m != name}
-            for name, path in modules.items()}
+    return {
+        name: {m for m in imports_of(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -61,7 +80,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges[node]):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -84,8 +103,9 @@ def test_the_cycle_finder_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "obsd" / "core").glob("*.py")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "obsd" / "core").glob("*.py")), ids=lambda p: p.name
+)
 def test_the_core_does_no_io(path: Path) -> None:
     imported = {name.split(".")[0] for name in imports_of(path)}
     project = {name for name in imports_of(path) if name.startswith("obsd.")}

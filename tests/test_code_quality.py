@@ -13,8 +13,9 @@ UNPINNED = {"pip", "setuptools", "wheel", "obsd"}
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def normalized(name: str) -> str:
@@ -33,6 +34,11 @@ def test_ruff_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_layout_is_the_formatters() -> None:
+    result = run("ruff", "format", "--check", "obsd", "obsctl", "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_mypy_strict_finds_nothing() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -42,11 +48,16 @@ def test_every_installed_package_is_the_pinned_version() -> None:
     # A tool that moved on (a new mypy, a new msgspec's stubs) could change the verdict.
     pinned = pins()
     installed = {normalized(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    wrong = {name: (version, pinned.get(name)) for name, version in installed.items()
-             if name not in UNPINNED and pinned.get(name) != version}
-    assert not wrong, (f"installed (version, pinned): {wrong}; install with "
-                       "`pip install -c tests/constraints.txt -e '.[test]'`, or move the pins "
-                       "on purpose with .ci/update-constraints")
+    wrong = {
+        name: (version, pinned.get(name))
+        for name, version in installed.items()
+        if name not in UNPINNED and pinned.get(name) != version
+    }
+    assert not wrong, (
+        f"installed (version, pinned): {wrong}; install with "
+        "`pip install -c tests/constraints.txt -e '.[test]'`, or move the pins "
+        "on purpose with .ci/update-constraints"
+    )
 
 
 def test_the_readme_and_ci_install_with_the_pins() -> None:

@@ -62,9 +62,11 @@ def _identity(info: os.stat_result) -> tuple[int, int, int]:
 def bind_control_socket(path: Path, group_gid: int | None) -> BoundSocket:
     """Bind and listen on `path`: mode 0660 with `group_gid`, else 0600; never steal a live one."""
     if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
-        raise UnsafeSocketPath(f"{path} is {len(os.fsencode(path))} bytes long; a Unix socket "
-                               f"path holds at most {MAX_SOCKET_PATH_BYTES}: choose a shorter "
-                               "--socket")
+        raise UnsafeSocketPath(
+            f"{path} is {len(os.fsencode(path))} bytes long; a Unix socket "
+            f"path holds at most {MAX_SOCKET_PATH_BYTES}: choose a shorter "
+            "--socket"
+        )
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     _clear_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -83,7 +85,8 @@ def bind_control_socket(path: Path, group_gid: int | None) -> BoundSocket:
                 path.unlink(missing_ok=True)
                 raise UnsafeSocketPath(
                     f"cannot give {path} to group {group_gid}: the daemon's user must be a "
-                    "member of the --socket-group (or --admin-group)") from None
+                    "member of the --socket-group (or --admin-group)"
+                ) from None
             os.chmod(path, 0o660)
         sock.listen(LISTEN_BACKLOG)
         identity = _identity(path.lstat())
@@ -99,8 +102,10 @@ def _clear_stale(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(info.st_mode):
-        raise UnsafeSocketPath(f"{path} exists and is not a socket; refusing to replace it: "
-                               "move it away or choose another --socket")
+        raise UnsafeSocketPath(
+            f"{path} exists and is not a socket; refusing to replace it: "
+            "move it away or choose another --socket"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))

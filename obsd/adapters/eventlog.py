@@ -47,6 +47,8 @@ DEFAULT_SEGMENT_BYTES: Final = 16 * 1024 * 1024
 # Tail and `events` read the disk in chunks of this size: large enough for throughput,
 # small enough that one read never holds the event loop noticeably.
 READ_CHUNK_BYTES: Final = 256 * 1024
+
+
 class LogUnavailable(Exception):
     """The log refuses appends: it is damaged in the middle, or a write or sync failed."""
 
@@ -70,9 +72,16 @@ class _Segment:
 class EventLog:
     """An open, replayed log directory; use `EventLog.open`."""
 
-    def __init__(self, directory: Path, segments: list[_Segment], head_seq: int,
-                 damage: SegmentDamage | None, visit: Callable[[Event], None],
-                 segment_bytes: int, now_ns: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        segments: list[_Segment],
+        head_seq: int,
+        damage: SegmentDamage | None,
+        visit: Callable[[Event], None],
+        segment_bytes: int,
+        now_ns: Callable[[], int],
+    ) -> None:
         self.directory = directory
         # Sees the log's own lineage events (log_created, log_repaired) as they are written.
         self._visit = visit
@@ -97,9 +106,14 @@ class EventLog:
     # -- opening and replay -------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, visit: Callable[[Event], None], *,
-             segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-             now_ns: Callable[[], int] = time.time_ns) -> EventLog:
+    def open(
+        cls,
+        directory: Path,
+        visit: Callable[[Event], None],
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> EventLog:
         """Replay every segment into `visit`, repair a torn tail, create the log if new.
 
         `visit` also sees the lineage events the log writes itself here. A record `visit`
@@ -109,7 +123,8 @@ class EventLog:
         # Anything named like a segment counts: a directory or a link in its place is damage,
         # never a segment to skip (its records would be lost without a word).
         entries = sorted(
-            (first, entry) for entry in os.scandir(directory)
+            (first, entry)
+            for entry in os.scandir(directory)
             if (first := segment_first_seq(entry.name)) is not None
         )
         segments: list[_Segment] = []
@@ -120,12 +135,20 @@ class EventLog:
             name = entry.name
             path = directory / name
             if first != expected:
-                damage = SegmentDamage(segment=name, offset=0, line=1,
-                                       reason=f"segment starts at seq {first}, not {expected}")
+                damage = SegmentDamage(
+                    segment=name,
+                    offset=0,
+                    line=1,
+                    reason=f"segment starts at seq {first}, not {expected}",
+                )
                 break
             if not entry.is_file(follow_symlinks=False):
-                damage = SegmentDamage(segment=name, offset=0, line=1,
-                                       reason=f"{_kind(entry)} where a segment file belongs")
+                damage = SegmentDamage(
+                    segment=name,
+                    offset=0,
+                    line=1,
+                    reason=f"{_kind(entry)} where a segment file belongs",
+                )
                 break
             with _mapped(path) as data:
                 scan = scan_segment(data, expected, visit)
@@ -168,7 +191,7 @@ class EventLog:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             # The file may now end in a partial line; appending more would bury it.
             self._fail(f"write to {segment.path} failed: {exc}")
@@ -263,8 +286,9 @@ class EventLog:
         if cut == 0:
             # One record larger than max_bytes: read it whole.
             next_index = after_seq + 2 - segment.first_seq
-            record_end = (segment.offsets[next_index] if next_index < len(segment.offsets)
-                          else segment.size)
+            record_end = (
+                segment.offsets[next_index] if next_index < len(segment.offsets) else segment.size
+            )
             return await anyio.to_thread.run_sync(_pread, segment.path, start, record_end - start)
         return data[:cut]
 
@@ -291,8 +315,9 @@ def _kind(entry: os.DirEntry[str]) -> str:
 
 
 def _open_append(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                   0o600)
+    return os.open(
+        path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+    )
 
 
 def _pread(path: Path, offset: int, size: int) -> bytes:
@@ -304,8 +329,7 @@ def _pread(path: Path, offset: int, size: int) -> bytes:
 
 
 def _located(name: str, damage: Damage) -> SegmentDamage:
-    return SegmentDamage(segment=name, offset=damage.offset, line=damage.line,
-                         reason=damage.reason)
+    return SegmentDamage(segment=name, offset=damage.offset, line=damage.line, reason=damage.reason)
 
 
 @contextlib.contextmanager

@@ -24,17 +24,23 @@ def _query(servers: tuple[str, ...], samples: int) -> tuple[list[NtpSample], lis
         host, port = split_host_port(server)
         for _ in range(samples):
             try:
-                stats = client.request(host, version=3, port=port or NTP_PORT,
-                                       timeout=NTP_TIMEOUT_S)
+                stats = client.request(
+                    host, version=3, port=port or NTP_PORT, timeout=NTP_TIMEOUT_S
+                )
             except (ntplib.NTPException, OSError) as exc:
                 errors.append(f"{server}: {exc}")
                 break
-            found.append(NtpSample(server=server, offset_ns=int(stats.offset * NS),
-                                   delay_ns=int(stats.delay * NS)))
+            found.append(
+                NtpSample(
+                    server=server, offset_ns=int(stats.offset * NS), delay_ns=int(stats.delay * NS)
+                )
+            )
     return found, errors
 
 
-async def query_servers(servers: tuple[str, ...], samples: int = SAMPLES_PER_SERVER,
-                        ) -> tuple[list[NtpSample], list[str]]:
+async def query_servers(
+    servers: tuple[str, ...],
+    samples: int = SAMPLES_PER_SERVER,
+) -> tuple[list[NtpSample], list[str]]:
     """Samples from every server that answered, and what went wrong with the others."""
     return await anyio.to_thread.run_sync(_query, servers, samples)

@@ -77,8 +77,14 @@ class PreparedPost:
 class ObsClient:
     """Talks to one OBS base URL with one token; use as an async context manager."""
 
-    def __init__(self, base_url: str, token: str, read_timeout_s: float, clock: Clock,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        read_timeout_s: float,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._clock = clock
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -86,16 +92,25 @@ class ObsClient:
             http2=False,
             timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S),
             # One connection: the POST must go out on the one the probes kept warm.
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1,
-                                keepalive_expiry=None),
-            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
-                     "Accept": "application/json"},
+            limits=httpx.Limits(
+                max_connections=1, max_keepalive_connections=1, keepalive_expiry=None
+            ),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
             transport=transport,
         )
 
     @classmethod
-    def for_config(cls, config: Config, token: str, clock: Clock,
-                   transport: httpx.AsyncBaseTransport | None = None) -> ObsClient:
+    def for_config(
+        cls,
+        config: Config,
+        token: str,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> ObsClient:
         """A client for the OBS a configuration names, with its read timeout."""
         return cls(config.obs_base_url, token, config.read_timeout, clock, transport)
 
@@ -111,31 +126,47 @@ class ObsClient:
         with _mapped_errors():
             response = await self._client.head(REGISTRATION_PATH)
         received = self._clock.mono_ns()
-        return Probe(sent_mono_ns=sent, received_mono_ns=received,
-                     http_status=response.status_code,
-                     date_epoch_s=_date_header(response.headers.get("date")))
+        return Probe(
+            sent_mono_ns=sent,
+            received_mono_ns=received,
+            http_status=response.status_code,
+            date_epoch_s=_date_header(response.headers.get("date")),
+        )
 
     async def check_token(self) -> Answer:
         """GET the cheap token check; 200 means the token is accepted."""
         sent = self._clock.mono_ns()
         with _mapped_errors():
             response = await self._client.get(TOKEN_CHECK_PATH)
-        return Answer(http_status=response.status_code, body=response.content,
-                      sent_mono_ns=sent, received_mono_ns=self._clock.mono_ns())
+        return Answer(
+            http_status=response.status_code,
+            body=response.content,
+            sent_mono_ns=sent,
+            received_mono_ns=self._clock.mono_ns(),
+        )
 
     def prepare(self, ecrn: list[str], scrn: list[str]) -> PreparedPost:
         """Build the registration POST ahead of time."""
-        return PreparedPost(self._client.build_request(
-            "POST", REGISTRATION_PATH, content=registration_body(ecrn, scrn),
-            headers={"Content-Type": "application/json"}))
+        return PreparedPost(
+            self._client.build_request(
+                "POST",
+                REGISTRATION_PATH,
+                content=registration_body(ecrn, scrn),
+                headers={"Content-Type": "application/json"},
+            )
+        )
 
     async def send(self, post: PreparedPost) -> Answer:
         """Send a prepared POST; the send instant is taken right before the call."""
         sent = self._clock.mono_ns()
         with _mapped_errors():
             response = await self._client.send(post._request)
-        return Answer(http_status=response.status_code, body=response.content,
-                      sent_mono_ns=sent, received_mono_ns=self._clock.mono_ns())
+        return Answer(
+            http_status=response.status_code,
+            body=response.content,
+            sent_mono_ns=sent,
+            received_mono_ns=self._clock.mono_ns(),
+        )
 
 
 def _date_header(value: str | None) -> float | None:

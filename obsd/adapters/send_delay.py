@@ -63,18 +63,23 @@ class _Listener(threading.Thread):
                 if not data:
                     return
             elif isinstance(event, h11.EndOfMessage):
-                headers = [("content-type", "application/json"),
-                           ("content-length", str(len(_ANSWER)))]
-                connection.sendall(http.send(h11.Response(status_code=200, headers=headers))
-                                   + http.send(h11.Data(data=_ANSWER))
-                                   + http.send(h11.EndOfMessage()))
+                headers = [
+                    ("content-type", "application/json"),
+                    ("content-length", str(len(_ANSWER))),
+                ]
+                connection.sendall(
+                    http.send(h11.Response(status_code=200, headers=headers))
+                    + http.send(h11.Data(data=_ANSWER))
+                    + http.send(h11.EndOfMessage())
+                )
                 http.start_next_cycle()
             elif event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
                 return
 
 
-async def measure_send_delay(ecrn: list[str], scrn: list[str],
-                             samples: int = SEND_DELAY_SAMPLES) -> int:
+async def measure_send_delay(
+    ecrn: list[str], scrn: list[str], samples: int = SEND_DELAY_SAMPLES
+) -> int:
     """Median nanoseconds from calling send to the request's first byte arriving (loopback)."""
     listener = _Listener()
     listener.start()

@@ -107,8 +107,9 @@ def _socket_address(address: str) -> str | bytes | None:
     if address.startswith("@"):
         # A leading '@' names a socket in the abstract namespace, spelt with a NUL byte.
         return b"\0" + address[1:].encode()
-    logger.warning("ignoring NOTIFY_SOCKET=%r: only AF_UNIX paths and @abstract names are "
-                   "supported", address)
+    logger.warning(
+        "ignoring NOTIFY_SOCKET=%r: only AF_UNIX paths and @abstract names are supported", address
+    )
     return None
 
 
@@ -155,13 +156,15 @@ def listen_fds(environ: MutableMapping[str, str] | None = None) -> list[int]:
             # Ours alone: a child process must not keep the listening socket open.
             os.set_inheritable(fd, False)
         except OSError as exc:
-            raise ActivationError(f"{LISTEN_FDS_ENV}={count} but fd {fd} is unusable: "
-                                  f"{exc}") from None
+            raise ActivationError(
+                f"{LISTEN_FDS_ENV}={count} but fd {fd} is unusable: {exc}"
+            ) from None
     return fds
 
 
-def inherited_control_socket(environ: MutableMapping[str, str] | None = None,
-                             ) -> socket.socket | None:
+def inherited_control_socket(
+    environ: MutableMapping[str, str] | None = None,
+) -> socket.socket | None:
     """The listening Unix stream socket systemd passed (obsd.socket), or None if none."""
     fds = listen_fds(environ)
     if not fds:
@@ -169,8 +172,10 @@ def inherited_control_socket(environ: MutableMapping[str, str] | None = None,
     if len(fds) != 1:
         for fd in fds:
             os.close(fd)
-        raise ActivationError(f"systemd passed {len(fds)} sockets; obsd takes exactly one "
-                              "(a single ListenStream= in obsd.socket)")
+        raise ActivationError(
+            f"systemd passed {len(fds)} sockets; obsd takes exactly one "
+            "(a single ListenStream= in obsd.socket)"
+        )
     try:
         sock = socket.socket(fileno=fds[0])
     except OSError as exc:
@@ -179,8 +184,10 @@ def inherited_control_socket(environ: MutableMapping[str, str] | None = None,
     listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or not listening:
         sock.close()
-        raise ActivationError("the socket systemd passed is not a listening Unix stream "
-                              "socket (obsd.socket needs ListenStream=/path and Accept=no)")
+        raise ActivationError(
+            "the socket systemd passed is not a listening Unix stream "
+            "socket (obsd.socket needs ListenStream=/path and Accept=no)"
+        )
     return sock
 
 

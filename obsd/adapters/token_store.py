@@ -16,8 +16,9 @@ CREDENTIAL_NAME: Final = "obs-token"
 
 
 _REPLACE_FILE: Final = "remove it, then configure the token again (obsctl configure --token -)"
-_FIX_CREDENTIAL: Final = ("put the token in the file LoadCredential= names (/etc/obsd/obs-token) "
-                          "and restart the service")
+_FIX_CREDENTIAL: Final = (
+    "put the token in the file LoadCredential= names (/etc/obsd/obs-token) and restart the service"
+)
 
 
 class TokenStore:
@@ -38,8 +39,9 @@ class TokenStore:
     def reload(self) -> None:
         """Read the token from the state file, else from the credential."""
         sources: tuple[tuple[Path | None, TokenSource, str], ...] = (
-            (self._path, "state_dir", _REPLACE_FILE), (self._credential, "credential",
-                                                       _FIX_CREDENTIAL))
+            (self._path, "state_dir", _REPLACE_FILE),
+            (self._credential, "credential", _FIX_CREDENTIAL),
+        )
         for path, source, remedy in sources:
             if path is None:
                 continue
@@ -72,8 +74,11 @@ class TokenStore:
             self._path.unlink(missing_ok=True)
         else:
             temporary = self._path.with_name(TOKEN_FILE + ".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-                         | os.O_NOFOLLOW, 0o600)
+            fd = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o600,
+            )
             try:
                 os.fchmod(fd, 0o600)
                 os.write(fd, token.encode())

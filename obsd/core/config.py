@@ -25,8 +25,12 @@ CRN_PATTERN: Final = r"^[0-9]{5}$"
 # Python's `$` also matches before a final newline ("12345\n"); the length bound closes that,
 # and `[0-9]` (not `\d`) keeps out other scripts' digits.
 CRN_LENGTH: Final = 5
-Crn = Annotated[str, Meta(pattern=CRN_PATTERN, max_length=CRN_LENGTH,
-                          description="A 5-digit course reference number")]
+Crn = Annotated[
+    str,
+    Meta(
+        pattern=CRN_PATTERN, max_length=CRN_LENGTH, description="A 5-digit course reference number"
+    ),
+]
 MaxAttempts = Annotated[int, Meta(ge=1, le=300)]
 # OBS's per-token debounce is ~3 s and spacings of 3.04-3.17 s still drew VAL16 on busy days,
 # so the default waits 3.5 s (obs-facts.md); the original backend's 3.0 s proved unreliable.
@@ -79,8 +83,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     aim_early_fraction: float = 0.0
 
 
-class ConfigPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-                  omit_defaults=True):
+class ConfigPatch(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """A partial update: only the fields present change. `token` is write-only."""
 
     token: str | UnsetType | None = UNSET
@@ -230,6 +235,5 @@ def _check_crn_lists(config: Config) -> None:
         if primary not in config.ecrn:
             raise ConfigError(field, f"{primary} is not in ecrn; a backup stands in for an ECRN")
         if backup in seen:
-            raise ConfigError(
-                field, f"backup {backup} is already in ecrn, scrn or another backup")
+            raise ConfigError(field, f"backup {backup} is already in ecrn, scrn or another backup")
         seen.add(backup)

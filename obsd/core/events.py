@@ -287,9 +287,24 @@ class TokenTested(Event, frozen=True, tag="token_tested"):
 
 
 AnyEvent = (
-    LogCreated | DaemonStarted | DaemonStopped | LogRepaired | ConfigChanged | RunCreated
-    | PhaseChanged | Countdown | Message | Calibration | RequestSent | CrnUpdate | Done
-    | RunCancelled | RunInterrupted | RunResumed | RunDeleted | TokenTested
+    LogCreated
+    | DaemonStarted
+    | DaemonStopped
+    | LogRepaired
+    | ConfigChanged
+    | RunCreated
+    | PhaseChanged
+    | Countdown
+    | Message
+    | Calibration
+    | RequestSent
+    | CrnUpdate
+    | Done
+    | RunCancelled
+    | RunInterrupted
+    | RunResumed
+    | RunDeleted
+    | TokenTested
 )
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = AnyEvent.__args__
 EVENT_TYPES: Final[frozenset[str]] = frozenset(

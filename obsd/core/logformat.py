@@ -24,6 +24,7 @@ class SegmentBytes(Protocol):
     @overload
     def __getitem__(self, index: slice, /) -> bytes: ...
 
+
 SEGMENT_SUFFIX: Final = ".jsonl"
 # Segment files are named by their first seq, zero-padded so that names sort as numbers.
 SEGMENT_NAME_DIGITS: Final = 20
@@ -79,8 +80,9 @@ class SegmentScan(msgspec.Struct, kw_only=True):
     damage: Damage | None
 
 
-def scan_segment(data: SegmentBytes, expected_seq: int,
-                 visit: Callable[[Event], None]) -> SegmentScan:
+def scan_segment(
+    data: SegmentBytes, expected_seq: int, visit: Callable[[Event], None]
+) -> SegmentScan:
     """Decode records from the start of `data` until the end or the first bad record.
 
     Each valid event is handed to `visit` as it is read, so replaying a large log never

@@ -45,20 +45,37 @@ def read_answer(body: bytes, ecrn: list[str], scrn: list[str]) -> list[CrnResult
     except msgspec.DecodeError as exc:
         raise UnreadableAnswer(f"OBS sent an unreadable answer: {exc}") from None
     results = []
-    for kind, sent, items in ((CrnKind.ECRN, ecrn, answer.ecrnResultList or []),
-                              (CrnKind.SCRN, scrn, answer.scrnResultList or [])):
+    for kind, sent, items in (
+        (CrnKind.ECRN, ecrn, answer.ecrnResultList or []),
+        (CrnKind.SCRN, scrn, answer.scrnResultList or []),
+    ):
         by_crn = {item.crn: item for item in items}
         for crn in sent:
             item = by_crn.get(crn)
             if item is None:
-                results.append(CrnResult(crn=crn, kind=kind, state=CrnState.PENDING, code=None,
-                                         message="OBS's answer did not mention this CRN"))
+                results.append(
+                    CrnResult(
+                        crn=crn,
+                        kind=kind,
+                        state=CrnState.PENDING,
+                        code=None,
+                        message="OBS's answer did not mention this CRN",
+                    )
+                )
                 continue
-            classified = classify(item.statusCode, item.resultCode, item.resultData,
-                                  is_drop=kind == CrnKind.SCRN)
-            results.append(CrnResult(crn=crn, kind=kind, state=classified.state,
-                                     code=item.resultCode, message=classified.message,
-                                     result_data=item.resultData))
+            classified = classify(
+                item.statusCode, item.resultCode, item.resultData, is_drop=kind == CrnKind.SCRN
+            )
+            results.append(
+                CrnResult(
+                    crn=crn,
+                    kind=kind,
+                    state=classified.state,
+                    code=item.resultCode,
+                    message=classified.message,
+                    result_data=item.resultData,
+                )
+            )
     return results
 
 
@@ -76,8 +93,9 @@ class Reading(msgspec.Struct, frozen=True):
 def read_response(http_status: int, body: bytes, ecrn: list[str], scrn: list[str]) -> Reading:
     """Classify OBS's answer to a registration POST."""
     if http_status == 401:
-        return Reading(Outcome.UNAUTHORIZED, [],
-                       "OBS answered 401: the token is expired or invalid")
+        return Reading(
+            Outcome.UNAUTHORIZED, [], "OBS answered 401: the token is expired or invalid"
+        )
     if http_status != 200:
         return Reading(Outcome.HTTP_ERROR, [], f"OBS answered HTTP {http_status}")
     try:

@@ -21,10 +21,8 @@ class Phase(StrEnum):
 # The only moves a run may make. Waiting may go back to calibrating (a re-check before the
 # instant, or a resume after a restart); cancel and failure are possible from every live phase.
 TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
-    Phase.CALIBRATING: frozenset({Phase.WAITING, Phase.REGISTERING, Phase.CANCELLED,
-                                  Phase.FAILED}),
-    Phase.WAITING: frozenset({Phase.CALIBRATING, Phase.REGISTERING, Phase.CANCELLED,
-                              Phase.FAILED}),
+    Phase.CALIBRATING: frozenset({Phase.WAITING, Phase.REGISTERING, Phase.CANCELLED, Phase.FAILED}),
+    Phase.WAITING: frozenset({Phase.CALIBRATING, Phase.REGISTERING, Phase.CANCELLED, Phase.FAILED}),
     Phase.REGISTERING: frozenset({Phase.DONE, Phase.CANCELLED, Phase.FAILED}),
     Phase.DONE: frozenset(),
     Phase.CANCELLED: frozenset(),

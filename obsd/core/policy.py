@@ -68,15 +68,19 @@ def next_step(run: RunState) -> NextPost | Stop:
     """What the run does after its last answer."""
     config = run.config
     if any(c.state == CrnState.RATE_LIMITED for c in run.crns):
-        return Stop(Phase.FAILED, "OBS banned this token for request volume (VAL21); wait at "
-                              "least 10 minutes before trying again")
+        return Stop(
+            Phase.FAILED,
+            "OBS banned this token for request volume (VAL21); wait at "
+            "least 10 minutes before trying again",
+        )
     sendable = [c for c in run.crns if wants_sending(c, run)]
     if not sendable:
         return Stop(Phase.DONE, "every CRN has a final result")
     if len(run.requests) >= config.max_attempts:
         waiting = ", ".join(c.crn for c in sendable)
-        return Stop(Phase.DONE, f"max_attempts ({config.max_attempts}) reached; still open: "
-                            f"{waiting}")
+        return Stop(
+            Phase.DONE, f"max_attempts ({config.max_attempts}) reached; still open: {waiting}"
+        )
     not_before = 0
     reason = "first attempt"
     if run.requests:
@@ -88,8 +92,9 @@ def next_step(run: RunState) -> NextPost | Stop:
         reason = f"{spacing:g} s after attempt {last.attempt}"
     # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
     # answered, so OBS never sees more than budget_posts in its own window.
-    budget_at = budget_allows_at([r.responded_ns or r.at_ns for r in run.requests],
-                                 config.budget_posts, config.budget_window)
+    budget_at = budget_allows_at(
+        [r.responded_ns or r.at_ns for r in run.requests], config.budget_posts, config.budget_window
+    )
     if budget_at > not_before:
         not_before = budget_at
         reason = f"request budget ({config.budget_posts} per {config.budget_window:g} s)"

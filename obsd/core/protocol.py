@@ -50,8 +50,9 @@ class Access(StrEnum):
     RO = "ro"
 
 
-class Request(msgspec.Struct, frozen=True, kw_only=True, tag_field="op",
-              forbid_unknown_fields=True):
+class Request(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="op", forbid_unknown_fields=True
+):
     """Common request fields; subclasses fix `op`."""
 
     id: RequestId
@@ -154,8 +155,21 @@ class DeleteRun(Request, frozen=True, tag="delete_run"):
 
 
 AnyRequest = (
-    Ping | Status | GetConfig | Configure | Tail | Events | Health | Schema | TestToken
-    | Calibrate | Start | Cancel | Runs | GetRun | DeleteRun
+    Ping
+    | Status
+    | GetConfig
+    | Configure
+    | Tail
+    | Events
+    | Health
+    | Schema
+    | TestToken
+    | Calibrate
+    | Start
+    | Cancel
+    | Runs
+    | GetRun
+    | DeleteRun
 )
 REQUEST_CLASSES: Final[tuple[type[Request], ...]] = AnyRequest.__args__
 OPS: Final[frozenset[str]] = frozenset(str(c.__struct_config__.tag) for c in REQUEST_CLASSES)
@@ -209,12 +223,18 @@ class ProtocolError(Exception):
 
 
 _JSON_TYPES: Final[dict[type, str]] = {
-    list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
     type(None): "null",
 }
 # msgspec names the regex or the length; people know the rule as "a 5-digit CRN".
-_CRN_MESSAGES: Final = (f"Expected `str` matching regex {CRN_PATTERN!r}",
-                        f"Expected `str` of length <= {CRN_LENGTH}")
+_CRN_MESSAGES: Final = (
+    f"Expected `str` matching regex {CRN_PATTERN!r}",
+    f"Expected `str` of length <= {CRN_LENGTH}",
+)
 _request_decoder: Final = msgspec.json.Decoder(AnyRequest)
 _any_decoder: Final = msgspec.json.Decoder()
 _encoder: Final = msgspec.json.Encoder()

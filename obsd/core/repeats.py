@@ -36,8 +36,10 @@ class RepeatedFailure:
         self._next_said *= _SAY_AGAIN_BASE
         if self.count == 1:
             return f"{self.what} failed: {detail}"
-        return (f"{self.what} failed {self.count} times in {self._lasted(now_ns)} (said again "
-                f"at {self._next_said}); last: {detail}")
+        return (
+            f"{self.what} failed {self.count} times in {self._lasted(now_ns)} (said again "
+            f"at {self._next_said}); last: {detail}"
+        )
 
     def succeeded(self, now_ns: int) -> str | None:
         """Note a success; return the line to log if it ends a run of failures."""

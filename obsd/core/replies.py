@@ -192,8 +192,19 @@ class TailReply(msgspec.Struct, frozen=True, kw_only=True):
 SchemaReply = dict[str, Any]
 
 REPLIES: Final[dict[str, Any]] = {
-    "ping": PingReply, "status": StatusReply, "config": ConfigReply, "configure": ConfigReply,
-    "tail": TailReply, "events": EventsPage, "health": HealthReply, "schema": SchemaReply,
-    "test_token": TokenTestReply, "calibrate": CalibrationPayload, "start": StartReply,
-    "cancel": CancelReply, "runs": RunsPage, "run": RunReply, "delete_run": DeleteReply,
+    "ping": PingReply,
+    "status": StatusReply,
+    "config": ConfigReply,
+    "configure": ConfigReply,
+    "tail": TailReply,
+    "events": EventsPage,
+    "health": HealthReply,
+    "schema": SchemaReply,
+    "test_token": TokenTestReply,
+    "calibrate": CalibrationPayload,
+    "start": StartReply,
+    "cancel": CancelReply,
+    "runs": RunsPage,
+    "run": RunReply,
+    "delete_run": DeleteReply,
 }

@@ -15,20 +15,20 @@ import msgspec
 class CrnState(StrEnum):
     """Where one CRN of a run stands."""
 
-    PENDING = "pending"            # not sent yet, or sent with no answer known
-    SUCCESS = "success"            # added (ECRN) or dropped (SCRN)
-    ALREADY = "already"            # already registered: as good as success for an add
-    FULL = "full"                  # quota full
-    CONFLICT = "conflict"          # time conflict
-    UPGRADE = "upgrade"            # cannot retake for grade improvement
+    PENDING = "pending"  # not sent yet, or sent with no answer known
+    SUCCESS = "success"  # added (ECRN) or dropped (SCRN)
+    ALREADY = "already"  # already registered: as good as success for an add
+    FULL = "full"  # quota full
+    CONFLICT = "conflict"  # time conflict
+    UPGRADE = "upgrade"  # cannot retake for grade improvement
     PREREQUISITE = "prerequisite"  # prerequisites not met
-    DEBOUNCE = "debounce"          # "ongoing transaction": sent too soon after the last POST
-    NOT_OPEN = "not_open"          # registration not open yet
-    TRANSIENT = "transient"        # OBS could not process it now; worth a bounded retry
+    DEBOUNCE = "debounce"  # "ongoing transaction": sent too soon after the last POST
+    NOT_OPEN = "not_open"  # registration not open yet
+    TRANSIENT = "transient"  # OBS could not process it now; worth a bounded retry
     RATE_LIMITED = "rate_limited"  # request-volume ban
-    NOT_FOUND = "not_found"        # no such CRN this term
-    REJECTED = "rejected"          # refused for a reason that retrying cannot change
-    ERROR = "error"                # an unknown code, or a drop/add that failed oddly
+    NOT_FOUND = "not_found"  # no such CRN this term
+    REJECTED = "rejected"  # refused for a reason that retrying cannot change
+    ERROR = "error"  # an unknown code, or a drop/add that failed oddly
 
 
 class CrnKind(StrEnum):
@@ -41,17 +41,25 @@ class CrnKind(StrEnum):
 class Outcome(StrEnum):
     """What came back for one POST."""
 
-    ANSWERED = "answered"          # OBS's answer, with per-CRN results
-    UNKNOWN = "unknown"            # no answer (timeout, reset): it may have been processed
+    ANSWERED = "answered"  # OBS's answer, with per-CRN results
+    UNKNOWN = "unknown"  # no answer (timeout, reset): it may have been processed
     UNAUTHORIZED = "unauthorized"  # 401: the token is expired or invalid
-    HTTP_ERROR = "http_error"      # another status, or a body that is not OBS's answer
+    HTTP_ERROR = "http_error"  # another status, or a body that is not OBS's answer
 
 
 # States that end a CRN's story: nothing in the run will send it again.
-FINAL_STATES: Final = frozenset({
-    CrnState.SUCCESS, CrnState.ALREADY, CrnState.CONFLICT, CrnState.UPGRADE,
-    CrnState.PREREQUISITE, CrnState.NOT_FOUND, CrnState.REJECTED, CrnState.ERROR,
-})
+FINAL_STATES: Final = frozenset(
+    {
+        CrnState.SUCCESS,
+        CrnState.ALREADY,
+        CrnState.CONFLICT,
+        CrnState.UPGRADE,
+        CrnState.PREREQUISITE,
+        CrnState.NOT_FOUND,
+        CrnState.REJECTED,
+        CrnState.ERROR,
+    }
+)
 # The codes the engine's rules name, beside the table below that classifies all of them.
 SUCCESS_CODE: Final = "successResult"
 # "Ongoing transaction": the next POST waits at least 5 s (policy.DEBOUNCE_SPACING_S).
@@ -108,8 +116,9 @@ def _detail(result_data: Any) -> str:
     return f": {msgspec.json.encode(result_data).decode()}"
 
 
-def classify(status_code: int | None, result_code: str | None, result_data: Any,
-             *, is_drop: bool) -> Classified:
+def classify(
+    status_code: int | None, result_code: str | None, result_data: Any, *, is_drop: bool
+) -> Classified:
     """Classify one entry of `ecrnResultList` / `scrnResultList`."""
     if status_code == 0 or result_code == SUCCESS_CODE:
         return Classified(CrnState.SUCCESS, "dropped" if is_drop else "added")

@@ -77,19 +77,27 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
 def new_run(payload: RunCreatedPayload, created_at: str) -> RunState:
     """The record of a run as `start` created it: every CRN pending."""
     crns = tuple(CrnStatus(crn=crn, kind=CrnKind.ECRN) for crn in payload.config.ecrn) + tuple(
-        CrnStatus(crn=crn, kind=CrnKind.SCRN) for crn in payload.config.scrn)
-    return RunState(run_id=payload.run_id, created_at=created_at, actor=payload.actor,
-                    config=payload.config, token=payload.token, target_ns=payload.target_ns,
-                    crns=crns)
+        CrnStatus(crn=crn, kind=CrnKind.SCRN) for crn in payload.config.scrn
+    )
+    return RunState(
+        run_id=payload.run_id,
+        created_at=created_at,
+        actor=payload.actor,
+        config=payload.config,
+        token=payload.token,
+        target_ns=payload.target_ns,
+        crns=crns,
+    )
 
 
 def with_request(run: RunState, sent: RequestSentPayload) -> RunState:
     """A POST is leaving: count it for the CRNs it carries."""
     included = set(sent.ecrn) | set(sent.scrn)
-    crns = tuple(msgspec.structs.replace(c, attempts=c.attempts + 1) if c.crn in included else c
-                 for c in run.crns)
-    record = RequestRecord(attempt=sent.attempt, ecrn=sent.ecrn, scrn=sent.scrn,
-                           at_ns=sent.at_ns)
+    crns = tuple(
+        msgspec.structs.replace(c, attempts=c.attempts + 1) if c.crn in included else c
+        for c in run.crns
+    )
+    record = RequestRecord(attempt=sent.attempt, ecrn=sent.ecrn, scrn=sent.scrn, at_ns=sent.at_ns)
     return msgspec.structs.replace(run, crns=crns, requests=(*run.requests, record))
 
 
@@ -97,8 +105,12 @@ def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
     """Apply an answer: new CRN states, and a backup stepping in for a full primary."""
     # Drops sent in an attempt whose answer never came may have happened: OBS then answers
     # VAL10 (not registered), which proves it, as VAL03 proves an add (obs-facts.md).
-    maybe_dropped = {crn for record in run.requests if record.attempt < update.attempt
-                     and record.outcome != Outcome.ANSWERED for crn in record.scrn}
+    maybe_dropped = {
+        crn
+        for record in run.requests
+        if record.attempt < update.attempt and record.outcome != Outcome.ANSWERED
+        for crn in record.scrn
+    }
     by_crn = {result.crn: _lost_drop_proven(result, maybe_dropped) for result in update.results}
     crns = [_updated(status, by_crn.get(status.crn)) for status in run.crns]
     present = {status.crn for status in crns}
@@ -109,22 +121,32 @@ def with_results(run: RunState, update: CrnUpdatePayload) -> RunState:
             present.add(backup)
     requests = tuple(
         msgspec.structs.replace(
-            record, outcome=update.outcome, http_status=update.http_status,
-            sent_ns=update.sent_ns, responded_ns=update.responded_ns,
+            record,
+            outcome=update.outcome,
+            http_status=update.http_status,
+            sent_ns=update.sent_ns,
+            responded_ns=update.responded_ns,
             codes={r.crn: r.code for r in update.results},
-        ) if record.attempt == update.attempt else record
+        )
+        if record.attempt == update.attempt
+        else record
         for record in run.requests
     )
     return msgspec.structs.replace(run, crns=tuple(crns), requests=requests)
 
 
 def _lost_drop_proven(result: CrnResult, maybe_dropped: set[str]) -> CrnResult:
-    if (result.kind != CrnKind.SCRN or result.code != LOST_DROP_CODE
-            or result.crn not in maybe_dropped):
+    if (
+        result.kind != CrnKind.SCRN
+        or result.code != LOST_DROP_CODE
+        or result.crn not in maybe_dropped
+    ):
         return result
     return msgspec.structs.replace(
-        result, state=CrnState.SUCCESS,
-        message="dropped (by an earlier attempt whose answer was lost; OBS now answers VAL10)")
+        result,
+        state=CrnState.SUCCESS,
+        message="dropped (by an earlier attempt whose answer was lost; OBS now answers VAL10)",
+    )
 
 
 def _updated(status: CrnStatus, result: CrnResult | None) -> CrnStatus:
@@ -132,7 +154,10 @@ def _updated(status: CrnStatus, result: CrnResult | None) -> CrnStatus:
         return status
     state = result.state
     return msgspec.structs.replace(
-        status, state=state, code=result.code, message=result.message,
+        status,
+        state=state,
+        code=result.code,
+        message=result.message,
         result_data=result.result_data,
         transient_results=status.transient_results + (state == CrnState.TRANSIENT),
     )
@@ -140,14 +165,24 @@ def _updated(status: CrnStatus, result: CrnResult | None) -> CrnStatus:
 
 def finished(run: RunState, done: DonePayload, finished_at: str) -> RunState:
     """The run ended. Its CRN states already came with each answer; `done` summarises them."""
-    return msgspec.structs.replace(run, phase=done.phase, reason=done.reason,
-                                   finished_at=finished_at)
+    return msgspec.structs.replace(
+        run, phase=done.phase, reason=done.reason, finished_at=finished_at
+    )
 
 
 def crn_results(run: RunState) -> list[CrnResult]:
     """Every CRN's latest result, in the order of the plan."""
-    return [CrnResult(crn=c.crn, kind=c.kind, state=c.state, code=c.code, message=c.message,
-                      result_data=c.result_data) for c in run.crns]
+    return [
+        CrnResult(
+            crn=c.crn,
+            kind=c.kind,
+            state=c.state,
+            code=c.code,
+            message=c.message,
+            result_data=c.result_data,
+        )
+        for c in run.crns
+    ]
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,10 +200,16 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 def summary(run: RunState) -> RunSummary:
     """The run as the history lists it."""
-    return RunSummary(run_id=run.run_id, phase=run.phase, reason=run.reason,
-                      created_at=run.created_at, finished_at=run.finished_at,
-                      target=run.config.target, attempts=len(run.requests),
-                      crns={c.crn: c.state for c in run.crns})
+    return RunSummary(
+        run_id=run.run_id,
+        phase=run.phase,
+        reason=run.reason,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        target=run.config.target,
+        attempts=len(run.requests),
+        crns={c.crn: c.state for c in run.crns},
+    )
 
 
 class RunDurations(msgspec.Struct, frozen=True, kw_only=True):

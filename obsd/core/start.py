@@ -28,13 +28,15 @@ class GoAhead(msgspec.Struct, frozen=True):
     warnings: list[str]
 
 
-def check_start(state: DaemonState, token: TokenInfo | None, token_problem: str | None,
-                now: datetime) -> Refusal | GoAhead:
+def check_start(
+    state: DaemonState, token: TokenInfo | None, token_problem: str | None, now: datetime
+) -> Refusal | GoAhead:
     """Every check `start` makes, in the documented order (docs/protocol.md §5.11)."""
     if state.active_run is not None:
         run = state.runs[state.active_run]
-        return Refusal(ErrorCode.RUN_IN_PROGRESS, f"run {run.run_id} is {run.phase}; cancel it "
-                                                  "first")
+        return Refusal(
+            ErrorCode.RUN_IN_PROGRESS, f"run {run.run_id} is {run.phase}; cancel it first"
+        )
     config = state.config
     if not config.ecrn and not config.scrn:
         return Refusal(ErrorCode.NOT_READY, "nothing to register: configure ecrn and/or scrn")
@@ -42,16 +44,22 @@ def check_start(state: DaemonState, token: TokenInfo | None, token_problem: str 
         return Refusal(ErrorCode.NOT_READY, "no target: configure the opening instant (target)")
     target = datetime.fromisoformat(config.target)
     if target <= now:
-        return Refusal(ErrorCode.NOT_READY, f"the target {config.target} has passed; configure "
-                                            "a new one")
+        return Refusal(
+            ErrorCode.NOT_READY, f"the target {config.target} has passed; configure a new one"
+        )
     if target > now + MAX_TARGET_AHEAD:
         # Only a log written before this limit existed can hold such a target.
-        return Refusal(ErrorCode.NOT_READY, f"the target {config.target} is more than "
-                                            f"{MAX_TARGET_AHEAD.days} days ahead; configure "
-                                            "the right one")
+        return Refusal(
+            ErrorCode.NOT_READY,
+            f"the target {config.target} is more than "
+            f"{MAX_TARGET_AHEAD.days} days ahead; configure "
+            "the right one",
+        )
     if token is None:
-        return Refusal(ErrorCode.TOKEN_MISSING, token_problem or "no OBS token: configure one "
-                                                                 "(obsctl configure --token -)")
+        return Refusal(
+            ErrorCode.TOKEN_MISSING,
+            token_problem or "no OBS token: configure one (obsctl configure --token -)",
+        )
     verdict = judge_expiry(token, target, now)
     if verdict.error:
         return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)

@@ -61,8 +61,9 @@ _RUN_EVENTS = (PhaseChanged, RequestSent, CrnUpdate, Done, RunCancelled, RunResu
 
 def _with_run(state: DaemonState, run: RunState) -> DaemonState:
     runs = {**state.runs, run.run_id: run}
-    active = run.run_id if run.active else (
-        None if state.active_run == run.run_id else state.active_run)
+    active = (
+        run.run_id if run.active else (None if state.active_run == run.run_id else state.active_run)
+    )
     return msgspec.structs.replace(state, runs=runs, active_run=active)
 
 
@@ -100,23 +101,31 @@ def apply(state: DaemonState, event: Event) -> DaemonState:
 
 def _moved(run: RunState, phase: Phase, event: Event) -> None:
     if not can_move(run.phase, phase):
-        raise ImpossibleEvent(f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
-                              f"cannot move from {run.phase} to {phase}")
+        raise ImpossibleEvent(
+            f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
+            f"cannot move from {run.phase} to {phase}"
+        )
 
 
 def _apply_to_run(run: RunState, event: Event) -> RunState:
     """Apply a run's own event, through the phase table: the engine and replay alike."""
     replace = msgspec.structs.replace
     if not run.active:
-        raise ImpossibleEvent(f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
-                              f"has already ended ({run.phase})")
+        raise ImpossibleEvent(
+            f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
+            f"has already ended ({run.phase})"
+        )
     match event:
         case PhaseChanged():
             phase = event.payload.phase
             _moved(run, phase, event)
             ended = phase in (Phase.DONE, Phase.FAILED)
-            return replace(run, phase=phase, reason=event.payload.reason,
-                           finished_at=event.timestamp if ended else None)
+            return replace(
+                run,
+                phase=phase,
+                reason=event.payload.reason,
+                finished_at=event.timestamp if ended else None,
+            )
         case RequestSent():
             return with_request(run, event.payload)
         case CrnUpdate():
@@ -126,8 +135,9 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
             return finished(run, event.payload, event.timestamp)
         case RunCancelled():
             _moved(run, Phase.CANCELLED, event)
-            return replace(run, phase=Phase.CANCELLED, reason="cancelled",
-                           finished_at=event.timestamp)
+            return replace(
+                run, phase=Phase.CANCELLED, reason="cancelled", finished_at=event.timestamp
+            )
         case RunResumed():
             return replace(run, resumes=run.resumes + 1)
     return run

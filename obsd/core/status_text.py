@@ -103,8 +103,10 @@ def _active(run: RunState, now_ns: int) -> str:
         return f"registering: attempt {last.attempt} {answer}; {crn_summary(run)}{suffix}"
     shot = _shot_ns(run)
     what = "fires" if run.phase == Phase.WAITING else "target"
-    return (f"{run.phase}: {what} in {duration_text((shot - now_ns) / NS)} at "
-            f"{_istanbul(shot, now_ns)}; {crn_summary(run)}{suffix}")
+    return (
+        f"{run.phase}: {what} in {duration_text((shot - now_ns) / NS)} at "
+        f"{_istanbul(shot, now_ns)}; {crn_summary(run)}{suffix}"
+    )
 
 
 def _idle(state: DaemonState, now_ns: int) -> str:
@@ -113,8 +115,10 @@ def _idle(state: DaemonState, now_ns: int) -> str:
     if target is not None:
         target_ns = epoch_ns(datetime.fromisoformat(target))
         if target_ns > now_ns:
-            parts.append(f"target {_istanbul(target_ns, now_ns)} in "
-                         f"{duration_text((target_ns - now_ns) / NS)}, no run started")
+            parts.append(
+                f"target {_istanbul(target_ns, now_ns)} in "
+                f"{duration_text((target_ns - now_ns) / NS)}, no run started"
+            )
     last = next(reversed(state.runs.values()), None)
     if last is None:
         parts.append("no runs yet")

@@ -65,8 +65,9 @@ def clock_map(mono_ns: int, wall_ns: int, offset_ns: int) -> ClockMap:
     return ClockMap(mono_ref_ns=mono_ns, true_ref_ns=wall_ns + offset_ns)
 
 
-def fire_at(target_ns: int, safety_buffer_s: float, one_way_ns: int | None,
-            aim_early_fraction: float) -> int:
+def fire_at(
+    target_ns: int, safety_buffer_s: float, one_way_ns: int | None, aim_early_fraction: float
+) -> int:
     """The true instant the request should reach the wire: never before the opening by default.
 
     With `aim_early_fraction` > 0 (an explicit option) the shot leads by that part of the

@@ -105,14 +105,17 @@ def judge_expiry(info: TokenInfo, target: datetime | None, now: datetime) -> Tok
         return TokenVerdict(None, ["the token has no exp claim; its expiry cannot be checked"])
     exp = datetime.fromisoformat(info.exp)
     if expired(info, now):
-        return TokenVerdict(f"the token expired at {info.exp}; log in to OBS again and "
-                            "configure a fresh one", [])
+        return TokenVerdict(
+            f"the token expired at {info.exp}; log in to OBS again and configure a fresh one", []
+        )
     deadline = (target or now) + EXPIRY_MARGIN
     if exp <= deadline:
         when = "the target" if target else "now"
         return TokenVerdict(
             f"the token expires at {info.exp}, less than {_minutes(EXPIRY_MARGIN)} after "
-            f"{when}; log in to OBS closer to the opening and configure a fresh token", [])
+            f"{when}; log in to OBS closer to the opening and configure a fresh token",
+            [],
+        )
     if exp <= (target or now) + EXPIRY_WARNING:
         left = _minutes(exp - (target or now))
         return TokenVerdict(None, [f"the token expires {left} after the target"])

@@ -78,8 +78,10 @@ def next_wait_step(shot_ns: int, now_ns: int, progress: WaitProgress) -> WaitSte
         return RecheckNtp(before_shot=True)
     if now_ns - progress.last_ntp_ns > RECHECK_NTP_EVERY_S * NS:
         return RecheckNtp(before_shot=False)
-    if (STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
-            and now_ns - progress.last_probe_ns >= KEEPALIVE_EVERY_S * NS):
+    if (
+        STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
+        and now_ns - progress.last_probe_ns >= KEEPALIVE_EVERY_S * NS
+    ):
         return ProbeObs()
     # Wake on the next whole tick of the countdown, or at the final approach.
     tick = countdown_tick(remaining)

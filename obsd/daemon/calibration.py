@@ -58,8 +58,14 @@ async def sync_clock(config: Config, clock: Clock, instruments: Instruments) -> 
     return ClockSync(mapping, best, len(samples), error)
 
 
-async def calibrate(run_id: str | None, config: Config, target_ns: int | None,
-                    obs: ObsClient, clock: Clock, instruments: Instruments) -> Calibrated:
+async def calibrate(
+    run_id: str | None,
+    config: Config,
+    target_ns: int | None,
+    obs: ObsClient,
+    clock: Clock,
+    instruments: Instruments,
+) -> Calibrated:
     """Measure everything the fire instant depends on."""
     sync = await sync_clock(config, clock, instruments)
     rtts: list[int] = []

@@ -41,8 +41,9 @@ _DISCONNECTED = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.End
 class Connection:
     """Serves one client until it disconnects; nothing it sends can escape as an exception."""
 
-    def __init__(self, stream: anyio.abc.SocketStream, dispatcher: Dispatcher,
-                 caller: Caller) -> None:
+    def __init__(
+        self, stream: anyio.abc.SocketStream, dispatcher: Dispatcher, caller: Caller
+    ) -> None:
         self._stream = stream
         self._dispatcher = dispatcher
         self._caller = caller
@@ -72,7 +73,8 @@ class Connection:
     async def _serve_line(self, line: bytes | OversizedLine, tasks: anyio.abc.TaskGroup) -> None:
         if isinstance(line, OversizedLine):
             response = error_response(
-                None, ErrorCode.LINE_TOO_LONG,
+                None,
+                ErrorCode.LINE_TOO_LONG,
                 f"request line longer than {line.limit} bytes; it was discarded",
             )
         elif not line.strip():
@@ -93,16 +95,22 @@ class Connection:
                 raise  # The peer is gone (e.g. mid-tail): end the connection quietly.
             except Exception:
                 logger.exception("request %r failed", request_id)
-                response = error_response(request_id, ErrorCode.INTERNAL_ERROR,
-                                          "internal error; the daemon's log has details")
+                response = error_response(
+                    request_id,
+                    ErrorCode.INTERNAL_ERROR,
+                    "internal error; the daemon's log has details",
+                )
         await self.send(encode_line(response))
 
     async def _start_tail(self, request: Tail, tasks: anyio.abc.TaskGroup) -> None:
         journal = self._dispatcher.ctx.journal
         log, log_id = journal.log, journal.state.log_id
         if self._tailing:
-            raise ProtocolError(ErrorCode.ALREADY_TAILING,
-                                "this connection is already following the log", request.id)
+            raise ProtocolError(
+                ErrorCode.ALREADY_TAILING,
+                "this connection is already following the log",
+                request.id,
+            )
         if request.log_id is not None and request.log_id != log_id:
             raise ProtocolError(
                 ErrorCode.LOG_ID_MISMATCH,
@@ -118,8 +126,9 @@ class Connection:
                 "`$.after_seq`",
                 request.id,
             )
-        data = TailReply(log_id=log_id, after_seq=after, head_seq=log.head_seq,
-                         follow=request.follow)
+        data = TailReply(
+            log_id=log_id, after_seq=after, head_seq=log.head_seq, follow=request.follow
+        )
         await self.send(encode_line(Response(request.id, True, data)))
         if request.follow:
             self._tailing = True
@@ -129,12 +138,14 @@ class Connection:
 
     async def _tail_quietly(self, after: int, log_id: str | None) -> None:
         with contextlib.suppress(*_DISCONNECTED):
-            await stream_tail(self._dispatcher.ctx.journal, self.send, after, follow=True,
-                              log_id=log_id)
+            await stream_tail(
+                self._dispatcher.ctx.journal, self.send, after, follow=True, log_id=log_id
+            )
 
 
-async def serve_connection(stream: anyio.abc.SocketStream, dispatcher: Dispatcher,
-                           daemon_uid: int, admin_gid: int | None) -> None:
+async def serve_connection(
+    stream: anyio.abc.SocketStream, dispatcher: Dispatcher, daemon_uid: int, admin_gid: int | None
+) -> None:
     """Serve one accepted connection; never raises."""
     try:
         async with stream:
@@ -149,9 +160,12 @@ async def serve_connection(stream: anyio.abc.SocketStream, dispatcher: Dispatche
             logger.exception("connection failed")
 
 
-async def accept_connections(listener: anyio.abc.SocketListener,
-                             serve: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
-                             tasks: anyio.abc.TaskGroup, clock: Clock) -> None:
+async def accept_connections(
+    listener: anyio.abc.SocketListener,
+    serve: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]],
+    tasks: anyio.abc.TaskGroup,
+    clock: Clock,
+) -> None:
     """Accept forever, serving each connection in `tasks`; failures are said once, counted."""
     failures = RepeatedFailure("accepting a connection")
     while True:

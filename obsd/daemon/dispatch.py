@@ -43,9 +43,13 @@ class Dispatcher:
 
     def greeting(self, access: Access) -> Greeting:
         """The first line of every connection."""
-        return Greeting(protocol=PROTOCOL_VERSION, server=__version__,
-                        log_id=self.ctx.state.log_id, head_seq=self.ctx.journal.log.head_seq,
-                        access=access)
+        return Greeting(
+            protocol=PROTOCOL_VERSION,
+            server=__version__,
+            log_id=self.ctx.state.log_id,
+            head_seq=self.ctx.journal.log.head_seq,
+            access=access,
+        )
 
     async def handle(self, request: AnyRequest, caller: Caller) -> Any:
         """Serve one request (other than `tail`); return its reply or raise ProtocolError."""
@@ -56,7 +60,8 @@ class Dispatcher:
                 raise ProtocolError(
                     ErrorCode.PERMISSION_DENIED,
                     f"op {request.__struct_config__.tag!r} changes state; this connection "
-                    f"(uid {caller.peer.uid}) is read-only")
+                    f"(uid {caller.peer.uid}) is read-only",
+                )
             async with self._command_lock:
                 return await HANDLERS[type(request)](self.ctx, request, caller)
         except ProtocolError as exc:

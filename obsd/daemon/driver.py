@@ -53,8 +53,14 @@ class RunDriver:
     allow; the driver reads the run's record back from the journal's state.
     """
 
-    def __init__(self, journal: Journal, run_id: str, token: Callable[[], str | None],
-                 clock: Clock, instruments: Instruments) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        token: Callable[[], str | None],
+        clock: Clock,
+        instruments: Instruments,
+    ) -> None:
         self._journal = journal
         self._run_id = run_id
         self._token = token
@@ -70,16 +76,18 @@ class RunDriver:
         await self._journal.append(payload, durable=durable)
 
     async def _say(self, message: str, level: Level = "info") -> None:
-        await self._emit(MessagePayload(message=message, level=level, run_id=self._run_id),
-                         durable=False)
+        await self._emit(
+            MessagePayload(message=message, level=level, run_id=self._run_id), durable=False
+        )
 
     async def _say_if(self, line: str | None, level: Level = "info") -> None:
         """Say what a RepeatedFailure found worth saying, if anything."""
         if line is not None:
             await self._say(line, level)
 
-    async def _enter(self, phase: Phase, reason: str | None = None, *,
-                     durable: bool = True) -> None:
+    async def _enter(
+        self, phase: Phase, reason: str | None = None, *, durable: bool = True
+    ) -> None:
         if self.run.phase == phase:
             return
         await self._emit(PhaseChangedPayload(self._run_id, phase, reason), durable=durable)
@@ -94,8 +102,9 @@ class RunDriver:
         async with self._instruments.connect_obs(config, token) as obs:
             if self.run.phase != Phase.REGISTERING:
                 await self._enter(Phase.CALIBRATING)
-            calibrated = await calibrate(self._run_id, config, self.run.target_ns, obs,
-                                         self._clock, self._instruments)
+            calibrated = await calibrate(
+                self._run_id, config, self.run.target_ns, obs, self._clock, self._instruments
+            )
             await self._emit(calibrated.payload)
             await self._report_calibration(calibrated.payload)
             # A run that reached registering (even with no POST logged yet) never waits again.
@@ -106,8 +115,7 @@ class RunDriver:
 
     async def _report_calibration(self, payload: CalibrationPayload) -> None:
         if payload.ntp_error:
-            await self._say(f"NTP failed ({payload.ntp_error}); using the system clock",
-                            "warning")
+            await self._say(f"NTP failed ({payload.ntp_error}); using the system clock", "warning")
         if payload.rtt_error:
             await self._say(payload.rtt_error, "warning")
         if payload.date_check != "ok":
@@ -136,11 +144,14 @@ class RunDriver:
                         clock = sync.clock
                         await self._say_if(ntp_failures.succeeded(checked))
                     else:
-                        await self._say_if(ntp_failures.failed(sync.error or "", checked),
-                                           "warning")
+                        await self._say_if(
+                            ntp_failures.failed(sync.error or "", checked), "warning"
+                        )
                     progress = msgspec.structs.replace(
-                        progress, last_ntp_ns=checked,
-                        rechecked_before_shot=progress.rechecked_before_shot or step.before_shot)
+                        progress,
+                        last_ntp_ns=checked,
+                        rechecked_before_shot=progress.rechecked_before_shot or step.before_shot,
+                    )
                 case ProbeObs():
                     progress = msgspec.structs.replace(progress, last_probe_ns=now)
                     try:
@@ -150,8 +161,9 @@ class RunDriver:
                     else:
                         await self._say_if(probe_failures.succeeded(self._clock.mono_ns()))
                 case Tick():
-                    await self._emit(CountdownPayload(self._run_id, step.remaining_s),
-                                     durable=False)
+                    await self._emit(
+                        CountdownPayload(self._run_id, step.remaining_s), durable=False
+                    )
                     await self._clock.sleep_until(step.wake_ns)
 
     async def _register(self, obs: ObsClient, calibrated: Calibrated) -> None:
@@ -177,15 +189,22 @@ class RunDriver:
             # leaves the log knowing that a POST may have gone out, and when.
             await self._enter(Phase.REGISTERING, durable=False)
             attempt = len(self.run.requests) + 1
-            await self._emit(RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn,
-                                                at_ns), durable=False)
+            await self._emit(
+                RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn, at_ns),
+                durable=False,
+            )
             answer = await self._fire(obs, post, call_mono)
             update = self._read(attempt, step, answer, clock, call_mono)
             await self._emit(update)
             await self._announce(update)
             if update.outcome == Outcome.UNAUTHORIZED:
-                await self._finish(Stop(Phase.FAILED, "OBS refused the token (401): log in "
-                                        "again, configure the new token and start a new run"))
+                await self._finish(
+                    Stop(
+                        Phase.FAILED,
+                        "OBS refused the token (401): log in "
+                        "again, configure the new token and start a new run",
+                    )
+                )
                 return
 
     async def _fire(self, obs: ObsClient, post: PreparedPost, call_mono: int) -> Answer | str:
@@ -198,21 +217,33 @@ class RunDriver:
             except ObsError as exc:
                 return f"the connection failed ({exc}); the POST may have been processed"
 
-    def _read(self, attempt: int, step: NextPost, answer: Answer | str, clock: ClockMap,
-              call_mono: int) -> CrnUpdatePayload:
+    def _read(
+        self, attempt: int, step: NextPost, answer: Answer | str, clock: ClockMap, call_mono: int
+    ) -> CrnUpdatePayload:
         """Turn what came back into an event: results, or why there are none."""
         if isinstance(answer, str):
             # responded_ns: when the attempt was given up, which later spacing counts from.
             return CrnUpdatePayload(
-                run_id=self._run_id, attempt=attempt, outcome=Outcome.UNKNOWN, http_status=None,
+                run_id=self._run_id,
+                attempt=attempt,
+                outcome=Outcome.UNKNOWN,
+                http_status=None,
                 sent_ns=clock.true_ns(call_mono),
-                responded_ns=clock.true_ns(self._clock.mono_ns()), results=[], detail=answer)
+                responded_ns=clock.true_ns(self._clock.mono_ns()),
+                results=[],
+                detail=answer,
+            )
         reading = read_response(answer.http_status, answer.body, step.ecrn, step.scrn)
         return CrnUpdatePayload(
-            run_id=self._run_id, attempt=attempt, outcome=reading.outcome,
-            http_status=answer.http_status, sent_ns=clock.true_ns(answer.sent_mono_ns),
-            responded_ns=clock.true_ns(answer.received_mono_ns), results=reading.results,
-            detail=reading.detail)
+            run_id=self._run_id,
+            attempt=attempt,
+            outcome=reading.outcome,
+            http_status=answer.http_status,
+            sent_ns=clock.true_ns(answer.sent_mono_ns),
+            responded_ns=clock.true_ns(answer.received_mono_ns),
+            results=reading.results,
+            detail=reading.detail,
+        )
 
     async def _announce(self, update: CrnUpdatePayload) -> None:
         if update.detail:
@@ -225,5 +256,4 @@ class RunDriver:
         await self._say(f"attempt {update.attempt} answered{latency}: {summary}")
 
     async def _finish(self, stop: Stop) -> None:
-        await self._emit(DonePayload(self._run_id, stop.phase, stop.reason,
-                                     crn_results(self.run)))
+        await self._emit(DonePayload(self._run_id, stop.phase, stop.reason, crn_results(self.run)))

@@ -74,8 +74,13 @@ class Subscription:
 class Journal:
     """The folded state over an open event log, and the only path that appends to it."""
 
-    def __init__(self, log: EventLog, state: DaemonState, clock: Clock,
-                 subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        state: DaemonState,
+        clock: Clock,
+        subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE,
+    ) -> None:
         self.log = log
         self._state = state
         self._clock = clock
@@ -83,8 +88,14 @@ class Journal:
         self._subscribers: set[Subscription] = set()
 
     @classmethod
-    def open(cls, directory: Path, clock: Clock, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-             subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE) -> Journal:
+    def open(
+        cls,
+        directory: Path,
+        clock: Clock,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE,
+    ) -> Journal:
         """Replay the log in `directory` into a state (the log refuses what the fold refuses)."""
         replayed = [DaemonState()]
 

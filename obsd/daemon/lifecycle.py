@@ -51,10 +51,14 @@ LOCK_FILE_NAME: Final = "obsd.lock"
 # hit the failure is answered STORAGE_FAILED rather than seeing its connection drop.
 STORAGE_FAILURE_GRACE_S: Final = 0.2
 # What to do when a start-up step meets a file-system error, by the setting that owns the path.
-STATE_DIR_REMEDY: Final = ("give obsd a state directory it can write: --state-dir or "
-                           "$OBSD_STATE_DIR (under systemd, StateDirectory=)")
-SOCKET_REMEDY: Final = ("choose a socket path in a directory obsd can write: --socket or "
-                        "$OBSD_SOCKET (under systemd, RuntimeDirectory= or obsd.socket)")
+STATE_DIR_REMEDY: Final = (
+    "give obsd a state directory it can write: --state-dir or "
+    "$OBSD_STATE_DIR (under systemd, StateDirectory=)"
+)
+SOCKET_REMEDY: Final = (
+    "choose a socket path in a directory obsd can write: --socket or "
+    "$OBSD_SOCKET (under systemd, RuntimeDirectory= or obsd.socket)"
+)
 
 
 class StartupError(Exception):
@@ -92,8 +96,9 @@ def _step(remedy: str) -> Iterator[None]:
 
 def _lock_state_dir(state_dir: Path) -> int:
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / LOCK_FILE_NAME,
-                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    fd = os.open(
+        state_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+    )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -113,8 +118,9 @@ def open_daemon(settings: Settings, clock: Clock) -> Iterator[Stores]:
     try:
         with _step(STATE_DIR_REMEDY):
             tokens = TokenStore(settings.state_dir, settings.credentials_dir)
-            journal = Journal.open(settings.state_dir / LOG_DIR_NAME, clock,
-                                   segment_bytes=settings.segment_bytes)
+            journal = Journal.open(
+                settings.state_dir / LOG_DIR_NAME, clock, segment_bytes=settings.segment_bytes
+            )
         try:
             yield Stores(tokens, journal)
         finally:
@@ -149,8 +155,9 @@ def _listen(settings: Settings) -> Listening:
     return Listening(bound.sock, str(bound.path), bound.remove_file)
 
 
-async def serve(settings: Settings, clock: Clock, instruments: Instruments,
-                notifier: Notifier) -> int:
+async def serve(
+    settings: Settings, clock: Clock, instruments: Instruments, notifier: Notifier
+) -> int:
     """Replay the log, listen, serve until SIGTERM/SIGINT; return the exit status."""
     started = clock.mono_ns()
     with open_daemon(settings, clock) as stores:
@@ -162,28 +169,44 @@ async def serve(settings: Settings, clock: Clock, instruments: Instruments,
         listening = _listen(settings)
         try:
             if log.damage is None:
-                await journal.append(DaemonStartedPayload(
-                    server=__version__, pid=os.getpid(), replayed_events=log.replayed))
-            logger.info("obsd %s listening on %s (state %s, %d events)", __version__,
-                        listening.name, settings.state_dir, log.head_seq)
-            reason = await _serve_until_stopped(listening.sock, stores, settings, clock,
-                                                instruments, systemd, started)
+                await journal.append(
+                    DaemonStartedPayload(
+                        server=__version__, pid=os.getpid(), replayed_events=log.replayed
+                    )
+                )
+            logger.info(
+                "obsd %s listening on %s (state %s, %d events)",
+                __version__,
+                listening.name,
+                settings.state_dir,
+                log.head_seq,
+            )
+            reason = await _serve_until_stopped(
+                listening.sock, stores, settings, clock, instruments, systemd, started
+            )
             systemd.stopping(reason)
         finally:
             listening.release()
         if log.damage is None and log.failure is None:
             with anyio.CancelScope(shield=True):
                 if (run_id := journal.state.active_run) is not None:
-                    await journal.append(RunInterruptedPayload(
-                        run_id, journal.state.runs[run_id].phase, reason))
+                    await journal.append(
+                        RunInterruptedPayload(run_id, journal.state.runs[run_id].phase, reason)
+                    )
                 await journal.append(DaemonStoppedPayload(reason=reason))
         logger.info("stopped: %s", reason)
         return 0 if log.failure is None else 1
 
 
-async def _serve_until_stopped(sock: socket.socket, stores: Stores, settings: Settings,
-                               clock: Clock, instruments: Instruments,
-                               systemd: SystemdReporter, started_mono_ns: int) -> str:
+async def _serve_until_stopped(
+    sock: socket.socket,
+    stores: Stores,
+    settings: Settings,
+    clock: Clock,
+    instruments: Instruments,
+    systemd: SystemdReporter,
+    started_mono_ns: int,
+) -> str:
     listener = await anyio.abc.SocketListener.from_socket(sock)
     journal = stores.journal
     storage_failed = anyio.Event()
@@ -212,11 +235,16 @@ async def _serve_until_stopped(sock: socket.socket, stores: Stores, settings: Se
         await tasks.start(watch_signals)
         tasks.start_soon(watch_storage)
         tokens = stores.tokens
-        runner = Runner(tasks, journal, lambda: tokens.token, clock, instruments,
-                        storage_failed)
-        ctx = Context(journal=journal, tokens=tokens, runner=runner, clock=clock,
-                      instruments=instruments, started_mono_ns=started_mono_ns,
-                      replayed_events=journal.log.replayed)
+        runner = Runner(tasks, journal, lambda: tokens.token, clock, instruments, storage_failed)
+        ctx = Context(
+            journal=journal,
+            tokens=tokens,
+            runner=runner,
+            clock=clock,
+            instruments=instruments,
+            started_mono_ns=started_mono_ns,
+            replayed_events=journal.log.replayed,
+        )
         dispatcher = Dispatcher(ctx, storage_failed)
         await _resume(journal, runner)
         # The log is replayed and the socket listens: a client connecting now is greeted.
@@ -240,6 +268,7 @@ async def _resume(journal: Journal, runner: Runner) -> None:
     last = run.requests[-1].at_ns if run.requests else None
     pending = [c.crn for c in run.crns if wants_sending(c, run)]
     await journal.append(RunResumedPayload(run_id, run.phase, pending, last))
-    logger.info("resuming run %s (%s; pending: %s)", run_id, run.phase,
-                ", ".join(pending) or "none")
+    logger.info(
+        "resuming run %s (%s; pending: %s)", run_id, run.phase, ", ".join(pending) or "none"
+    )
     runner.start(run_id)

@@ -34,27 +34,44 @@ def _group_id(name: str | None, option: str) -> int | None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="obsd", description="Register for İTÜ courses at the instant OBS opens.")
+        prog="obsd", description="Register for İTÜ courses at the instant OBS opens."
+    )
     parser.add_argument("--version", action="version", version=f"obsd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="run the daemon in the foreground (the default)")
-    run.add_argument("--socket", type=Path, help="control socket path "
-                     "(default: $OBSD_SOCKET, $RUNTIME_DIRECTORY/obsd.sock, or the user's "
-                     "runtime dir)")
-    run.add_argument("--state-dir", type=Path, help="where the event log and token live "
-                     "(default: $OBSD_STATE_DIR, $STATE_DIRECTORY, or the user's state dir)")
-    run.add_argument("--admin-group", default=os.environ.get("OBSD_ADMIN_GROUP"),
-                     help="members of this group get read-write access "
-                     "(default: $OBSD_ADMIN_GROUP)")
-    run.add_argument("--socket-group", default=os.environ.get("OBSD_SOCKET_GROUP"),
-                     help="group that may connect (socket mode 0660); default: the admin "
-                     "group, else none (mode 0600)")
-    run.add_argument("--segment-bytes", type=int, default=DEFAULT_SEGMENT_BYTES,
-                     help="rotate log segments at this size (default: %(default)s)")
+    run.add_argument(
+        "--socket",
+        type=Path,
+        help="control socket path "
+        "(default: $OBSD_SOCKET, $RUNTIME_DIRECTORY/obsd.sock, or the user's "
+        "runtime dir)",
+    )
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the event log and token live "
+        "(default: $OBSD_STATE_DIR, $STATE_DIRECTORY, or the user's state dir)",
+    )
+    run.add_argument(
+        "--admin-group",
+        default=os.environ.get("OBSD_ADMIN_GROUP"),
+        help="members of this group get read-write access (default: $OBSD_ADMIN_GROUP)",
+    )
+    run.add_argument(
+        "--socket-group",
+        default=os.environ.get("OBSD_SOCKET_GROUP"),
+        help="group that may connect (socket mode 0660); default: the admin "
+        "group, else none (mode 0600)",
+    )
+    run.add_argument(
+        "--segment-bytes",
+        type=int,
+        default=DEFAULT_SEGMENT_BYTES,
+        help="rotate log segments at this size (default: %(default)s)",
+    )
     # Its options are the simulator's own: `obsd sim --help` (parsed there, so that the
     # daemon never imports the simulator).
-    commands.add_parser("sim", help="serve a simulated OBS (and NTP) on loopback",
-                        add_help=False)
+    commands.add_parser("sim", help="serve a simulated OBS (and NTP) on loopback", add_help=False)
     return parser
 
 
@@ -88,8 +105,9 @@ def _setup_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `obsd` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help",
-                                                                               "--version")):
+    if not arguments or (
+        arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version")
+    ):
         arguments.insert(0, "run")
     if arguments[0] == "sim":
         from obsd.sim import cli as sim_cli

@@ -40,8 +40,9 @@ class SystemdReporter:
     def current_status(self) -> str:
         """The status line as of now."""
         damage = self._journal.log.damage
-        return status_line(self._journal.state, self._true_now_ns(),
-                           None if damage is None else str(damage))
+        return status_line(
+            self._journal.state, self._true_now_ns(), None if damage is None else str(damage)
+        )
 
     def ready(self) -> None:
         """The log is replayed and the socket accepts connections."""

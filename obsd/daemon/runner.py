@@ -23,9 +23,15 @@ logger = logging.getLogger("obsd.runner")
 class Runner:
     """Runs at most one RunDriver at a time, in the task group it was made for."""
 
-    def __init__(self, tasks: anyio.abc.TaskGroup, journal: Journal,
-                 token: Callable[[], str | None], clock: Clock, instruments: Instruments,
-                 storage_failed: anyio.Event) -> None:
+    def __init__(
+        self,
+        tasks: anyio.abc.TaskGroup,
+        journal: Journal,
+        token: Callable[[], str | None],
+        clock: Clock,
+        instruments: Instruments,
+        storage_failed: anyio.Event,
+    ) -> None:
         self._tasks = tasks
         self._journal = journal
         self._token = token
@@ -55,8 +61,7 @@ class Runner:
             self._scope.cancel()
         await self._finished.wait()
 
-    async def _drive(self, run_id: str, scope: anyio.CancelScope,
-                     finished: anyio.Event) -> None:
+    async def _drive(self, run_id: str, scope: anyio.CancelScope, finished: anyio.Event) -> None:
         driver = RunDriver(self._journal, run_id, self._token, self._clock, self._instruments)
         try:
             with scope:
@@ -69,7 +74,8 @@ class Runner:
             run = self._journal.state.runs.get(run_id)
             if run is not None and run.active:
                 # Ended like any other run, so that followers waiting for `done` see it.
-                await self._journal.append(DonePayload(
-                    run_id, Phase.FAILED, f"internal error: {exc!r}", crn_results(run)))
+                await self._journal.append(
+                    DonePayload(run_id, Phase.FAILED, f"internal error: {exc!r}", crn_results(run))
+                )
         finally:
             finished.set()

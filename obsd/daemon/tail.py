@@ -17,8 +17,9 @@ from obsd.daemon.journal import Journal, Subscription
 Send = Callable[[bytes], Awaitable[None]]
 
 
-async def stream_tail(journal: Journal, send: Send, after_seq: int, *, follow: bool,
-                      log_id: str | None) -> None:
+async def stream_tail(
+    journal: Journal, send: Send, after_seq: int, *, follow: bool, log_id: str | None
+) -> None:
     """Send every event after `after_seq`, the caught_up marker, then (with follow) live ones."""
     subscription = journal.subscribe() if follow else None
     try:
@@ -34,8 +35,7 @@ async def stream_tail(journal: Journal, send: Send, after_seq: int, *, follow: b
             journal.unsubscribe(subscription)
 
 
-async def _replay(log: EventLog, send: Send, cursor: int,
-                  subscription: Subscription | None) -> int:
+async def _replay(log: EventLog, send: Send, cursor: int, subscription: Subscription | None) -> int:
     """Send from disk up to the head; return the last seq sent."""
     if subscription is not None:
         # Lines queued from here on are newer than what the disk read below may miss.

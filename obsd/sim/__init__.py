@@ -1,7 +1,7 @@
 """A realistic OBS on loopback for tests, benchmarks and the demo (`obsd sim`).
 
-    async with Simulator(config).serve() as sim:      # or: with ....serve_in_thread() as sim:
-        sim.base_url, sim.ntp_server, sim.token("150200001"), sim.requests()
+async with Simulator(config).serve() as sim:      # or: with ....serve_in_thread() as sim:
+    sim.base_url, sim.ntp_server, sim.token("150200001"), sim.requests()
 """
 
 from obsd.sim.app import RequestRecord

@@ -124,7 +124,8 @@ class SimApp:
         self._seq = 0
         self._posts = 0
         self._routes: dict[str, tuple[str, Callable[[HttpRequest, int], _Outcome]]] = {
-            path: ("POST", self._register) for path in REGISTRATION_PATHS}
+            path: ("POST", self._register) for path in REGISTRATION_PATHS
+        }
         self._routes[AUTH_CHECK_PATH] = ("GET", self._check_token)
         self._routes[OPENING_CHECK_PATH] = ("GET", self._check_opening)
 
@@ -135,8 +136,9 @@ class SimApp:
 
     def arrival_ns(self, received_ns: int) -> int:
         """When "OBS" sees a request whose first byte reached the server at `received_ns`."""
-        return received_ns + round(self._draw(self._config.request_delay_s,
-                                              self._config.request_jitter_s) * NS)
+        return received_ns + round(
+            self._draw(self._config.request_delay_s, self._config.request_jitter_s) * NS
+        )
 
     def _draw(self, delay_s: float, jitter_s: float) -> float:
         if jitter_s == 0:
@@ -152,15 +154,23 @@ class SimApp:
             if route is None:
                 outcome = _Outcome(_message(404, "Not Found"))
             elif request.method != route[0]:
-                outcome = _Outcome(replace(_message(405, "Method Not Allowed"),
-                                           headers=(("Allow", route[0]),)))
+                outcome = _Outcome(
+                    replace(_message(405, "Method Not Allowed"), headers=(("Allow", route[0]),))
+                )
             else:
                 outcome = route[1](request, arrival_ns)
             if request.method == "HEAD":
                 outcome = replace(outcome, reply=replace(outcome.reply, body=b""))
-            self._record(connection, request.method, request.path,
-                         request.headers.get("authorization"), request.body,
-                         request.received_ns, arrival_ns, outcome)
+            self._record(
+                connection,
+                request.method,
+                request.path,
+                request.headers.get("authorization"),
+                request.body,
+                request.received_ns,
+                arrival_ns,
+                outcome,
+            )
         reply = outcome.reply
         if reply.reset:
             return reply
@@ -171,23 +181,42 @@ class SimApp:
         """Answer bytes that were not a request, and record them."""
         reply = _message(error.status, error.reason)
         with self._lock:
-            self._record(connection, "", "", None, b"", error.received_ns, error.received_ns,
-                         _Outcome(reply))
+            self._record(
+                connection, "", "", None, b"", error.received_ns, error.received_ns, _Outcome(reply)
+            )
         return reply
 
-    def _record(self, connection: int, method: str, path: str, authorization: str | None,
-                body: bytes, received_ns: int, arrival_ns: int, outcome: _Outcome) -> None:
+    def _record(
+        self,
+        connection: int,
+        method: str,
+        path: str,
+        authorization: str | None,
+        body: bytes,
+        received_ns: int,
+        arrival_ns: int,
+        outcome: _Outcome,
+    ) -> None:
         self._seq += 1
         reply = outcome.reply
         token = authorization.partition(" ")[2].strip() if authorization else ""
-        self._records.append(RequestRecord(
-            seq=self._seq, connection=connection, received_ns=received_ns,
-            arrival_ns=arrival_ns, method=method, path=path,
-            token_fingerprint=fingerprint(token) if token else None,
-            subject=outcome.subject, post_number=outcome.post_number,
-            body=_as_json_or_text(body), status=None if reply.reset else reply.status,
-            response=None if reply.reset else _as_json_or_text(reply.body),
-            fault=outcome.fault))
+        self._records.append(
+            RequestRecord(
+                seq=self._seq,
+                connection=connection,
+                received_ns=received_ns,
+                arrival_ns=arrival_ns,
+                method=method,
+                path=path,
+                token_fingerprint=fingerprint(token) if token else None,
+                subject=outcome.subject,
+                post_number=outcome.post_number,
+                body=_as_json_or_text(body),
+                status=None if reply.reset else reply.status,
+                response=None if reply.reset else _as_json_or_text(reply.body),
+                fault=outcome.fault,
+            )
+        )
 
     def _subject(self, request: HttpRequest, arrival_ns: int) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -19,8 +19,10 @@ from obsd.sim.config import SimConfig, SimConfigError, default_config, load_conf
 from obsd.sim.simulator import NotLoopback, Simulator, require_loopback
 from obsd.sim.tls import TlsUnavailable
 
-DESCRIPTION = ("Serve a simulated OBS (HTTP or HTTPS, plus NTP with its true time) on loopback. "
-               "Without --config: a small realistic catalogue and student 150200001.")
+DESCRIPTION = (
+    "Serve a simulated OBS (HTTP or HTTPS, plus NTP with its true time) on loopback. "
+    "Without --config: a small realistic catalogue and student 150200001."
+)
 
 
 class Announcement(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,20 +44,42 @@ def _port(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of `obsd sim` to its (sub)parser."""
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="loopback address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=_port, default=0,
-                        help="HTTP(S) port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--ntp-port", type=_port, default=0,
-                        help="NTP (UDP) port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--config", type=Path, metavar="FILE.json",
-                        help="a SimConfig as JSON (default: the built-in catalogue)")
-    parser.add_argument("--offset", type=float, metavar="SECONDS",
-                        help="true time = local clock + SECONDS (overrides clock_offset_s)")
-    parser.add_argument("--open-in", type=float, metavar="SECONDS",
-                        help="registration opens SECONDS after start, in true time")
-    parser.add_argument("--tls", action="store_true",
-                        help="serve HTTPS with a certificate made now (needs openssl)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=0,
+        help="HTTP(S) port; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ntp-port",
+        type=_port,
+        default=0,
+        help="NTP (UDP) port; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.json",
+        help="a SimConfig as JSON (default: the built-in catalogue)",
+    )
+    parser.add_argument(
+        "--offset",
+        type=float,
+        metavar="SECONDS",
+        help="true time = local clock + SECONDS (overrides clock_offset_s)",
+    )
+    parser.add_argument(
+        "--open-in",
+        type=float,
+        metavar="SECONDS",
+        help="registration opens SECONDS after start, in true time",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a certificate made now (needs openssl)"
+    )
 
 
 def config_from(args: argparse.Namespace) -> SimConfig:
@@ -78,11 +102,13 @@ async def _serve(simulator: Simulator, host: str, port: int, ntp_port: int) -> N
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with simulator.serve(host, port, ntp_port) as sim:
             announcement = Announcement(
-                base_url=sim.base_url, ntp_server=sim.ntp_server,
+                base_url=sim.base_url,
+                ntp_server=sim.ntp_server,
                 ca_cert=None if sim.ca_cert is None else str(sim.ca_cert),
-                opening_at=config.opening_at, clock_offset_s=config.clock_offset_s,
-                tokens={student.subject: sim.token(student.subject)
-                        for student in config.students})
+                opening_at=config.opening_at,
+                clock_offset_s=config.clock_offset_s,
+                tokens={student.subject: sim.token(student.subject) for student in config.students},
+            )
             sys.stdout.write(msgspec.json.encode(announcement).decode() + "\n")
             sys.stdout.flush()
             async for _ in signals:

@@ -26,8 +26,9 @@ def http_date(epoch_second: int) -> str:
 class SimClock:
     """True time (local clock + offset) and the server's own clock (true + skew)."""
 
-    def __init__(self, wall_clock_ns: Callable[[], int], offset_s: float, skew_s: float,
-                 date_phase_s: float) -> None:
+    def __init__(
+        self, wall_clock_ns: Callable[[], int], offset_s: float, skew_s: float, date_phase_s: float
+    ) -> None:
         self._wall_clock_ns = wall_clock_ns
         self._offset_ns = round(offset_s * NS)
         self._skew_ns = round(skew_s * NS)

@@ -17,7 +17,8 @@ Slot = tuple[Day, ClockTime, ClockTime]
 NonNegative = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
 FaultKind = Literal[
-    "http_500", "http_503", "reset", "reset_after", "slow", "malformed_json", "expired"]
+    "http_500", "http_503", "reset", "reset_after", "slow", "malformed_json", "expired"
+]
 
 # A client that treats a missing answer as "outcome unknown" waits ~30 s (obs-facts.md);
 # a slow fault lasts longer by default so that it really is beyond that read timeout.
@@ -110,8 +111,9 @@ def validate_config(config: SimConfig) -> SimConfig:
         crns.add(course.crn)
         for day, start, end in course.slots:
             if clock_minutes(end) <= clock_minutes(start):
-                raise SimConfigError(f"course {course.crn}: slot {day} {start}-{end} ends "
-                                     "before it starts")
+                raise SimConfigError(
+                    f"course {course.crn}: slot {day} {start}-{end} ends before it starts"
+                )
     subjects: set[str] = set()
     for student in checked.students:
         if student.subject in subjects:
@@ -119,12 +121,12 @@ def validate_config(config: SimConfig) -> SimConfig:
         subjects.add(student.subject)
         for crn in student.registered:
             if crn not in crns:
-                raise SimConfigError(f"student {student.subject} is registered in {crn}, "
-                                     "which is not in courses")
+                raise SimConfigError(
+                    f"student {student.subject} is registered in {crn}, which is not in courses"
+                )
     for rule in checked.faults:
         if (rule.on_posts is None) == (rule.probability is None):
-            raise SimConfigError(f"fault {rule.kind}: give exactly one of on_posts and "
-                                 "probability")
+            raise SimConfigError(f"fault {rule.kind}: give exactly one of on_posts and probability")
     return checked
 
 
@@ -141,28 +143,79 @@ def load_config(path: Path) -> SimConfig:
 
 DEFAULT_STUDENT: Final = "150200001"
 DEFAULT_COURSES: Final = (
-    Course(crn="20456", code="FIZ 101E", title="Physics I", quota=80, enrolled=61,
-           slots=[("Tue", "13:30", "16:30")]),
-    Course(crn="21234", code="BLG 102E", title="Introduction to Scientific and Engineering "
-           "Computing (C)", quota=40, enrolled=31, slots=[("Mon", "08:30", "11:30")]),
-    Course(crn="21345", code="MAT 210E", title="Linear Algebra", quota=55, enrolled=20,
-           slots=[("Wed", "10:30", "12:30")]),
+    Course(
+        crn="20456",
+        code="FIZ 101E",
+        title="Physics I",
+        quota=80,
+        enrolled=61,
+        slots=[("Tue", "13:30", "16:30")],
+    ),
+    Course(
+        crn="21234",
+        code="BLG 102E",
+        title="Introduction to Scientific and Engineering Computing (C)",
+        quota=40,
+        enrolled=31,
+        slots=[("Mon", "08:30", "11:30")],
+    ),
+    Course(
+        crn="21345",
+        code="MAT 210E",
+        title="Linear Algebra",
+        quota=55,
+        enrolled=20,
+        slots=[("Wed", "10:30", "12:30")],
+    ),
     # Full: every seat is taken before the opening; 22002 is another section with room.
-    Course(crn="22001", code="EHB 211E", title="Basics of Electrical Circuits", quota=60,
-           enrolled=60, slots=[("Fri", "09:30", "12:30")]),
-    Course(crn="22002", code="EHB 211E", title="Basics of Electrical Circuits", quota=60,
-           enrolled=44, slots=[("Fri", "13:30", "16:30")]),
-    Course(crn="23100", code="BLG 223E", title="Data Structures", quota=70, enrolled=15,
-           slots=[("Mon", "13:30", "16:30")], prerequisite="BLG 102E"),
+    Course(
+        crn="22001",
+        code="EHB 211E",
+        title="Basics of Electrical Circuits",
+        quota=60,
+        enrolled=60,
+        slots=[("Fri", "09:30", "12:30")],
+    ),
+    Course(
+        crn="22002",
+        code="EHB 211E",
+        title="Basics of Electrical Circuits",
+        quota=60,
+        enrolled=44,
+        slots=[("Fri", "13:30", "16:30")],
+    ),
+    Course(
+        crn="23100",
+        code="BLG 223E",
+        title="Data Structures",
+        quota=70,
+        enrolled=15,
+        slots=[("Mon", "13:30", "16:30")],
+        prerequisite="BLG 102E",
+    ),
     # These two overlap on Thursday 11:30-12:30: whichever is added second gets VAL09.
-    Course(crn="24010", code="ISL 201E", title="Engineering Economics", quota=90, enrolled=50,
-           slots=[("Thu", "09:30", "12:30")]),
-    Course(crn="24020", code="ITB 111", title="Turkish I", quota=90, enrolled=40,
-           slots=[("Thu", "11:30", "13:30")]),
+    Course(
+        crn="24010",
+        code="ISL 201E",
+        title="Engineering Economics",
+        quota=90,
+        enrolled=50,
+        slots=[("Thu", "09:30", "12:30")],
+    ),
+    Course(
+        crn="24020",
+        code="ITB 111",
+        title="Turkish I",
+        quota=90,
+        enrolled=40,
+        slots=[("Thu", "11:30", "13:30")],
+    ),
 )
 
 
 def default_config() -> SimConfig:
     """A small realistic term, open already, with one student registered in 20456."""
-    return SimConfig(courses=list(DEFAULT_COURSES),
-                     students=[Student(subject=DEFAULT_STUDENT, registered=["20456"])])
+    return SimConfig(
+        courses=list(DEFAULT_COURSES),
+        students=[Student(subject=DEFAULT_STUDENT, registered=["20456"])],
+    )

@@ -111,8 +111,8 @@ class RequestParser:
         body_start = end + 4
         if len(self._buffer) < body_start + length:
             return None
-        body = bytes(self._buffer[body_start:body_start + length])
-        del self._buffer[:body_start + length]
+        body = bytes(self._buffer[body_start : body_start + length])
+        del self._buffer[: body_start + length]
         method, target, minor = (part.decode("ascii") for part in match.groups())
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         keep_alive = "keep-alive" in tokens if minor == "0" else "close" not in tokens
@@ -122,17 +122,28 @@ class RequestParser:
         return BadRequest(int(status), reason, self._start_ns)
 
 
-def render_response(status: int, body: bytes, *, date: str, keep_alive: bool,
-                    content_type: str = "application/json; charset=utf-8",
-                    extra_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+def render_response(
+    status: int,
+    body: bytes,
+    *,
+    date: str,
+    keep_alive: bool,
+    content_type: str = "application/json; charset=utf-8",
+    extra_headers: tuple[tuple[str, str], ...] = (),
+) -> bytes:
     """The bytes of one response."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Unknown"
-    lines = [f"HTTP/1.1 {status} {phrase}", f"Date: {date}", "Server: obsd-sim",
-             f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
-             f"Connection: {'keep-alive' if keep_alive else 'close'}",
-             *(f"{name}: {value}" for name, value in extra_headers)]
+    lines = [
+        f"HTTP/1.1 {status} {phrase}",
+        f"Date: {date}",
+        "Server: obsd-sim",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        *(f"{name}: {value}" for name, value in extra_headers),
+    ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head + body

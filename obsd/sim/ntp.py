@@ -60,10 +60,18 @@ def parse_query(data: bytes) -> NtpQuery | None:
 def build_reply(query: NtpQuery, receive_ns: int, transmit_ns: int) -> bytes:
     """A server reply: origin = the client's transmit timestamp, then our receive/transmit."""
     return _PACKET.pack(
-        (query.version << 3) | _SERVER_MODE, _STRATUM, query.poll, _PRECISION,
-        0, 1, _REFERENCE_ID,  # root delay 0, root dispersion 1/65536 s
-        to_ntp_timestamp(receive_ns - receive_ns % NS), query.transmit,
-        to_ntp_timestamp(receive_ns), to_ntp_timestamp(transmit_ns))
+        (query.version << 3) | _SERVER_MODE,
+        _STRATUM,
+        query.poll,
+        _PRECISION,
+        0,
+        1,
+        _REFERENCE_ID,  # root delay 0, root dispersion 1/65536 s
+        to_ntp_timestamp(receive_ns - receive_ns % NS),
+        query.transmit,
+        to_ntp_timestamp(receive_ns),
+        to_ntp_timestamp(transmit_ns),
+    )
 
 
 class NtpResponder(asyncio.DatagramProtocol):
@@ -90,10 +98,10 @@ class NtpResponder(asyncio.DatagramProtocol):
         """An ICMP error for an earlier reply; the client is gone, nothing to do."""
 
 
-async def start_ntp(clock: SimClock, host: str, port: int) -> tuple[asyncio.DatagramTransport,
-                                                                       int]:
+async def start_ntp(clock: SimClock, host: str, port: int) -> tuple[asyncio.DatagramTransport, int]:
     """Listen for NTP on `host:port` (0 = any free port); return the transport and the port."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: NtpResponder(clock), local_addr=(host, port))
+        lambda: NtpResponder(clock), local_addr=(host, port)
+    )
     return transport, int(transport.get_extra_info("sockname")[1])

@@ -96,9 +96,12 @@ def failure(crn: str, code: str, data: dict[str, str] | None = None) -> CrnResul
 
 def _overlaps(a: Course, b: Course) -> bool:
     return any(
-        day_a == day_b and clock_minutes(start_a) < clock_minutes(end_b)
+        day_a == day_b
+        and clock_minutes(start_a) < clock_minutes(end_b)
         and clock_minutes(start_b) < clock_minutes(end_a)
-        for day_a, start_a, end_a in a.slots for day_b, start_b, end_b in b.slots)
+        for day_a, start_a, end_a in a.slots
+        for day_b, start_b, end_b in b.slots
+    )
 
 
 @dataclass(slots=True)
@@ -129,7 +132,8 @@ class Registrar:
         self._opening_ns = None if config.opening_at is None else round(config.opening_at * NS)
         for student in config.students:
             self._students[student.subject] = _Student(
-                list(student.registered), student.drops_used, frozenset(student.passed))
+                list(student.registered), student.drops_used, frozenset(student.passed)
+            )
             for crn in student.registered:
                 self._taken[crn] += 1
 
@@ -160,8 +164,9 @@ class Registrar:
             return DEBOUNCE
         return None
 
-    def register(self, subject: str, ecrn: Sequence[str], scrn: Sequence[str],
-                 server_now_ns: int) -> RegistrationResult:
+    def register(
+        self, subject: str, ecrn: Sequence[str], scrn: Sequence[str], server_now_ns: int
+    ) -> RegistrationResult:
         """Apply one registration POST of `subject` arriving at `server_now_ns`."""
         refusal = self.count_post(subject, server_now_ns)
         if refusal is None and len(ecrn) + len(scrn) > MAX_CRNS:
@@ -169,8 +174,10 @@ class Registrar:
         if refusal is None and not self.is_open(server_now_ns):
             refusal = NOT_OPEN
         if refusal is not None:
-            return RegistrationResult(ecrn_result_list=[failure(crn, refusal) for crn in ecrn],
-                                      scrn_result_list=[failure(crn, refusal) for crn in scrn])
+            return RegistrationResult(
+                ecrn_result_list=[failure(crn, refusal) for crn in ecrn],
+                scrn_result_list=[failure(crn, refusal) for crn in scrn],
+            )
         student = self._students.setdefault(subject, _Student())
         drops = [self._drop(student, crn) for crn in scrn]
         adds = [self._add(student, crn) for crn in ecrn]
@@ -209,9 +216,16 @@ class Registrar:
     def snapshot(self) -> SimState:
         """Seats and registrations as they stand."""
         return SimState(
-            courses=[CourseState(crn=crn, code=course.code, quota=course.quota,
-                                 taken=self._taken[crn])
-                     for crn, course in self._courses.items()],
-            students=[StudentState(subject=subject, registered=list(student.registered),
-                                   drops_used=student.drops_used)
-                      for subject, student in self._students.items()])
+            courses=[
+                CourseState(crn=crn, code=course.code, quota=course.quota, taken=self._taken[crn])
+                for crn, course in self._courses.items()
+            ],
+            students=[
+                StudentState(
+                    subject=subject,
+                    registered=list(student.registered),
+                    drops_used=student.drops_used,
+                )
+                for subject, student in self._students.items()
+            ],
+        )

@@ -38,8 +38,9 @@ _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 class HttpConnection(asyncio.Protocol):
     """One client connection: parses as bytes arrive, answers in order from a task."""
 
-    def __init__(self, app: SimApp, clock: SimClock, live: set[HttpConnection],
-                 number: int) -> None:
+    def __init__(
+        self, app: SimApp, clock: SimClock, live: set[HttpConnection], number: int
+    ) -> None:
         self._app = app
         self._number = number
         self._clock = clock
@@ -142,9 +143,15 @@ class HttpConnection(asyncio.Protocol):
     def _send(self, reply: Reply, *, keep_alive: bool) -> None:
         if self._transport is None or self._transport.is_closing():
             return
-        self._transport.write(render_response(
-            reply.status, reply.body, date=self._clock.date_header(), keep_alive=keep_alive,
-            extra_headers=reply.headers))
+        self._transport.write(
+            render_response(
+                reply.status,
+                reply.body,
+                date=self._clock.date_header(),
+                keep_alive=keep_alive,
+                extra_headers=reply.headers,
+            )
+        )
 
 
 class HttpServer:
@@ -173,11 +180,13 @@ class HttpServer:
         await self._server.wait_closed()
 
 
-async def start_http(app: SimApp, clock: SimClock, host: str, port: int,
-                     context: ssl.SSLContext | None) -> HttpServer:
+async def start_http(
+    app: SimApp, clock: SimClock, host: str, port: int, context: ssl.SSLContext | None
+) -> HttpServer:
     """Listen on `host:port` (0 = any free port), over TLS when `context` is given."""
     live: set[HttpConnection] = set()
     numbers = itertools.count(1)
     server = await asyncio.get_running_loop().create_server(
-        lambda: HttpConnection(app, clock, live, next(numbers)), host, port, ssl=context)
+        lambda: HttpConnection(app, clock, live, next(numbers)), host, port, ssl=context
+    )
     return HttpServer(server, live)

@@ -38,11 +38,15 @@ def require_loopback(host: str) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise NotLoopback(f"{host!r} is not an IP address; the simulator listens on loopback "
-                          "only: use 127.0.0.1 or ::1") from None
+        raise NotLoopback(
+            f"{host!r} is not an IP address; the simulator listens on loopback "
+            "only: use 127.0.0.1 or ::1"
+        ) from None
     if not address.is_loopback:
-        raise NotLoopback(f"{host} is not a loopback address; the simulator listens on "
-                          "loopback only: use 127.0.0.1 or ::1")
+        raise NotLoopback(
+            f"{host} is not a loopback address; the simulator listens on "
+            "loopback only: use 127.0.0.1 or ::1"
+        )
 
 
 def _host_port(host: str, port: int) -> str:
@@ -52,9 +56,18 @@ def _host_port(host: str, port: int) -> str:
 class RunningSimulator:
     """A serving simulator: where it listens, its tokens, its true clock and its record."""
 
-    def __init__(self, config: SimConfig, app: SimApp, clock: SimClock, key: bytes, *,
-                 base_url: str, ntp_server: str, ca_cert: Path | None,
-                 http: HttpServer) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        app: SimApp,
+        clock: SimClock,
+        key: bytes,
+        *,
+        base_url: str,
+        ntp_server: str,
+        ca_cert: Path | None,
+        http: HttpServer,
+    ) -> None:
         self.config = config
         self.base_url = base_url
         # `host:port` or `[v6]:port`, the form obsd's `ntp_servers` accepts.
@@ -66,8 +79,9 @@ class RunningSimulator:
         self._key = key
         self._http = http
 
-    def token(self, subject: str, lifetime_s: int = DEFAULT_LIFETIME_S,
-              issued_at_s: float | None = None) -> str:
+    def token(
+        self, subject: str, lifetime_s: int = DEFAULT_LIFETIME_S, issued_at_s: float | None = None
+    ) -> str:
         """A JWT this simulator accepts for `subject`, issued now (true time) by default."""
         issued = self._clock.true_ns() / NS if issued_at_s is None else issued_at_s
         return issue_token(subject, issued, lifetime_s, key=self._key)
@@ -93,28 +107,34 @@ class RunningSimulator:
 class Simulator:
     """A simulated OBS, described by a SimConfig; each `serve` starts it afresh."""
 
-    def __init__(self, config: SimConfig, *,
-                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self, config: SimConfig, *, wall_clock_ns: Callable[[], int] = time.time_ns
+    ) -> None:
         self.config = validate_config(config)
         # Tests inject a clock they move by hand; true time is this plus the offset.
         self._wall_clock_ns = wall_clock_ns
 
     @asynccontextmanager
-    async def serve(self, host: str = "127.0.0.1", port: int = 0,
-                    ntp_port: int = 0) -> AsyncIterator[RunningSimulator]:
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 0, ntp_port: int = 0
+    ) -> AsyncIterator[RunningSimulator]:
         """Serve HTTP(S) and NTP on loopback (port 0 = any free port) until the block ends.
 
         Built on asyncio Protocols: under anyio it needs the asyncio backend (the default).
         """
         require_loopback(host)
         config = self.config
-        clock = SimClock(self._wall_clock_ns, config.clock_offset_s, config.server_skew_s,
-                         config.date_phase_s)
+        clock = SimClock(
+            self._wall_clock_ns, config.clock_offset_s, config.server_skew_s, config.date_phase_s
+        )
         key = secrets.token_bytes(32)
         app = SimApp(config, clock, key)
         with tempfile.TemporaryDirectory(prefix="obsd-sim-") as workdir:
-            certificate = (await asyncio.to_thread(make_test_certificate, Path(workdir))
-                           if config.tls else None)
+            certificate = (
+                await asyncio.to_thread(make_test_certificate, Path(workdir))
+                if config.tls
+                else None
+            )
             context = None if certificate is None else certificate.server_context()
             http = await start_http(app, clock, host, port, context)
             try:
@@ -122,21 +142,28 @@ class Simulator:
                 try:
                     scheme = "http" if certificate is None else "https"
                     yield RunningSimulator(
-                        config, app, clock, key,
+                        config,
+                        app,
+                        clock,
+                        key,
                         base_url=f"{scheme}://{_host_port(host, http.port)}",
                         ntp_server=_host_port(host, bound_ntp_port),
-                        ca_cert=None if certificate is None else certificate.ca, http=http)
+                        ca_cert=None if certificate is None else certificate.ca,
+                        http=http,
+                    )
                 finally:
                     ntp.close()
             finally:
                 await http.close()
 
     @contextmanager
-    def serve_in_thread(self, host: str = "127.0.0.1", port: int = 0,
-                        ntp_port: int = 0) -> Iterator[RunningSimulator]:
+    def serve_in_thread(
+        self, host: str = "127.0.0.1", port: int = 0, ntp_port: int = 0
+    ) -> Iterator[RunningSimulator]:
         """`serve` on an event loop in a background thread, for synchronous callers."""
-        started: concurrent.futures.Future[tuple[RunningSimulator, asyncio.AbstractEventLoop,
-                                                 asyncio.Event]] = concurrent.futures.Future()
+        started: concurrent.futures.Future[
+            tuple[RunningSimulator, asyncio.AbstractEventLoop, asyncio.Event]
+        ] = concurrent.futures.Future()
         failures: list[BaseException] = []
 
         async def run() -> None:

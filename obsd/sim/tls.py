@@ -46,8 +46,9 @@ class LoopbackCertificate:
 
 def _openssl(*args: str, cwd: Path) -> None:
     try:
-        subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True,
-                       timeout=_OPENSSL_TIMEOUT_S)
+        subprocess.run(
+            ["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=_OPENSSL_TIMEOUT_S
+        )
     except subprocess.CalledProcessError as exc:
         detail = exc.stderr.decode(errors="replace").strip()
         raise TlsUnavailable(f"openssl {args[0]} failed: {detail}") from None
@@ -58,17 +59,59 @@ def _openssl(*args: str, cwd: Path) -> None:
 def make_test_certificate(directory: Path) -> LoopbackCertificate:
     """Write a CA and a certificate for 127.0.0.1, ::1 and localhost into `directory`."""
     if shutil.which("openssl") is None:
-        raise TlsUnavailable("TLS needs the `openssl` command-line tool; install it "
-                             "(e.g. apt-get install openssl) or run the simulator without TLS")
+        raise TlsUnavailable(
+            "TLS needs the `openssl` command-line tool; install it "
+            "(e.g. apt-get install openssl) or run the simulator without TLS"
+        )
     (directory / "server.ext").write_text(_SERVER_EXTENSIONS)
-    _openssl("req", "-x509", *_EC_KEY, "-keyout", "ca.key", "-out", "ca.pem",
-             "-days", VALID_DAYS, "-subj", "/CN=obsd simulator test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-    _openssl("req", *_EC_KEY, "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=localhost", cwd=directory)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-set_serial", "1", "-days", VALID_DAYS, "-extfile", "server.ext",
-             "-out", "server.pem", cwd=directory)
-    return LoopbackCertificate(directory / "ca.pem", directory / "server.pem",
-                           directory / "server.key")
+    _openssl(
+        "req",
+        "-x509",
+        *_EC_KEY,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        VALID_DAYS,
+        "-subj",
+        "/CN=obsd simulator test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )
+    _openssl(
+        "req",
+        *_EC_KEY,
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+        cwd=directory,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "1",
+        "-days",
+        VALID_DAYS,
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+        cwd=directory,
+    )
+    return LoopbackCertificate(
+        directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    )

@@ -45,13 +45,13 @@ def _sign(signing_input: str, key: bytes) -> str:
     return _b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())
 
 
-def issue_token(subject: str, now_s: float, lifetime_s: int = DEFAULT_LIFETIME_S, *,
-                key: bytes) -> str:
+def issue_token(
+    subject: str, now_s: float, lifetime_s: int = DEFAULT_LIFETIME_S, *, key: bytes
+) -> str:
     """A JWT for `subject` issued at `now_s` (true time) that expires `lifetime_s` later."""
     issued = math.floor(now_s)
     claims = Claims(sub=subject, iat=issued, nbf=issued, exp=issued + lifetime_s)
-    signing_input = (_b64(msgspec.json.encode(_HEADER)) + "."
-                     + _b64(msgspec.json.encode(claims)))
+    signing_input = _b64(msgspec.json.encode(_HEADER)) + "." + _b64(msgspec.json.encode(claims))
     return signing_input + "." + _sign(signing_input, key)
 
 

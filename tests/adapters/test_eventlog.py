@@ -37,8 +37,11 @@ def segment_files(directory: Path) -> list[Path]:
 
 
 def disk_events(directory: Path) -> list[Event]:
-    return [event_decoder.decode(line) for path in segment_files(directory)
-            for line in path.read_bytes().splitlines()]
+    return [
+        event_decoder.decode(line)
+        for path in segment_files(directory)
+        for line in path.read_bytes().splitlines()
+    ]
 
 
 async def test_a_new_log_starts_with_its_lineage(tmp_path: Path) -> None:
@@ -64,8 +67,7 @@ async def test_appends_are_replayed_in_order_with_gap_free_seqs(tmp_path: Path) 
     reopened.close()
 
 
-async def test_the_visitor_sees_the_replay_and_the_lineage_not_later_writes(
-        tmp_path: Path) -> None:
+async def test_the_visitor_sees_the_replay_and_the_lineage_not_later_writes(tmp_path: Path) -> None:
     log, seen = open_log(tmp_path)
     line = log.write(make_event(DaemonStoppedPayload(reason="x"), log.head_seq + 1, 0))
     assert [type(e) for e in seen] == [LogCreated], "folding is the journal's job"

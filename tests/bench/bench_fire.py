@@ -97,8 +97,13 @@ class Scenario:
 
 
 LOOPBACK: Final = Scenario("loopback", "obsd, loopback", naive=False)
-LATENCY: Final = Scenario("latency", "obsd, 20 ± 2 ms one-way", naive=False,
-                          request_delay_s=REQUEST_DELAY_S, request_jitter_s=REQUEST_JITTER_S)
+LATENCY: Final = Scenario(
+    "latency",
+    "obsd, 20 ± 2 ms one-way",
+    naive=False,
+    request_delay_s=REQUEST_DELAY_S,
+    request_jitter_s=REQUEST_JITTER_S,
+)
 NAIVE: Final = Scenario("naive", "naive client, loopback", naive=True)
 SCENARIOS: Final = (LOOPBACK, LATENCY, NAIVE)
 
@@ -177,9 +182,15 @@ def split(shot: Shot) -> Split:
     wake = view.call_ns - view.planned_call_ns
     plan = view.planned_call_ns + view.send_delay_ns - shot.fire_ns
     send = shot.net_lateness_ns + clock_error - wake - plan
-    return Split(clock=-clock_error, wake=wake, plan=plan, send=send,
-                 send_path=send + view.send_delay_ns, ntp_delay=view.ntp_delay_ns,
-                 send_delay=view.send_delay_ns)
+    return Split(
+        clock=-clock_error,
+        wake=wake,
+        plan=plan,
+        send=send,
+        send_path=send + view.send_delay_ns,
+        ntp_delay=view.ntp_delay_ns,
+        send_delay=view.send_delay_ns,
+    )
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -201,10 +212,14 @@ def simulator(scenario: Scenario, offset_s: float, lead_s: float, seed: int) -> 
     offset_ns = round(offset_s * NS)  # as obsd.sim.clock.SimClock rounds it
     target_ns = (time.time_ns() + offset_ns + round(lead_s * NS)) // 1000 * 1000
     config = SimConfig(
-        opening_at=(target_ns + OPENING_GUARD_NS) / NS, clock_offset_s=offset_s,
-        courses=[Course(crn=CRN, quota=QUOTA)], students=[Student(subject=STUDENT)],
-        request_delay_s=scenario.request_delay_s, request_jitter_s=scenario.request_jitter_s,
-        seed=seed)
+        opening_at=(target_ns + OPENING_GUARD_NS) / NS,
+        clock_offset_s=offset_s,
+        courses=[Course(crn=CRN, quota=QUOTA)],
+        students=[Student(subject=STUDENT)],
+        request_delay_s=scenario.request_delay_s,
+        request_jitter_s=scenario.request_jitter_s,
+        seed=seed,
+    )
     assert config.opening_at is not None
     opening_ns = round(config.opening_at * NS)  # as obsd.sim.rules.Registrar rounds it
     if opening_ns < target_ns:
@@ -236,14 +251,25 @@ def first_post(opening: Opening, run: int, fire_ns: int, engine: EngineView | No
     try:
         code = str(post.response["ecrnResultList"][0]["resultCode"])
     except (KeyError, IndexError, TypeError):
-        raise BenchError(f"round {run + 1}: unexpected answer {post.status}: {post.response!r}"
-                         ) from None
-    shot = Shot(run=run, offset_ns=opening.offset_ns, target_ns=opening.target_ns,
-                opening_ns=opening.opening_ns, fire_ns=fire_ns, received_ns=post.received_ns,
-                arrival_ns=post.arrival_ns, result_code=code, engine=engine)
+        raise BenchError(
+            f"round {run + 1}: unexpected answer {post.status}: {post.response!r}"
+        ) from None
+    shot = Shot(
+        run=run,
+        offset_ns=opening.offset_ns,
+        target_ns=opening.target_ns,
+        opening_ns=opening.opening_ns,
+        fire_ns=fire_ns,
+        received_ns=post.received_ns,
+        arrival_ns=post.arrival_ns,
+        result_code=code,
+        engine=engine,
+    )
     if shot.early != (code == NOT_OPEN_CODE):
-        raise BenchError(f"round {run + 1}: arrival {shot.arrival_ns} vs opening {shot.opening_ns} "
-                         f"disagrees with the answer {code}")
+        raise BenchError(
+            f"round {run + 1}: arrival {shot.arrival_ns} vs opening {shot.opening_ns} "
+            f"disagrees with the answer {code}"
+        )
     return shot
 
 
@@ -291,8 +317,9 @@ def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
     done = events["done"]
     if done["phase"] != "done":
         raise BenchError(f"run {run_id} ended {done['phase']}: {done['reason']}")
-    calibration, sent, update = (events.get(kind) for kind in
-                                 ("calibration", "request_sent", "crn_update"))
+    calibration, sent, update = (
+        events.get(kind) for kind in ("calibration", "request_sent", "crn_update")
+    )
     if calibration is None or sent is None or update is None:
         raise BenchError(f"run {run_id}: missing events, got {sorted(events)}")
     if calibration["ntp_offset_ms"] is None or calibration["send_delay_ms"] is None:
@@ -301,22 +328,33 @@ def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
         ntp_offset_ns=round(calibration["ntp_offset_ms"] * MS),
         ntp_delay_ns=round(calibration["ntp_delay_ms"] * MS),
         send_delay_ns=round(calibration["send_delay_ms"] * MS),
-        fire_at_ns=calibration["fire_at_ns"], planned_call_ns=sent["at_ns"],
-        call_ns=update["sent_ns"])
+        fire_at_ns=calibration["fire_at_ns"],
+        planned_call_ns=sent["at_ns"],
+        call_ns=update["sent_ns"],
+    )
 
 
-def obsd_shot(daemon: Daemon, scenario: Scenario, run: int, offset_s: float,
-              buffer_s: float) -> Shot:
+def obsd_shot(
+    daemon: Daemon, scenario: Scenario, run: int, offset_s: float, buffer_s: float
+) -> Shot:
     """One obsd run against a fresh simulator; the simulator's verdict on its first POST."""
     # The daemon refuses a target that has passed by the LOCAL clock, so the lead is
     # stretched when the local clock is ahead of true time.
     lead_s = DAEMON_LEAD_S + max(0.0, -offset_s)
     with simulator(scenario, offset_s, lead_s, seed=run) as opening:
         sim = opening.sim
-        daemon.request("configure", config={
-            "obs_base_url": sim.base_url, "ntp_servers": [sim.ntp_server],
-            "target": iso(opening.target_ns), "token": sim.token(STUDENT), "ecrn": [CRN],
-            "scrn": [], "safety_buffer": buffer_s})
+        daemon.request(
+            "configure",
+            config={
+                "obs_base_url": sim.base_url,
+                "ntp_servers": [sim.ntp_server],
+                "target": iso(opening.target_ns),
+                "token": sim.token(STUDENT),
+                "ecrn": [CRN],
+                "scrn": [],
+                "safety_buffer": buffer_s,
+            },
+        )
         run_id = str(daemon.request("start")["run_id"])
         fire_ns = opening.target_ns + round(buffer_s * NS)
         sleep_until_local(fire_ns - opening.offset_ns + round(SETTLE_S * NS))
@@ -333,9 +371,18 @@ def naive_shot(run: int, offset_s: float, buffer_s: float) -> Shot:
         fire_ns = opening.target_ns + round(buffer_s * NS)
         # It believes its clock: it fires when the local clock reads target + buffer.
         proc = subprocess.Popen(
-            [sys.executable, str(NAIVE_CLIENT), sim.base_url, sim.token(STUDENT),
-             str(fire_ns), CRN], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                str(NAIVE_CLIENT),
+                sim.base_url,
+                sim.token(STUDENT),
+                str(fire_ns),
+                CRN,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             sleep_until_local(fire_ns + round(SETTLE_S * NS))
             _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
@@ -363,12 +410,20 @@ def progress(run: int, runs: int, offset_s: float, shots: dict[str, Shot], load:
         late = ms(shot.net_lateness_ns)
         figure = f"{late:+.1f}" if scenario.naive else f"{late:+.3f}"
         parts.append(f"{scenario.key} {figure} ms{' EARLY' if shot.early else ''}")
-    print(f"[{run + 1:>3}/{runs}] offset {offset_s:+.3f} s: " + ", ".join(parts)
-          + f" (load {load:.2f})", flush=True)
+    print(
+        f"[{run + 1:>3}/{runs}] offset {offset_s:+.3f} s: "
+        + ", ".join(parts)
+        + f" (load {load:.2f})",
+        flush=True,
+    )
 
 
-def measure(work: Path, runs: int, buffer_s: float, loads: list[float],
-            ) -> dict[str, list[Shot]]:
+def measure(
+    work: Path,
+    runs: int,
+    buffer_s: float,
+    loads: list[float],
+) -> dict[str, list[Shot]]:
     """Every run of every scenario, interleaved so that drifting load hits all alike.
 
     Appends the 1-minute load average after each round to `loads`.
@@ -380,9 +435,14 @@ def measure(work: Path, runs: int, buffer_s: float, loads: list[float],
         obsd_shot(daemon, LOOPBACK, -1, 0.0, buffer_s)
         naive_shot(-1, 0.0, buffer_s)
         for run, offset_s in enumerate(offsets(runs)):
-            shots = {scenario.key: (naive_shot(run, offset_s, buffer_s) if scenario.naive
-                                    else obsd_shot(daemon, scenario, run, offset_s, buffer_s))
-                     for scenario in SCENARIOS}
+            shots = {
+                scenario.key: (
+                    naive_shot(run, offset_s, buffer_s)
+                    if scenario.naive
+                    else obsd_shot(daemon, scenario, run, offset_s, buffer_s)
+                )
+                for scenario in SCENARIOS
+            }
             for key, shot in shots.items():
                 results[key].append(shot)
             loads.append(os.getloadavg()[0])
@@ -423,21 +483,41 @@ def target_rows(results: dict[str, list[Shot]]) -> list[Row]:
     naive_ns = [s.lateness_ns for s in naive]
     naive_abs = [abs(value) for value in naive_ns]
     p50, p99 = ms(percentile(loop_ns, 0.5)), ms(percentile(loop_ns, 0.99))
-    naive_spread = (f"naive: {ms(percentile(naive_ns, 0.5)):+.1f} ms, median absolute error "
-                    f"{ms(percentile(naive_abs, 0.5)):.0f} ms")
+    naive_spread = (
+        f"naive: {ms(percentile(naive_ns, 0.5)):+.1f} ms, median absolute error "
+        f"{ms(percentile(naive_abs, 0.5)):.0f} ms"
+    )
     early_loop = sum(s.early for s in loop)
     early_late = sum(s.early for s in late)
     return [
-        Row("early arrivals (VAL02), loopback", early_count(loop),
-            f"naive: {early_count(naive)}", f"{TARGET_EARLY}", early_loop <= TARGET_EARLY),
-        Row("early arrivals (VAL02), 20 ± 2 ms one-way", early_count(late),
-            f"naive: {early_count(naive)} (loopback)", f"{TARGET_EARLY}",
-            early_late <= TARGET_EARLY),
-        Row("lateness p50, loopback", f"{p50:.3f} ms", naive_spread,
-            f"<= {TARGET_P50_MS} ms", p50 <= TARGET_P50_MS),
-        Row("lateness p99, loopback", f"{p99:.3f} ms",
-            f"naive: {ms(percentile(naive_ns, 0.99)):+.1f} ms", f"<= {TARGET_P99_MS} ms",
-            p99 <= TARGET_P99_MS),
+        Row(
+            "early arrivals (VAL02), loopback",
+            early_count(loop),
+            f"naive: {early_count(naive)}",
+            f"{TARGET_EARLY}",
+            early_loop <= TARGET_EARLY,
+        ),
+        Row(
+            "early arrivals (VAL02), 20 ± 2 ms one-way",
+            early_count(late),
+            f"naive: {early_count(naive)} (loopback)",
+            f"{TARGET_EARLY}",
+            early_late <= TARGET_EARLY,
+        ),
+        Row(
+            "lateness p50, loopback",
+            f"{p50:.3f} ms",
+            naive_spread,
+            f"<= {TARGET_P50_MS} ms",
+            p50 <= TARGET_P50_MS,
+        ),
+        Row(
+            "lateness p99, loopback",
+            f"{p99:.3f} ms",
+            f"naive: {ms(percentile(naive_ns, 0.99)):+.1f} ms",
+            f"<= {TARGET_P99_MS} ms",
+            p99 <= TARGET_P99_MS,
+        ),
     ]
 
 
@@ -447,17 +527,18 @@ def distribution_lines(results: dict[str, list[Shot]]) -> list[str]:
 
     def line(label: str, shots: list[Shot], values: Callable[[Shot], int], digits: int) -> str:
         after = [s.after_target_ns for s in shots]
-        return (f"| {label} | {len(shots)} | {sum(s.early for s in shots)} | "
-                f"{spread([values(s) for s in shots], digits)} | "
-                f"{ms(percentile(after, 0.5)):.{digits}f} / {ms(max(after)):.{digits}f} |")
+        return (
+            f"| {label} | {len(shots)} | {sum(s.early for s in shots)} | "
+            f"{spread([values(s) for s in shots], digits)} | "
+            f"{ms(percentile(after, 0.5)):.{digits}f} / {ms(max(after)):.{digits}f} |"
+        )
 
     return [
         "| client, network | runs | early | lateness min / p50 / p95 / p99 / max (ms) | "
         "arrival - target p50 / max (ms) |",
         "|---|---|---|---|---|",
         line(LOOPBACK.label, loop, lambda s: s.lateness_ns, 3),
-        line(f"{LATENCY.label}, minus the injected delay", late, lambda s: s.net_lateness_ns,
-             3),
+        line(f"{LATENCY.label}, minus the injected delay", late, lambda s: s.net_lateness_ns, 3),
         line(f"{LATENCY.label}, delay included", late, lambda s: s.lateness_ns, 3),
         line(NAIVE.label, naive, lambda s: s.lateness_ns, 1),
     ]
@@ -470,19 +551,26 @@ def split_lines(results: dict[str, list[Shot]]) -> list[str]:
         ("clock: -(NTP offset - true offset) of the calibration sample", lambda p: p.clock),
         ("wake-up: send called - planned call instant", lambda p: p.wake),
         ("plan: planned call + subtracted send delay - (target + buffer)", lambda p: p.plan),
-        ("send path residual: call → first byte at OBS, minus the subtracted send delay",
-         lambda p: p.send),
+        (
+            "send path residual: call → first byte at OBS, minus the subtracted send delay",
+            lambda p: p.send,
+        ),
         ("(send path: call → first byte at OBS)", lambda p: p.send_path),
         ("(send delay obsd measured and subtracted, `send_delay_ms`)", lambda p: p.send_delay),
-        ("(NTP round-trip delay of the calibration sample, `ntp_delay_ms`)",
-         lambda p: p.ntp_delay),
+        ("(NTP round-trip delay of the calibration sample, `ntp_delay_ms`)", lambda p: p.ntp_delay),
     ]
-    out = [f"| component (ms, min / p50 / p95 / p99 / max) | {LOOPBACK.label} | "
-           f"{LATENCY.label} |", "|---|---|---|"]
+    out = [
+        f"| component (ms, min / p50 / p95 / p99 / max) | {LOOPBACK.label} | {LATENCY.label} |",
+        "|---|---|---|",
+    ]
     for label, part in parts:
-        out.append(f"| {label} | " + " | ".join(
-            spread([part(p) for p in splits[key]]) for key in (LOOPBACK.key, LATENCY.key))
-            + " |")
+        out.append(
+            f"| {label} | "
+            + " | ".join(
+                spread([part(p) for p in splits[key]]) for key in (LOOPBACK.key, LATENCY.key)
+            )
+            + " |"
+        )
     return out
 
 
@@ -498,14 +586,25 @@ def worst_notes(results: dict[str, list[Shot]]) -> list[str]:
                 f"round {shot.run + 1} (offset {shot.offset_ns / NS:+.3f} s): "
                 f"{ms(shot.net_lateness_ns):.3f} ms = clock {signed(ms(parts.clock))} + wake-up "
                 f"{signed(ms(parts.wake))} + plan {signed(ms(parts.plan))} + send path "
-                f"residual {signed(ms(parts.send))}")
-        notes.append(f"Latest {WORST_SHOWN} shots, {scenario.label} (net of injected delay): "
-                     + "; ".join(described) + ".")
+                f"residual {signed(ms(parts.send))}"
+            )
+        notes.append(
+            f"Latest {WORST_SHOWN} shots, {scenario.label} (net of injected delay): "
+            + "; ".join(described)
+            + "."
+        )
     return notes
 
 
-def render(results: dict[str, list[Shot]], rows: list[Row], notes: list[str],
-           when: datetime, runs: int, buffer_s: float, args: Sequence[str]) -> str:
+def render(
+    results: dict[str, list[Shot]],
+    rows: list[Row],
+    notes: list[str],
+    when: datetime,
+    runs: int,
+    buffer_s: float,
+    args: Sequence[str],
+) -> str:
     """The markdown section for docs/performance.md."""
     out = [
         DOC_START,
@@ -518,8 +617,10 @@ def render(results: dict[str, list[Shot]], rows: list[Row], notes: list[str],
         "",
         "| measure | result | baseline (same run) | target | met |",
         "|---|---|---|---|---|",
-        *(f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-          for r in rows),
+        *(
+            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
+            for r in rows
+        ),
         "",
         f"Lateness = arrival - (target + safety_buffer), safety_buffer = {buffer_s * 1000:g} ms"
         f"{' (the default)' if buffer_s == Config().safety_buffer else ''}; negative is before "
@@ -542,7 +643,7 @@ def render(results: dict[str, list[Shot]], rows: list[Row], notes: list[str],
         "- Judge: the simulator's record of the first POST. `received_ns` is stamped (true time) "
         "first thing in the server's `data_received`; `arrival_ns` adds the injected request "
         "delay, and is what OBS's opening check uses. The simulator opens "
-        f"{OPENING_GUARD_NS / 1000:g} µs after the target (float rounding), so \"early\" is "
+        f'{OPENING_GUARD_NS / 1000:g} µs after the target (float rounding), so "early" is '
         "judged strictly; every early arrival was cross-checked with the VAL02 it drew.",
         f"- obsd: one daemon (`python -m obsd`) for all runs, reconfigured each run "
         "(obs_base_url, ntp_servers = the simulator's, target = the opening, token, one ECRN, "
@@ -553,7 +654,7 @@ def render(results: dict[str, list[Shot]], rows: list[Row], notes: list[str],
         "through the shot and reads the run's events afterwards.",
         f"- {LATENCY.label}: the simulator delays each request {REQUEST_DELAY_S * 1000:g} ± "
         f"{REQUEST_JITTER_S * 1000:g} ms (uniform) after its first byte, HEAD probes "
-        "included; \"minus the injected delay\" subtracts each request's own delay "
+        'included; "minus the injected delay" subtracts each request\'s own delay '
         "(arrival_ns - received_ns), so the figure is exact.",
         "- Naive baseline (tests/bench/naive_client.py, a fresh process per run): sleeps with "
         "`time.sleep` until the LOCAL clock reads target + safety_buffer, then `httpx.post` "
@@ -574,14 +675,24 @@ def render(results: dict[str, list[Shot]], rows: list[Row], notes: list[str],
 def main() -> int:
     """Run every round, print the tables and (unless --no-docs) update docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS,
-                        help=f"rounds (each: two obsd runs and a naive one; default "
-                             f"{DEFAULT_RUNS}; fewer leave docs/performance.md alone)")
-    parser.add_argument("--safety-buffer", type=float, default=Config().safety_buffer,
-                        help="obsd's safety_buffer in seconds, 0-0.1 (default: the daemon's "
-                             "default)")
-    parser.add_argument("--no-docs", action="store_true",
-                        help="print the tables only; leave docs/performance.md alone")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=DEFAULT_RUNS,
+        help=f"rounds (each: two obsd runs and a naive one; default "
+        f"{DEFAULT_RUNS}; fewer leave docs/performance.md alone)",
+    )
+    parser.add_argument(
+        "--safety-buffer",
+        type=float,
+        default=Config().safety_buffer,
+        help="obsd's safety_buffer in seconds, 0-0.1 (default: the daemon's default)",
+    )
+    parser.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="print the tables only; leave docs/performance.md alone",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -593,10 +704,12 @@ def main() -> int:
         results = measure(Path(work), args.runs, args.safety_buffer, loads)
     wall_s = time.monotonic() - begin
     rows = target_rows(results)
-    notes = [*worst_notes(results),
-             f"Wall time {wall_s / 60:.1f} min. 1-minute load average: {loads[0]:.2f} at "
-             f"the start, median {statistics.median(loads):.2f} and max {max(loads):.2f} "
-             "over the rounds (anything else running on the machine shows here)."]
+    notes = [
+        *worst_notes(results),
+        f"Wall time {wall_s / 60:.1f} min. 1-minute load average: {loads[0]:.2f} at "
+        f"the start, median {statistics.median(loads):.2f} and max {max(loads):.2f} "
+        "over the rounds (anything else running on the machine shows here).",
+    ]
     print()
     print_table(rows)
     print()
@@ -610,8 +723,9 @@ def main() -> int:
     if args.runs < DEFAULT_RUNS:
         print(f"fewer than {DEFAULT_RUNS} runs: docs/performance.md left alone")
         return 0
-    write_section(render(results, rows, notes, when, args.runs, args.safety_buffer, argv),
-                  DOC_START, DOC_END)
+    write_section(
+        render(results, rows, notes, when, args.runs, args.safety_buffer, argv), DOC_START, DOC_END
+    )
     print(f"wrote {DOC_PATH.relative_to(REPO)}")
     return 0
 

@@ -131,22 +131,32 @@ def vm_status_kib(pid: int, field: str) -> int:
 def realistic_payload(rng: random.Random, seq: int) -> DaemonStartedPayload | ConfigChangedPayload:
     """A payload like the ones a daemon in use writes: restarts and configuration changes."""
     if seq % STARTED_EVERY == 0:
-        return DaemonStartedPayload(server=__version__, pid=rng.randrange(300, 4_000_000),
-                                    replayed_events=seq - 1)
+        return DaemonStartedPayload(
+            server=__version__, pid=rng.randrange(300, 4_000_000), replayed_events=seq - 1
+        )
     crns = [f"{rng.randrange(10_000, 100_000)}" for _ in range(rng.randint(1, 6))]
     split = rng.randint(1, len(crns))
     token = None
     changed = ["ecrn", "scrn", "target"]
     if rng.random() < 0.1:
         changed.append("token")
-        token = TokenInfo(fingerprint=fingerprint(str(seq)), exp="2026-02-01T09:00:00Z",
-                          iat="2026-01-31T09:00:00Z")
-    config = Config(ecrn=tuple(crns[:split]), scrn=tuple(crns[split:]),
-                    target=f"2026-02-{rng.randint(1, 28):02d}T10:00:00+03:00",
-                    retry_interval=rng.choice((3.5, 4.0, 5.0)))
-    return ConfigChangedPayload(actor=Actor(uid=1000, pid=rng.randrange(300, 4_000_000)),
-                                changed=changed, config=config,
-                                token=token if token is not None else msgspec.UNSET)
+        token = TokenInfo(
+            fingerprint=fingerprint(str(seq)),
+            exp="2026-02-01T09:00:00Z",
+            iat="2026-01-31T09:00:00Z",
+        )
+    config = Config(
+        ecrn=tuple(crns[:split]),
+        scrn=tuple(crns[split:]),
+        target=f"2026-02-{rng.randint(1, 28):02d}T10:00:00+03:00",
+        retry_interval=rng.choice((3.5, 4.0, 5.0)),
+    )
+    return ConfigChangedPayload(
+        actor=Actor(uid=1000, pid=rng.randrange(300, 4_000_000)),
+        changed=changed,
+        config=config,
+        token=token if token is not None else msgspec.UNSET,
+    )
 
 
 def build_log(log_dir: Path, events: int) -> LogInfo:
@@ -157,8 +167,11 @@ def build_log(log_dir: Path, events: int) -> LogInfo:
     size = DEFAULT_SEGMENT_BYTES  # Forces the first segment to open.
     total = 0
     for seq in range(1, events + 1):
-        payload = (LogCreatedPayload(log_id="bench-0000-4000-8000-log000000001", server=__version__)
-                   if seq == 1 else realistic_payload(rng, seq))
+        payload = (
+            LogCreatedPayload(log_id="bench-0000-4000-8000-log000000001", server=__version__)
+            if seq == 1
+            else realistic_payload(rng, seq)
+        )
         line = encode_event(make_event(payload, seq, FIRST_EVENT_NS + seq * EVENT_SPACING_NS))
         # Like EventLog.append: rotate before a write once the segment has reached the limit.
         if size >= DEFAULT_SEGMENT_BYTES:
@@ -189,8 +202,13 @@ def evict_from_page_cache(directory: Path) -> None:
 def wall_ns(argv: Sequence[str]) -> int:
     """Wall time of one run of a command that must succeed."""
     begin = time.perf_counter_ns()
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
     elapsed = time.perf_counter_ns() - begin
     if done.returncode != 0:
         raise BenchError(f"{argv} failed ({done.returncode}): {done.stderr.decode()}")
@@ -249,11 +267,14 @@ def tail_replay(path: Path, expected_events: int) -> tuple[int, int]:
                 continue
             lines += data.count(b"\n")
             line_start = data.rfind(b"\n", 0, last_newline) + 1
-            last_line = (partial + data[:last_newline] if line_start == 0
-                         else data[line_start:last_newline])
-            partial = data[last_newline + 1:]
-            if CAUGHT_UP_MARK in last_line and msgspec.json.decode(last_line).get(
-                    "type") == "caught_up":
+            last_line = (
+                partial + data[:last_newline] if line_start == 0 else data[line_start:last_newline]
+            )
+            partial = data[last_newline + 1 :]
+            if (
+                CAUGHT_UP_MARK in last_line
+                and msgspec.json.decode(last_line).get("type") == "caught_up"
+            ):
                 break
         elapsed = time.perf_counter_ns() - begin
     events = lines - 2  # The response to `tail` and the caught_up marker are not events.
@@ -311,8 +332,12 @@ def baseline_rss_mib(work: Path) -> float:
     """VmRSS of a bare interpreter that imported anyio and msgspec and sleeps in anyio.run."""
     output = work / "baseline-rss.out"
     with open(output, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", BASELINE_RSS_CODE],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BASELINE_RSS_CODE],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=out,
+        )
     with proc:
         try:
             if proc.stdout is None or proc.stdout.readline() != b"ready\n":
@@ -373,8 +398,9 @@ def run_all(work: Path, notes: list[str]) -> list[Row]:
         replay = median_rate(lambda: tail_replay(daemon.socket_path, head))
         ceiling = median_rate(lambda: raw_read(main_dir / "log"))
         print("obsctl status ...", flush=True)
-        cli = median_wall_ms([str(BIN_DIR / "obsctl"), "--socket", str(daemon.socket_path),
-                              "status"])
+        cli = median_wall_ms(
+            [str(BIN_DIR / "obsctl"), "--socket", str(daemon.socket_path), "status"]
+        )
         bare = median_wall_ms([sys.executable, "-c", "pass"])
         imported = median_wall_ms([sys.executable, "-c", "import obsctl.cli"])
         after_load = vm_status_kib(daemon.proc.pid, "VmRSS") / 1024
@@ -395,26 +421,42 @@ def run_all(work: Path, notes: list[str]) -> list[Row]:
         )
 
     def start_row(name: str, figures: StartFigures) -> Row:
-        return Row(f"start-up to greeting, {name}", f"{figures.ready_ms:.0f} ms",
-                   f"empty state dir: {empty.ready_ms:.0f} ms", f"< {TARGET_START_MS} ms",
-                   figures.ready_ms < TARGET_START_MS)
+        return Row(
+            f"start-up to greeting, {name}",
+            f"{figures.ready_ms:.0f} ms",
+            f"empty state dir: {empty.ready_ms:.0f} ms",
+            f"< {TARGET_START_MS} ms",
+            figures.ready_ms < TARGET_START_MS,
+        )
 
     def rss_row(name: str, figures: StartFigures) -> Row:
-        return Row(f"idle daemon RSS, {name}", f"{figures.rss_mib:.1f} MiB",
-                   f"bare anyio + msgspec process: {rss_floor:.1f} MiB",
-                   f"< {TARGET_RSS_MIB} MiB", figures.rss_mib < TARGET_RSS_MIB)
+        return Row(
+            f"idle daemon RSS, {name}",
+            f"{figures.rss_mib:.1f} MiB",
+            f"bare anyio + msgspec process: {rss_floor:.1f} MiB",
+            f"< {TARGET_RSS_MIB} MiB",
+            figures.rss_mib < TARGET_RSS_MIB,
+        )
 
     return [
         trip_row("ping", ping),
         trip_row("status", status),
-        Row("tail replay of 100k events to a client", f"{replay:,.0f} events/s",
+        Row(
+            "tail replay of 100k events to a client",
+            f"{replay:,.0f} events/s",
             f"raw read of the segments in the client: {ceiling:,.0f} lines/s",
-            f">= {TARGET_REPLAY_EVENTS_S:,} events/s", replay >= TARGET_REPLAY_EVENTS_S),
+            f">= {TARGET_REPLAY_EVENTS_S:,} events/s",
+            replay >= TARGET_REPLAY_EVENTS_S,
+        ),
         start_row("100k events", full),
         start_row("100k events, log evicted from page cache", cold),
-        Row("`obsctl status` wall time", f"{cli:.0f} ms",
-            f"`python -c pass`: {bare:.0f} ms; `python -c \"import obsctl.cli\"`: "
-            f"{imported:.0f} ms", f"< {TARGET_CLI_MS} ms", cli < TARGET_CLI_MS),
+        Row(
+            "`obsctl status` wall time",
+            f"{cli:.0f} ms",
+            f'`python -c pass`: {bare:.0f} ms; `python -c "import obsctl.cli"`: {imported:.0f} ms',
+            f"< {TARGET_CLI_MS} ms",
+            cli < TARGET_CLI_MS,
+        ),
         rss_row("100k events", full),
         rss_row("empty state dir", empty),
     ]
@@ -433,8 +475,10 @@ def render(rows: list[Row], notes: list[str], when: datetime) -> str:
         "",
         "| measure | result | baseline (same run) | target | met |",
         "|---|---|---|---|---|",
-        *(f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-          for r in rows),
+        *(
+            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
+            for r in rows
+        ),
         "",
         "Method:",
         f"- Round trips: {ROUND_TRIPS:,} requests after {WARMUP_ROUND_TRIPS} warm-up on one "
@@ -463,8 +507,11 @@ def render(rows: list[Row], notes: list[str], when: datetime) -> str:
 def main() -> int:
     """Run everything, print the table and (unless --no-docs) update docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-docs", action="store_true",
-                        help="print the table only; leave docs/performance.md alone")
+    parser.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="print the table only; leave docs/performance.md alone",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     when = datetime.now(UTC)

@@ -105,8 +105,10 @@ def load_worker(sock: Path, log_id: str, seed: int) -> int:
     """Hold the tail clients and the hammer until told to stop; print their summary as JSON."""
     load, hammer = TailLoad(sock, log_id, seed=seed), StatusHammer(sock)
     load.connect_all()
-    threads = [threading.Thread(target=load.run, name="tails"),
-               threading.Thread(target=hammer.run, name="status")]
+    threads = [
+        threading.Thread(target=load.run, name="tails"),
+        threading.Thread(target=hammer.run, name="status"),
+    ]
     for thread in threads:
         thread.start()
     print(READY_LINE, flush=True)
@@ -121,8 +123,11 @@ def load_worker(sock: Path, log_id: str, seed: int) -> int:
     load.stop.set()
     for thread in threads:
         thread.join(WORKER_TIMEOUT_S)
-    summary = load.summary() | {"behind": len(load.behind(head)), "head": head,
-                                "status": hammer.summary()}
+    summary = load.summary() | {
+        "behind": len(load.behind(head)),
+        "head": head,
+        "status": hammer.summary(),
+    }
     print(msgspec.json.encode(summary).decode(), flush=True)
     return 0
 
@@ -133,7 +138,10 @@ class Worker:
     def __init__(self, sock: Path, log_id: str, seed: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--load-worker", str(sock), log_id, str(seed)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != READY_LINE:
             self.kill()
@@ -188,20 +196,29 @@ def one_run(loaded: bool, seed: int) -> Sample:
         shutil.rmtree(directory, ignore_errors=True)
     if detail["phase"] != "done" or not posts or not detail["requests"]:
         raise BenchError(f"the run did not complete: {detail['phase']} {detail['reason']}")
-    if load is not None and (load["gaps"] or load["duplicates"] or load["behind"]
-                             or load["problems"] or load["status"]["problems"]):
+    if load is not None and (
+        load["gaps"]
+        or load["duplicates"]
+        or load["behind"]
+        or load["problems"]
+        or load["status"]["problems"]
+    ):
         raise BenchError(f"the load saw a problem: {load}")
     buffer_ns = round(detail["config"]["safety_buffer"] * 1e9)
     calibration = detail["calibration"]
     send_delay_ns = round(calibration["send_delay_ms"] * 1e6)
     planned_call_ns = calibration["fire_at_ns"] - send_delay_ns
     sent_ns = detail["requests"][0]["sent_ns"]
-    return Sample(loaded=loaded,
-                  arrival_late_ns=posts[0].arrival_ns - (detail["target_ns"] + buffer_ns),
-                  call_late_ns=sent_ns - planned_call_ns, send_delay_ns=send_delay_ns,
-                  transit_ns=posts[0].arrival_ns - sent_ns,
-                  ntp_error_ns=round(calibration["ntp_offset_ms"] * 1e6) - true_offset_ns,
-                  hwm_kib=hwm, load=load)
+    return Sample(
+        loaded=loaded,
+        arrival_late_ns=posts[0].arrival_ns - (detail["target_ns"] + buffer_ns),
+        call_late_ns=sent_ns - planned_call_ns,
+        send_delay_ns=send_delay_ns,
+        transit_ns=posts[0].arrival_ns - sent_ns,
+        ntp_error_ns=round(calibration["ntp_offset_ms"] * 1e6) - true_offset_ns,
+        hwm_kib=hwm,
+        load=load,
+    )
 
 
 # -- results ------------------------------------------------------------------------------
@@ -216,10 +233,13 @@ def shift_row(measure: str, idle: list[int], loaded: list[int], *, judged: bool 
     """Loaded against idle; with `judged`, the median shift is held against the target."""
     shift = ms(statistics.median(loaded) - statistics.median(idle))
     p95_shift = ms(percentile(loaded, 0.95) - percentile(idle, 0.95))
-    return Row(f"{measure}, median / p95 (shift: {shift:+.3f} / {p95_shift:+.3f} ms)",
-               med_p95(loaded), f"idle daemon: {med_p95(idle)}",
-               f"median shift < {TARGET_SHIFT_MS} ms" if judged else "-",
-               abs(shift) < TARGET_SHIFT_MS if judged else None)
+    return Row(
+        f"{measure}, median / p95 (shift: {shift:+.3f} / {p95_shift:+.3f} ms)",
+        med_p95(loaded),
+        f"idle daemon: {med_p95(idle)}",
+        f"median shift < {TARGET_SHIFT_MS} ms" if judged else "-",
+        abs(shift) < TARGET_SHIFT_MS if judged else None,
+    )
 
 
 def rows_and_notes(samples: list[Sample]) -> tuple[list[Row], list[str]]:
@@ -227,36 +247,59 @@ def rows_and_notes(samples: list[Sample]) -> tuple[list[Row], list[str]]:
     idle = [s for s in samples if not s.loaded]
     loaded = [s for s in samples if s.loaded]
     rows = [
-        shift_row("first POST at the simulator - (target + safety_buffer)",
-                  [s.arrival_late_ns for s in idle], [s.arrival_late_ns for s in loaded]),
-        shift_row("obsd's send call - its planned call instant (obsd's clock)",
-                  [s.call_late_ns for s in idle], [s.call_late_ns for s in loaded]),
-        shift_row("send delay obsd measured at calibration (it calls send that much early)",
-                  [s.send_delay_ns for s in idle], [s.send_delay_ns for s in loaded],
-                  judged=False),
-        shift_row("arrival at the simulator - obsd's logged send instant",
-                  [s.transit_ns for s in idle], [s.transit_ns for s in loaded], judged=False),
-        shift_row("NTP: obsd's offset at calibration - the simulator's true offset",
-                  [s.ntp_error_ns for s in idle], [s.ntp_error_ns for s in loaded],
-                  judged=False),
-        Row("daemon VmHWM during the run, median",
+        shift_row(
+            "first POST at the simulator - (target + safety_buffer)",
+            [s.arrival_late_ns for s in idle],
+            [s.arrival_late_ns for s in loaded],
+        ),
+        shift_row(
+            "obsd's send call - its planned call instant (obsd's clock)",
+            [s.call_late_ns for s in idle],
+            [s.call_late_ns for s in loaded],
+        ),
+        shift_row(
+            "send delay obsd measured at calibration (it calls send that much early)",
+            [s.send_delay_ns for s in idle],
+            [s.send_delay_ns for s in loaded],
+            judged=False,
+        ),
+        shift_row(
+            "arrival at the simulator - obsd's logged send instant",
+            [s.transit_ns for s in idle],
+            [s.transit_ns for s in loaded],
+            judged=False,
+        ),
+        shift_row(
+            "NTP: obsd's offset at calibration - the simulator's true offset",
+            [s.ntp_error_ns for s in idle],
+            [s.ntp_error_ns for s in loaded],
+            judged=False,
+        ),
+        Row(
+            "daemon VmHWM during the run, median",
             f"{statistics.median(s.hwm_kib for s in loaded) / 1024:.1f} MiB",
             f"idle daemon: {statistics.median(s.hwm_kib for s in idle) / 1024:.1f} MiB",
-            "-", None),
+            "-",
+            None,
+        ),
     ]
     loads = [s.load for s in loaded if s.load is not None]
 
     def shift(field: str) -> float:
-        return ms(statistics.median(getattr(s, field) for s in loaded)
-                  - statistics.median(getattr(s, field) for s in idle))
+        return ms(
+            statistics.median(getattr(s, field) for s in loaded)
+            - statistics.median(getattr(s, field) for s in idle)
+        )
 
     notes = [
         f"Median shifts, loaded - idle: send call {shift('call_late_ns'):+.3f} ms, send delay "
         f"{shift('send_delay_ns'):+.3f} ms (subtracted from the call instant), arrival - "
         f"logged send instant {shift('transit_ns'):+.3f} ms.",
-        "Every run: " + ", ".join(
-            f"{'loaded' if s.loaded else 'idle'} {ms(s.arrival_late_ns):+.3f}"
-            for s in samples) + " ms (first POST at the simulator, in run order).",
+        "Every run: "
+        + ", ".join(
+            f"{'loaded' if s.loaded else 'idle'} {ms(s.arrival_late_ns):+.3f}" for s in samples
+        )
+        + " ms (first POST at the simulator, in run order).",
         f"Load per loaded run (medians over {len(loads)} runs): "
         f"{statistics.median(x['events_delivered'] for x in loads):,.0f} events delivered to "
         f"the tail clients, {statistics.median(x['reconnects'] for x in loads):,.0f} "
@@ -269,8 +312,9 @@ def rows_and_notes(samples: list[Sample]) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-def render(rows: list[Row], notes: list[str], when: datetime, runs: int,
-           loadavg: tuple[str, str]) -> str:
+def render(
+    rows: list[Row], notes: list[str], when: datetime, runs: int, loadavg: tuple[str, str]
+) -> str:
     """The markdown section for docs/performance.md."""
     command = this_command(__file__, sys.argv[1:])
     out = [
@@ -279,13 +323,16 @@ def render(rows: list[Row], notes: list[str], when: datetime, runs: int,
         "",
         f"Command: `{DOC_COMMAND}` (this run: `{command}`, from the repository root).",
         f"Date: {when.isoformat(timespec='seconds')}; obsd {__version__}, {revision()}.",
-        "Machine: " + ", ".join(f"{key} {value}" for key, value in machine().items())
+        "Machine: "
+        + ", ".join(f"{key} {value}" for key, value in machine().items())
         + f"; 1-minute load average {loadavg[0]} before the runs, {loadavg[1]} after.",
         "",
         "| measure | result (loaded daemon) | baseline (same run) | target | met |",
         "|---|---|---|---|---|",
-        *(f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-          for r in rows),
+        *(
+            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
+            for r in rows
+        ),
         "",
         "Method:",
         f"- {runs} registrations per condition, alternating idle and loaded (idle first in "
@@ -315,12 +362,20 @@ def render(rows: list[Row], notes: list[str], when: datetime, runs: int,
 def main() -> int:
     """Run the benchmark (or, with --load-worker, be the load)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=RUNS_PER_CONDITION,
-                        help="runs per condition (default: %(default)s)")
-    parser.add_argument("--no-docs", action="store_true",
-                        help="print the table only; leave docs/performance.md alone")
-    parser.add_argument("--load-worker", nargs=3, metavar=("SOCKET", "LOG_ID", "SEED"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=RUNS_PER_CONDITION,
+        help="runs per condition (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="print the table only; leave docs/performance.md alone",
+    )
+    parser.add_argument(
+        "--load-worker", nargs=3, metavar=("SOCKET", "LOG_ID", "SEED"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.load_worker:
         sock, log_id, seed = args.load_worker
@@ -334,11 +389,14 @@ def main() -> int:
         for loaded in order:
             sample = one_run(loaded, seed=index)
             samples.append(sample)
-            print(f"run {index + 1}/{args.runs} {'loaded' if loaded else 'idle  '}: first "
-                  f"POST {ms(sample.arrival_late_ns):+.3f} ms, send call "
-                  f"{ms(sample.call_late_ns):+.3f} ms, send delay {ms(sample.send_delay_ns):.3f} "
-                  f"ms, transit {ms(sample.transit_ns):+.3f} ms, "
-                  f"NTP error {ms(sample.ntp_error_ns):+.3f} ms", flush=True)
+            print(
+                f"run {index + 1}/{args.runs} {'loaded' if loaded else 'idle  '}: first "
+                f"POST {ms(sample.arrival_late_ns):+.3f} ms, send call "
+                f"{ms(sample.call_late_ns):+.3f} ms, send delay {ms(sample.send_delay_ns):.3f} "
+                f"ms, transit {ms(sample.transit_ns):+.3f} ms, "
+                f"NTP error {ms(sample.ntp_error_ns):+.3f} ms",
+                flush=True,
+            )
     rows, notes = rows_and_notes(samples)
     print()
     print_table(rows)

@@ -99,10 +99,20 @@ def machine() -> dict[str, str]:
 def revision() -> str:
     """The commit measured, and whether the code under test had uncommitted changes."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "obsd", "obsctl"],
-                               cwd=REPO, check=True, capture_output=True, text=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "obsd", "obsctl"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown revision"
     return f"commit {commit}" + (" with uncommitted changes in obsd/ or obsctl/" if dirty else "")
@@ -110,8 +120,11 @@ def revision() -> str:
 
 def this_command(script: str, args: Sequence[str] = ()) -> str:
     """How `script` was run, relative to the repository root where possible."""
-    interpreter = (os.path.relpath(sys.executable, REPO)
-                   if Path(sys.executable).is_relative_to(REPO) else sys.executable)
+    interpreter = (
+        os.path.relpath(sys.executable, REPO)
+        if Path(sys.executable).is_relative_to(REPO)
+        else sys.executable
+    )
     return " ".join([interpreter, os.path.relpath(script, REPO), *args])
 
 
@@ -123,7 +136,7 @@ def write_section(section: str, start_marker: str, end_marker: str) -> None:
     text = DOC_PATH.read_text() if DOC_PATH.exists() else DOC_HEADER
     start, end = text.find(start_marker), text.find(end_marker)
     if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(end_marker):].removeprefix("\n")
+        text = text[:start] + section + text[end + len(end_marker) :].removeprefix("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +146,16 @@ def write_section(section: str, start_marker: str, end_marker: str) -> None:
 def print_table(rows: list[Row]) -> None:
     """The results as a plain-text table on stdout."""
     header = Row("measure", "result", "baseline", "target", None)
-    cells = [(r.measure, r.result, r.baseline, r.target, "met" if r is header else
-              verdict(r.met).strip("*")) for r in [header, *rows]]
+    cells = [
+        (
+            r.measure,
+            r.result,
+            r.baseline,
+            r.target,
+            "met" if r is header else verdict(r.met).strip("*"),
+        )
+        for r in [header, *rows]
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(5)]
     for row in cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

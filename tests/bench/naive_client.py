@@ -26,8 +26,12 @@ def main(argv: list[str]) -> int:
     remaining_s = (int(deadline_ns) - time.time_ns()) / 1e9
     if remaining_s > 0:
         time.sleep(remaining_s)
-    response = httpx.post(base_url + REGISTRATION_PATH, json={"ECRN": [crn], "SCRN": []},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S)
+    response = httpx.post(
+        base_url + REGISTRATION_PATH,
+        json={"ECRN": [crn], "SCRN": []},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT_S,
+    )
     print(response.status_code, flush=True)
     return 0
 

@@ -55,12 +55,15 @@ def test_target_is_stored_as_an_absolute_instant_with_offset() -> None:
     assert datetime.fromisoformat(utc.target or "") == datetime(2026, 2, 3, 14, tzinfo=ISTANBUL)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("2026-02-03T14:00:00", "no UTC offset"),
-    ("2026-02-03T09:00:00+03:00", "in the past"),
-    ("tomorrow at two", "expected HH:MM:SS"),
-    ("25:00:00", "expected HH:MM:SS"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("2026-02-03T14:00:00", "no UTC offset"),
+        ("2026-02-03T09:00:00+03:00", "in the past"),
+        ("tomorrow at two", "expected HH:MM:SS"),
+        ("25:00:00", "expected HH:MM:SS"),
+    ],
+)
 def test_bad_targets_are_refused_with_a_reason(text: str, words: str) -> None:
     error = refused(target=text)
     assert error.field == "$.config.target" and words in str(error)
@@ -72,8 +75,9 @@ def test_duplicate_crns_are_refused_even_across_lists() -> None:
 
 
 def test_more_than_twelve_crns_in_total_are_refused() -> None:
-    error = refused(ecrn=[str(10000 + i) for i in range(8)],
-                    scrn=[str(20000 + i) for i in range(5)])
+    error = refused(
+        ecrn=[str(10000 + i) for i in range(8)], scrn=[str(20000 + i) for i in range(5)]
+    )
     assert "13 CRNs" in str(error) and "VAL15" in str(error)
     apply_patch(Config(), patch(ecrn=[str(10000 + i) for i in range(12)]), NOW)
 
@@ -85,8 +89,9 @@ def test_a_patch_that_fails_leaves_nothing_half_applied() -> None:
     assert config.ecrn == ("11111",)
 
 
-@pytest.mark.parametrize("server", ["pool.ntp.org", "127.0.0.1:12345", "[::1]:123", "[::1]",
-                                    "time-a.example.com"])
+@pytest.mark.parametrize(
+    "server", ["pool.ntp.org", "127.0.0.1:12345", "[::1]:123", "[::1]", "time-a.example.com"]
+)
 def test_ntp_server_forms_accepted(server: str) -> None:
     assert apply_patch(Config(), patch(ntp_servers=[server]), NOW).ntp_servers == (server,)
 
@@ -96,8 +101,10 @@ def test_ntp_server_forms_refused(server: str) -> None:
     assert refused(ntp_servers=["pool.ntp.org", server]).field == "$.config.ntp_servers[1]"
 
 
-@pytest.mark.parametrize("url", ["ftp://obs.itu.edu.tr", "obs.itu.edu.tr",
-                                 "https://obs.itu.edu.tr/api", "https://user@host"])
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://obs.itu.edu.tr", "obs.itu.edu.tr", "https://obs.itu.edu.tr/api", "https://user@host"],
+)
 def test_base_url_must_be_scheme_host_port(url: str) -> None:
     assert refused(obs_base_url=url).field == "$.config.obs_base_url"
 
@@ -109,15 +116,24 @@ def test_base_url_trailing_slash_is_dropped() -> None:
 
 # A valid value for each patch field that differs from the default.
 CHANGES: dict[str, object] = {
-    "ecrn": ["21234"], "scrn": ["20456"], "target": "14:00:00", "max_attempts": 7,
-    "retry_interval": 4.0, "safety_buffer": 0.02, "obs_base_url": "http://127.0.0.1:8080",
-    "ntp_servers": ["pool.ntp.org"], "retry_full": True, "backup": {"21234": "21235"},
-    "budget_posts": 5, "budget_window": 120.0, "read_timeout": 20.0, "aim_early_fraction": 0.5,
+    "ecrn": ["21234"],
+    "scrn": ["20456"],
+    "target": "14:00:00",
+    "max_attempts": 7,
+    "retry_interval": 4.0,
+    "safety_buffer": 0.02,
+    "obs_base_url": "http://127.0.0.1:8080",
+    "ntp_servers": ["pool.ntp.org"],
+    "retry_full": True,
+    "backup": {"21234": "21235"},
+    "budget_posts": 5,
+    "budget_window": 120.0,
+    "read_timeout": 20.0,
+    "aim_early_fraction": 0.5,
 }
 
 
-@pytest.mark.parametrize("field", [f for f in ConfigPatch.__struct_fields__
-                                   if f not in PATCH_ONLY])
+@pytest.mark.parametrize("field", [f for f in ConfigPatch.__struct_fields__ if f not in PATCH_ONLY])
 def test_every_patch_field_is_applied(field: str) -> None:
     assert field in CHANGES, f"add an example value for the new field {field!r}"
     fields = {field: CHANGES[field]} | ({"ecrn": ["21234"]} if field == "backup" else {})

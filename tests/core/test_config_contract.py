@@ -34,16 +34,16 @@ def configure(fields: dict[str, Any]) -> Config | str:
 
 def test_the_document_gives_a_range_for_every_number_field() -> None:
     numbers = {f.name for f in contract.NUMBER_FIELDS}
-    typed = {f.name for f in msgspec.structs.fields(Config)
-             if type(f.default) in (int, float)}
+    typed = {f.name for f in msgspec.structs.fields(Config) if type(f.default) in (int, float)}
     assert numbers == typed and len(numbers) == 7
 
 
 @settings(max_examples=EXAMPLES)
 @given(st.data())
 @pytest.mark.parametrize("field", contract.NUMBER_FIELDS, ids=lambda f: f.name)
-def test_numbers_are_accepted_exactly_within_their_range(field: contract.NumberField,
-                                                         data: st.DataObject) -> None:
+def test_numbers_are_accepted_exactly_within_their_range(
+    field: contract.NumberField, data: st.DataObject
+) -> None:
     value = data.draw(contract.numbers_around(field))
     result = configure({field.name: value})
     if field.accepts(value):
@@ -61,7 +61,10 @@ def test_crn_lists_hold_only_five_ascii_digits_within_the_rules(plan: dict[str, 
     if contract.crn_lists_ok(plan["ecrn"], plan["scrn"], plan["backup"]):
         assert isinstance(result, Config), result
         assert (list(result.ecrn), list(result.scrn), result.backup) == (
-            plan["ecrn"], plan["scrn"], plan["backup"])
+            plan["ecrn"],
+            plan["scrn"],
+            plan["backup"],
+        )
     else:
         assert isinstance(result, str) and "$.config" in result
 
@@ -115,10 +118,12 @@ def test_retry_full_is_a_boolean(value: object) -> None:
 def test_a_crn_with_a_trailing_newline_is_refused() -> None:
     # Python's `$` matches before a final newline: the bug this contract test was written for.
     assert configure({"ecrn": ["12345\n"]}) == (
-        "Expected a 5-digit CRN string - at `$.config.ecrn[0]`")
+        "Expected a 5-digit CRN string - at `$.config.ecrn[0]`"
+    )
 
 
 def test_a_target_thousands_of_years_ahead_is_refused() -> None:
     assert configure({"target": "9999-01-01T00:00:00+03:00"}) == (
         "'9999-01-01T00:00:00+03:00' is more than 365 days ahead; check the year - at "
-        "`$.config.target`")
+        "`$.config.target`"
+    )

@@ -5,8 +5,10 @@ from obsd.core.logformat import scan_segment, segment_first_seq, segment_name
 
 
 def lines(first: int, count: int) -> list[bytes]:
-    return [encode_event(make_event(DaemonStoppedPayload(reason=f"r{seq}"), seq, 10**18))
-            for seq in range(first, first + count)]
+    return [
+        encode_event(make_event(DaemonStoppedPayload(reason=f"r{seq}"), seq, 10**18))
+        for seq in range(first, first + count)
+    ]
 
 
 def scan(data: bytes, expected: int = 1) -> tuple[list[int], object]:

@@ -17,21 +17,30 @@ def body(ecrn: list[dict[str, object]], scrn: list[dict[str, object]]) -> bytes:
 
 
 def item(crn: str, code: str, status: int = 1, data: object = None) -> dict[str, object]:
-    return {"crn": crn, "operationFinished": True, "statusCode": status, "resultCode": code,
-            "resultData": data}
+    return {
+        "crn": crn,
+        "operationFinished": True,
+        "statusCode": status,
+        "resultCode": code,
+        "resultData": data,
+    }
 
 
 def test_the_request_body_has_both_lists() -> None:
-    assert msgspec.json.decode(registration_body(["11111"], [])) == {"ECRN": ["11111"],
-                                                                      "SCRN": []}
+    assert msgspec.json.decode(registration_body(["11111"], [])) == {"ECRN": ["11111"], "SCRN": []}
 
 
 def test_results_follow_the_plan_order_and_kind() -> None:
-    answer = body([item("22222", "VAL06"), item("11111", "successResult", 0)],
-                  [item("33333", "successResult", 0)])
+    answer = body(
+        [item("22222", "VAL06"), item("11111", "successResult", 0)],
+        [item("33333", "successResult", 0)],
+    )
     results = read_answer(answer, ["11111", "22222"], ["33333"])
     assert [(r.crn, r.kind, r.state) for r in results] == [
-        ("11111", "ecrn", "success"), ("22222", "ecrn", "full"), ("33333", "scrn", "success")]
+        ("11111", "ecrn", "success"),
+        ("22222", "ecrn", "full"),
+        ("33333", "scrn", "success"),
+    ]
     assert results[2].message == "dropped"
 
 
@@ -51,8 +60,9 @@ def test_crns_not_sent_are_ignored() -> None:
     assert read_answer(body([item("99999", "VAL03")], []), [], []) == []
 
 
-@pytest.mark.parametrize("raw", [b"<html>502 Bad Gateway</html>", b'{"ecrnResultList": 5}',
-                                 b"[]", b""])
+@pytest.mark.parametrize(
+    "raw", [b"<html>502 Bad Gateway</html>", b'{"ecrnResultList": 5}', b"[]", b""]
+)
 def test_unreadable_answers_are_refused(raw: bytes) -> None:
     with pytest.raises(UnreadableAnswer):
         read_answer(raw, ["11111"], [])
@@ -60,13 +70,16 @@ def test_unreadable_answers_are_refused(raw: bytes) -> None:
 
 def test_an_http_answer_is_read_as_an_outcome() -> None:
     assert read_response(401, b"", ["12345"], []) == Reading(
-        "unauthorized", [], "OBS answered 401: the token is expired or invalid")
+        "unauthorized", [], "OBS answered 401: the token is expired or invalid"
+    )
     # IIS's overload page at the opening: not OBS's answer, whatever the status says.
     assert read_response(503, b"<html>Service Unavailable</html>", ["12345"], []) == Reading(
-        "http_error", [], "OBS answered HTTP 503")
+        "http_error", [], "OBS answered HTTP 503"
+    )
     unreadable = read_response(200, b"<html>", ["12345"], [])
     assert unreadable.outcome == "http_error" and unreadable.results == []
     assert unreadable.detail is not None and unreadable.detail.startswith("OBS sent an unreadable")
-    answered = read_response(200, b'{"ecrnResultList": [{"crn": "12345", "statusCode": 0}]}',
-                             ["12345"], [])
+    answered = read_response(
+        200, b'{"ecrnResultList": [{"crn": "12345", "statusCode": 0}]}', ["12345"], []
+    )
     assert answered.outcome == "answered" and answered.results[0].state == "success"

@@ -15,23 +15,50 @@ T0 = 1_770_112_800 * NS  # an opening instant
 
 def run(**config: object) -> RunState:
     base = {"ecrn": ("11111", "22222"), "scrn": ("33333",)}
-    created = Created("r", Actor(0, 1), msgspec.convert(base | config, Config),
-                      TokenInfo(fingerprint="f", exp=None), T0)
+    created = Created(
+        "r",
+        Actor(0, 1),
+        msgspec.convert(base | config, Config),
+        TokenInfo(fingerprint="f", exp=None),
+        T0,
+    )
     return new_run(created, "2026-02-03T11:00:00Z")
 
 
-def answered(record: RunState, at_ns: int, codes: dict[str, str], *,
-             outcome: str = "answered", latency_ns: int = NS // 100) -> RunState:
+def answered(
+    record: RunState,
+    at_ns: int,
+    codes: dict[str, str],
+    *,
+    outcome: str = "answered",
+    latency_ns: int = NS // 100,
+) -> RunState:
     step = next_step(record)
     assert isinstance(step, NextPost)
     attempt = len(record.requests) + 1
     record = with_request(record, RequestSentPayload("r", attempt, step.ecrn, step.scrn, at_ns))
-    results = [CrnResult(crn=crn, kind="scrn" if crn in step.scrn else "ecrn",
-                         state=_state(code), code=code, message=code)
-               for crn, code in codes.items()]
-    return with_results(record, CrnUpdatePayload(
-        run_id="r", attempt=attempt, outcome=outcome, http_status=200, sent_ns=at_ns,
-        responded_ns=at_ns + latency_ns, results=results))
+    results = [
+        CrnResult(
+            crn=crn,
+            kind="scrn" if crn in step.scrn else "ecrn",
+            state=_state(code),
+            code=code,
+            message=code,
+        )
+        for crn, code in codes.items()
+    ]
+    return with_results(
+        record,
+        CrnUpdatePayload(
+            run_id="r",
+            attempt=attempt,
+            outcome=outcome,
+            http_status=200,
+            sent_ns=at_ns,
+            responded_ns=at_ns + latency_ns,
+            results=results,
+        ),
+    )
 
 
 def _state(code: str) -> str:
@@ -53,8 +80,9 @@ def test_not_open_waits_the_retry_interval_from_the_answer() -> None:
 
 
 def test_debounce_waits_at_least_five_seconds() -> None:
-    record = answered(run(retry_interval=1.0), T0, {"11111": "VAL16", "22222": "VAL16",
-                                                    "33333": "VAL16"})
+    record = answered(
+        run(retry_interval=1.0), T0, {"11111": "VAL16", "22222": "VAL16", "33333": "VAL16"}
+    )
     step = next_step(record)
     assert isinstance(step, NextPost) and step.not_before_ns == T0 + NS // 100 + 5 * NS
 
@@ -68,8 +96,9 @@ def test_an_unknown_outcome_is_spaced_like_a_debounce() -> None:
 
 
 def test_only_what_can_still_succeed_is_sent_again() -> None:
-    record = answered(run(), T0, {"11111": "successResult", "22222": "VAL02",
-                                  "33333": "successResult"})
+    record = answered(
+        run(), T0, {"11111": "successResult", "22222": "VAL02", "33333": "successResult"}
+    )
     step = next_step(record)
     assert isinstance(step, NextPost) and (step.ecrn, step.scrn) == (["22222"], [])
 
@@ -87,8 +116,11 @@ def test_full_courses_are_retried_only_when_asked() -> None:
 
 
 def test_a_backup_replaces_a_full_primary() -> None:
-    record = answered(run(backup={"22222": "44444"}, retry_full=True), T0,
-                      {"11111": "successResult", "22222": "VAL06", "33333": "successResult"})
+    record = answered(
+        run(backup={"22222": "44444"}, retry_full=True),
+        T0,
+        {"11111": "successResult", "22222": "VAL06", "33333": "successResult"},
+    )
     step = next_step(record)
     assert isinstance(step, NextPost) and step.ecrn == ["44444"], "not the primary again"
     assert record.crns[-1].backup_for == "22222"
@@ -113,8 +145,9 @@ def test_a_volume_ban_stops_everything() -> None:
 def test_max_attempts_ends_the_run_with_what_is_still_open() -> None:
     record = run(max_attempts=2)
     for attempt in range(2):
-        record = answered(record, T0 + attempt * 4 * NS,
-                          {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
+        record = answered(
+            record, T0 + attempt * 4 * NS, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"}
+        )
     step = next_step(record)
     assert isinstance(step, Stop) and "max_attempts (2)" in step.reason and "33333" in step.reason
 
@@ -125,8 +158,7 @@ def test_the_budget_holds_the_post_until_the_window_has_room() -> None:
     assert budget_allows_at([5 * NS, 9 * NS, 7 * NS], 2, 60) == 7 * NS + 60 * NS
     record = run(budget_posts=2, budget_window=60.0, retry_interval=1.0)
     record = answered(record, T0, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
-    record = answered(record, T0 + 2 * NS, {"11111": "VAL02", "22222": "VAL02",
-                                            "33333": "VAL02"})
+    record = answered(record, T0 + 2 * NS, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
     step = next_step(record)
     assert isinstance(step, NextPost) and step.not_before_ns == T0 + NS // 100 + 60 * NS
     assert "budget" in step.reason

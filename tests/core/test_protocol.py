@@ -28,15 +28,18 @@ def refused(line: bytes) -> ProtocolError:
 def test_valid_requests_decode_to_their_types() -> None:
     assert decode_request(b'{"id": 1, "op": "ping"}') == Ping(id=1)
     assert decode_request(b'{"id": "a", "op": "tail", "after_seq": 5, "follow": true}') == Tail(
-        id="a", after_seq=5, follow=True)
+        id="a", after_seq=5, follow=True
+    )
     events = decode_request(b'{"id": 2, "op": "events"}')
     assert isinstance(events, Events) and (events.after_seq, events.limit) == (0, 100)
     configure = decode_request(b'{"id": 3, "op": "configure", "config": {"ecrn": ["12345"]}}')
     assert isinstance(configure, Configure) and configure.config.changed_fields() == ["ecrn"]
 
 
-@pytest.mark.parametrize("line", [b"{", b"not json", b"\xff\xfe\x00garbage", b'{"id": 1,}',
-                                  b'{"id": "\xff", "op": "ping"}'])
+@pytest.mark.parametrize(
+    "line",
+    [b"{", b"not json", b"\xff\xfe\x00garbage", b'{"id": 1,}', b'{"id": "\xff", "op": "ping"}'],
+)
 def test_malformed_json_is_bad_json(line: bytes) -> None:
     assert refused(line).code is ErrorCode.BAD_JSON
 
@@ -60,35 +63,50 @@ def test_unknown_op_names_itself_and_keeps_the_id() -> None:
     assert "launch_missiles" in error.message and "ping" in error.message
 
 
-@pytest.mark.parametrize(("line", "field"), [
-    (b'{"id": 1, "op": "tail", "after_seq": "ten"}', "$.after_seq"),
-    (b'{"id": 1, "op": "tail", "follow": 1}', "$.follow"),
-    (b'{"id": 1, "op": "events", "limit": 100000}', "$.limit"),
-    (b'{"id": 1, "op": "events", "after_seq": -1}', "$.after_seq"),
-    (b'{"id": 1, "op": "configure", "config": {"max_attempts": 0}}', "$.config.max_attempts"),
-    (b'{"id": 1, "op": "configure", "config": {"ecrn": ["1234"]}}', "$.config.ecrn[0]"),
-    (b'{"id": 1, "op": "configure", "config": {"retry_interval": "fast"}}',
-     "$.config.retry_interval"),
-    (b'{"id": 1, "op": "configure"}', "config"),
-])
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (b'{"id": 1, "op": "tail", "after_seq": "ten"}', "$.after_seq"),
+        (b'{"id": 1, "op": "tail", "follow": 1}', "$.follow"),
+        (b'{"id": 1, "op": "events", "limit": 100000}', "$.limit"),
+        (b'{"id": 1, "op": "events", "after_seq": -1}', "$.after_seq"),
+        (b'{"id": 1, "op": "configure", "config": {"max_attempts": 0}}', "$.config.max_attempts"),
+        (b'{"id": 1, "op": "configure", "config": {"ecrn": ["1234"]}}', "$.config.ecrn[0]"),
+        (
+            b'{"id": 1, "op": "configure", "config": {"retry_interval": "fast"}}',
+            "$.config.retry_interval",
+        ),
+        (b'{"id": 1, "op": "configure"}', "config"),
+    ],
+)
 def test_wrong_types_and_ranges_name_the_field(line: bytes, field: str) -> None:
     error = refused(line)
     assert (error.code, error.request_id) == (ErrorCode.VALIDATION_ERROR, 1)
     assert field in error.message
 
 
-@pytest.mark.parametrize(("line", "field"), [
-    (b'{"id": 1, "op": "ping", "force": true}', "force"),
-    (b'{"id": 1, "op": "configure", "config": {"kayit_saati": "14:00:00"}}', "kayit_saati"),
-])
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (b'{"id": 1, "op": "ping", "force": true}', "force"),
+        (b'{"id": 1, "op": "configure", "config": {"kayit_saati": "14:00:00"}}', "kayit_saati"),
+    ],
+)
 def test_unknown_fields_are_refused_by_name(line: bytes, field: str) -> None:
     error = refused(line)
     assert error.code is ErrorCode.VALIDATION_ERROR
     assert f"unknown field `{field}`" in error.message
 
 
-@pytest.mark.parametrize("line", [b'{"op": "ping"}', b'{"id": null, "op": "ping"}',
-                                  b'{"id": 1.5, "op": "ping"}', b'{"id": true, "op": "ping"}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"op": "ping"}',
+        b'{"id": null, "op": "ping"}',
+        b'{"id": 1.5, "op": "ping"}',
+        b'{"id": true, "op": "ping"}',
+    ],
+)
 def test_a_missing_or_unusable_id_is_refused_with_a_null_id(line: bytes) -> None:
     error = refused(line)
     assert (error.code, error.request_id) == (ErrorCode.VALIDATION_ERROR, None)
@@ -104,7 +122,9 @@ def test_error_envelope_shape() -> None:
     line = encode_line(error_response(4, ErrorCode.UNKNOWN_OP, "nope"))
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert msgspec.json.decode(line) == {
-        "id": 4, "success": False, "data": None,
+        "id": 4,
+        "success": False,
+        "data": None,
         "error": {"code": "UNKNOWN_OP", "message": "nope"},
     }
 

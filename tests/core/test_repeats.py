@@ -20,7 +20,8 @@ def test_a_storm_of_a_thousand_failures_costs_four_lines_and_one_more_when_it_en
         "last: EMFILE #999",
     ]
     assert failure.succeeded(100 * NS) == (
-        "accepting a connection works again after 1000 failures in 1 min 40 s")
+        "accepting a connection works again after 1000 failures in 1 min 40 s"
+    )
 
 
 def test_success_without_failures_says_nothing() -> None:

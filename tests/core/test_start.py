@@ -31,13 +31,18 @@ def refusal(state: DaemonState, info: TokenInfo | None = None) -> tuple[ErrorCod
 
 def test_a_ready_plan_goes_ahead_with_the_token_warnings() -> None:
     verdict = check_start(DaemonState(config=PLAN), token(timedelta(minutes=30)), None, NOW)
-    assert verdict == GoAhead(epoch_ns(TARGET), token(timedelta(minutes=30)),
-                              ["the token expires 30 min after the target"])
+    assert verdict == GoAhead(
+        epoch_ns(TARGET),
+        token(timedelta(minutes=30)),
+        ["the token expires 30 min after the target"],
+    )
 
 
 def test_each_missing_piece_is_named() -> None:
     assert refusal(DaemonState()) == (
-        ErrorCode.NOT_READY, "nothing to register: configure ecrn and/or scrn")
+        ErrorCode.NOT_READY,
+        "nothing to register: configure ecrn and/or scrn",
+    )
     no_target = msgspec.structs.replace(PLAN, target=None)
     assert refusal(DaemonState(config=no_target))[1].startswith("no target")
     past = msgspec.structs.replace(PLAN, target=(NOW - timedelta(seconds=1)).isoformat())
@@ -53,7 +58,13 @@ def test_a_token_that_expires_too_soon_after_the_target_is_refused() -> None:
 
 
 def test_a_run_in_progress_comes_first() -> None:
-    run = RunState(run_id="r1", created_at="2026-12-01T08:00:00Z", actor=Actor(0, 1),
-                   config=PLAN, token=token(timedelta(hours=3)), target_ns=epoch_ns(TARGET))
+    run = RunState(
+        run_id="r1",
+        created_at="2026-12-01T08:00:00Z",
+        actor=Actor(0, 1),
+        config=PLAN,
+        token=token(timedelta(hours=3)),
+        target_ns=epoch_ns(TARGET),
+    )
     state = DaemonState(config=PLAN, runs={"r1": run}, active_run="r1")
     assert refusal(state) == (ErrorCode.RUN_IN_PROGRESS, "run r1 is calibrating; cancel it first")

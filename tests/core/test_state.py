@@ -19,8 +19,10 @@ ACTOR = Actor(uid=1000, pid=42)
 
 
 def events(*payloads: object) -> list[Event]:
-    return [make_event(p, seq, 1_770_000_000_000_000_000 + seq) for seq, p in  # type: ignore[arg-type]
-            enumerate(payloads, start=1)]
+    return [
+        make_event(p, seq, 1_770_000_000_000_000_000 + seq)
+        for seq, p in enumerate(payloads, start=1)  # type: ignore[arg-type]
+    ]
 
 
 def fold(history: list[Event]) -> DaemonState:
@@ -35,11 +37,13 @@ def test_the_log_lineage_comes_from_the_first_event() -> None:
 def test_the_last_configuration_wins() -> None:
     first = Config(ecrn=("11111",))
     second = Config(ecrn=("22222",), max_attempts=5)
-    state = fold(events(
-        LogCreatedPayload(log_id="L1", server="0.1.0"),
-        ConfigChangedPayload(actor=ACTOR, changed=["ecrn"], config=first),
-        ConfigChangedPayload(actor=ACTOR, changed=["ecrn", "max_attempts"], config=second),
-    ))
+    state = fold(
+        events(
+            LogCreatedPayload(log_id="L1", server="0.1.0"),
+            ConfigChangedPayload(actor=ACTOR, changed=["ecrn"], config=first),
+            ConfigChangedPayload(actor=ACTOR, changed=["ecrn", "max_attempts"], config=second),
+        )
+    )
     assert state.config == second
 
 

@@ -40,26 +40,44 @@ def _fold(*payloads: msgspec.Struct) -> DaemonState:
 
 def _created() -> RunCreatedPayload:
     config = Config(ecrn=("21234", "22001"), scrn=("20456",), target=iso(TARGET_NS))
-    return RunCreatedPayload(RUN_ID, ACTOR, config, TokenInfo(fingerprint="f", exp=None),
-                             TARGET_NS)
+    return RunCreatedPayload(RUN_ID, ACTOR, config, TokenInfo(fingerprint="f", exp=None), TARGET_NS)
 
 
 def _calibrated(fire_at_ns: int) -> CalibrationPayload:
     return CalibrationPayload(
-        run_id=RUN_ID, ntp_server="pool", ntp_offset_ms=1.0, ntp_delay_ms=5.0, ntp_samples=3,
-        rtt_min_ms=10.0, rtt_median_ms=11.0, rtt_jitter_ms=1.0, rtt_samples=5,
-        date_offset_s=0.0, date_check="ok", send_delay_ms=0.1, fire_at_ns=fire_at_ns)
+        run_id=RUN_ID,
+        ntp_server="pool",
+        ntp_offset_ms=1.0,
+        ntp_delay_ms=5.0,
+        ntp_samples=3,
+        rtt_min_ms=10.0,
+        rtt_median_ms=11.0,
+        rtt_jitter_ms=1.0,
+        rtt_samples=5,
+        date_offset_s=0.0,
+        date_check="ok",
+        send_delay_ms=0.1,
+        fire_at_ns=fire_at_ns,
+    )
 
 
 def _answered(attempt: int) -> CrnUpdatePayload:
-    results = [CrnResult(crn="21234", kind="ecrn", state="success", code="successResult",
-                         message="added"),
-               CrnResult(crn="22001", kind="ecrn", state="full", code="VAL06", message="full"),
-               CrnResult(crn="20456", kind="scrn", state="success", code="successResult",
-                         message="dropped")]
-    return CrnUpdatePayload(run_id=RUN_ID, attempt=attempt, outcome="answered",
-                            http_status=200, sent_ns=TARGET_NS, responded_ns=TARGET_NS + NS,
-                            results=results)
+    results = [
+        CrnResult(crn="21234", kind="ecrn", state="success", code="successResult", message="added"),
+        CrnResult(crn="22001", kind="ecrn", state="full", code="VAL06", message="full"),
+        CrnResult(
+            crn="20456", kind="scrn", state="success", code="successResult", message="dropped"
+        ),
+    ]
+    return CrnUpdatePayload(
+        run_id=RUN_ID,
+        attempt=attempt,
+        outcome="answered",
+        http_status=200,
+        sent_ns=TARGET_NS,
+        responded_ns=TARGET_NS + NS,
+        results=results,
+    )
 
 
 def test_status_when_idle() -> None:
@@ -70,30 +88,44 @@ def test_status_while_waiting_counts_down_to_the_fire_instant() -> None:
     fire = TARGET_NS + 5_000_000
     state = _fold(_created(), _calibrated(fire), PhaseChangedPayload(RUN_ID, "waiting"))
     line = status_line(state, TARGET_NS - 754 * NS)
-    assert line == (f"waiting: fires in 12 min 34 s at 14:00:00 Istanbul; 21234 pending, "
-                    f"22001 pending, 20456 pending (run {RUN_ID})")
+    assert line == (
+        f"waiting: fires in 12 min 34 s at 14:00:00 Istanbul; 21234 pending, "
+        f"22001 pending, 20456 pending (run {RUN_ID})"
+    )
     assert "fires in 3 h 00 min" in status_line(state, TARGET_NS - 3 * 3600 * NS)
     assert "at 2026-01-15 14:00:00 Istanbul" in status_line(state, TARGET_NS - 30 * 3600 * NS)
 
 
 def test_status_while_registering_shows_each_crn() -> None:
     sent = RequestSentPayload(RUN_ID, 1, ["21234", "22001"], ["20456"], TARGET_NS)
-    state = _fold(_created(), PhaseChangedPayload(RUN_ID, "waiting"),
-                  PhaseChangedPayload(RUN_ID, "registering"), sent)
+    state = _fold(
+        _created(),
+        PhaseChangedPayload(RUN_ID, "waiting"),
+        PhaseChangedPayload(RUN_ID, "registering"),
+        sent,
+    )
     assert "attempt 1 waiting for OBS's answer" in status_line(state, TARGET_NS)
     state = apply(state, make_event(_answered(1), 9, TARGET_NS + NS))
     assert status_line(state, TARGET_NS + NS) == (
-        f"registering: attempt 1 answered; 21234 added, 22001 full, 20456 dropped (run {RUN_ID})")
+        f"registering: attempt 1 answered; 21234 added, 22001 full, 20456 dropped (run {RUN_ID})"
+    )
 
 
 def test_status_after_a_run_gives_its_result() -> None:
-    state = _fold(_created(), PhaseChangedPayload(RUN_ID, "registering"), _answered(1),
-                  DonePayload(RUN_ID, "done", "every CRN has its answer", []))
+    state = _fold(
+        _created(),
+        PhaseChangedPayload(RUN_ID, "registering"),
+        _answered(1),
+        DonePayload(RUN_ID, "done", "every CRN has its answer", []),
+    )
     assert status_line(state, TARGET_NS + 60 * NS) == (
-        f"idle; last run done: 21234 added, 22001 full, 20456 dropped (run {RUN_ID})")
+        f"idle; last run done: 21234 added, 22001 full, 20456 dropped (run {RUN_ID})"
+    )
     failed = _fold(_created(), DonePayload(RUN_ID, "failed", "OBS refused the token (401)", []))
-    assert "last run failed: 21234 pending, 22001 pending, 20456 pending - OBS refused the " \
-           "token (401)" in status_line(failed, TARGET_NS)
+    assert (
+        "last run failed: 21234 pending, 22001 pending, 20456 pending - OBS refused the "
+        "token (401)" in status_line(failed, TARGET_NS)
+    )
 
 
 def test_status_of_a_damaged_log_says_read_only() -> None:

@@ -19,8 +19,11 @@ T = 1_770_112_800 * NS
 
 
 def test_the_lowest_delay_sample_wins() -> None:
-    samples = [NtpSample("a", 5 * MS, 30 * MS), NtpSample("b", 2 * MS, 4 * MS),
-               NtpSample("c", 9 * MS, 12 * MS)]
+    samples = [
+        NtpSample("a", 5 * MS, 30 * MS),
+        NtpSample("b", 2 * MS, 4 * MS),
+        NtpSample("c", 9 * MS, 12 * MS),
+    ]
     assert best_sample(samples) == samples[1]
     assert best_sample([]) is None
 
@@ -53,5 +56,7 @@ def test_spinning_starts_2_ms_plus_a_fraction_before() -> None:
 
 def test_epoch_ns_is_exact_to_the_microsecond() -> None:
     instant = datetime(2026, 2, 3, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=3)))
-    assert epoch_ns(instant) == int(datetime(2026, 2, 3, 11, tzinfo=UTC).timestamp()) * NS + \
-        123_456_000
+    assert (
+        epoch_ns(instant)
+        == int(datetime(2026, 2, 3, 11, tzinfo=UTC).timestamp()) * NS + 123_456_000
+    )

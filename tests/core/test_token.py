@@ -32,8 +32,9 @@ def test_missing_exp_is_reported_as_unknown() -> None:
     assert inspect_token(jwt({"sub": "x"}))[1].exp is None
 
 
-@pytest.mark.parametrize("text", ["", "abc", "a.b", "a.b.c.d", "a b.c.d",
-                                  "eyJ.bm90IGpzb24.sig", "x.WzFd.sig"])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "a.b", "a.b.c.d", "a b.c.d", "eyJ.bm90IGpzb24.sig", "x.WzFd.sig"]
+)
 def test_non_jwts_are_refused_without_echoing_the_text(text: str) -> None:
     with pytest.raises(TokenError) as caught:
         inspect_token(text)

@@ -55,6 +55,12 @@ def test_probes_only_in_the_last_minute_and_never_in_the_last_two_seconds() -> N
         return next_wait_step(SHOT, now, progress) == ProbeObs()
 
     assert [probing(s) for s in (300, 61, 59, 11, 3, 1.9)] == [
-        False, False, True, True, True, False]
+        False,
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
     now = SHOT - 30 * NS
     assert at(30, WaitProgress(now - NS, now)) != ProbeObs(), "not again within 5 s"

@@ -41,12 +41,20 @@ def obs_answer(ecrn: dict[str, str], scrn: dict[str, str] | None = None) -> http
     """OBS's JSON answer: CRN -> result code, for the adds and the drops."""
 
     def items(codes: dict[str, str]) -> list[dict[str, Any]]:
-        return [{"crn": crn, "statusCode": 0 if code == "successResult" else 1,
-                 "resultCode": code, "resultData": None, "operationFinished": True}
-                for crn, code in codes.items()]
+        return [
+            {
+                "crn": crn,
+                "statusCode": 0 if code == "successResult" else 1,
+                "resultCode": code,
+                "resultData": None,
+                "operationFinished": True,
+            }
+            for crn, code in codes.items()
+        ]
 
-    return httpx.Response(200, json={"ecrnResultList": items(ecrn),
-                                     "scrnResultList": items(scrn or {})})
+    return httpx.Response(
+        200, json={"ecrnResultList": items(ecrn), "scrnResultList": items(scrn or {})}
+    )
 
 
 @dataclass
@@ -124,8 +132,13 @@ class Drive:
 
     def driver(self) -> RunDriver:
         """A driver for the run (a fresh one is what a restart makes)."""
-        return RunDriver(self.journal, RUN_ID, lambda: "token", self.clock,
-                         instruments(self.clock, self.obs, self.ntp_answers))
+        return RunDriver(
+            self.journal,
+            RUN_ID,
+            lambda: "token",
+            self.clock,
+            instruments(self.clock, self.obs, self.ntp_answers),
+        )
 
     async def to_the_end(self) -> RunState:
         """Drive the run until it ends; return its record."""
@@ -145,13 +158,22 @@ class Drive:
                 yield event_decoder.decode(line)
 
 
-async def planned(directory: Path, answers: list[Answer], *, wait_s: float = 30.0,
-                  ntp_answers: bool = True, **config: Any) -> Drive:
+async def planned(
+    directory: Path,
+    answers: list[Answer],
+    *,
+    wait_s: float = 30.0,
+    ntp_answers: bool = True,
+    **config: Any,
+) -> Drive:
     """A run created `wait_s` before its target, with `config` over a small default plan."""
     clock = FakeClock()
     journal = Journal.open(directory, clock)
     target = clock.wall_ns() + TRUE_OFFSET_NS + int(wait_s * NS)
     plan = msgspec.convert({"ecrn": ["21234"], "scrn": []} | config, Config)
-    await journal.append(RunCreatedPayload(RUN_ID, Actor(0, 1), plan,
-                                           TokenInfo(fingerprint="sha256:x", exp=None), target))
+    await journal.append(
+        RunCreatedPayload(
+            RUN_ID, Actor(0, 1), plan, TokenInfo(fingerprint="sha256:x", exp=None), target
+        )
+    )
     return Drive(journal, clock, ScriptedObs(clock, answers), target, ntp_answers)

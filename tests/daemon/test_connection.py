@@ -33,7 +33,8 @@ class ExhaustedListener:
 
 
 async def test_an_hour_out_of_descriptors_is_five_lines_then_the_next_client_is_served(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = FakeClock()
     # An hour of retries, one every ACCEPT_RETRY_S.
     listener = ExhaustedListener(failures=int(3600 / ACCEPT_RETRY_S))

@@ -60,8 +60,9 @@ def test_socket_file_is_private_by_default(daemon: DaemonProcess) -> None:
 def test_configuration_survives_a_restart_and_seq_continues(daemon: DaemonProcess) -> None:
     with daemon.client() as client:
         log_id = client.greeting["log_id"]
-        response = client.request("configure", config={"ecrn": ["12345", "23456"],
-                                                       "max_attempts": 9})
+        response = client.request(
+            "configure", config={"ecrn": ["12345", "23456"], "max_attempts": 9}
+        )
         assert response["success"], response
     assert daemon.stop() == 0
     assert not daemon.socket.exists(), "a clean stop removes the socket file"
@@ -72,8 +73,13 @@ def test_configuration_survives_a_restart_and_seq_continues(daemon: DaemonProces
         assert client.greeting["log_id"] == log_id
         events = client.request("events", limit=1000)["data"]["items"]
     types = [event["type"] for event in events]
-    assert types == ["log_created", "daemon_started", "config_changed", "daemon_stopped",
-                     "daemon_started"]
+    assert types == [
+        "log_created",
+        "daemon_started",
+        "config_changed",
+        "daemon_stopped",
+        "daemon_started",
+    ]
     assert [event["seq"] for event in events] == [1, 2, 3, 4, 5]
     assert events[3]["payload"]["reason"] == "received SIGTERM"
 
@@ -93,12 +99,20 @@ def test_an_acknowledged_command_survives_sigkill(daemon: DaemonProcess) -> None
         assert client.request("config")["data"]["config"]["scrn"] == ["54321"]
 
 
-def test_a_second_daemon_never_steals_a_live_socket(daemon: DaemonProcess,
-                                                    short_dir: Path) -> None:
+def test_a_second_daemon_never_steals_a_live_socket(daemon: DaemonProcess, short_dir: Path) -> None:
     rival = subprocess.run(
-        [sys.executable, "-m", "obsd", "--socket", str(daemon.socket),
-         "--state-dir", str(short_dir / "other-state")],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(daemon.socket),
+            "--state-dir",
+            str(short_dir / "other-state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert rival.returncode == 1
     assert "another obsd is listening" in rival.stderr
@@ -106,22 +120,32 @@ def test_a_second_daemon_never_steals_a_live_socket(daemon: DaemonProcess,
         assert client.request("ping")["data"] == {"pong": True}
 
 
-def test_a_second_daemon_refuses_a_state_dir_in_use(daemon: DaemonProcess,
-                                                    short_dir: Path) -> None:
+def test_a_second_daemon_refuses_a_state_dir_in_use(daemon: DaemonProcess, short_dir: Path) -> None:
     rival = subprocess.run(
-        [sys.executable, "-m", "obsd", "--socket", str(short_dir / "other.sock"),
-         "--state-dir", str(daemon.state_dir)],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(short_dir / "other.sock"),
+            "--state-dir",
+            str(daemon.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert rival.returncode == 1 and "is using" in rival.stderr
     assert not (short_dir / "other.sock").exists()
 
 
 def test_environment_variables_choose_the_paths(short_dir: Path) -> None:
-    env = {**os.environ, "OBSD_SOCKET": str(short_dir / "env.sock"),
-           "OBSD_STATE_DIR": str(short_dir / "env-state")}
-    process = subprocess.Popen([sys.executable, "-m", "obsd"], env=env,
-                               stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "OBSD_SOCKET": str(short_dir / "env.sock"),
+        "OBSD_STATE_DIR": str(short_dir / "env-state"),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "obsd"], env=env, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
         while not (short_dir / "env.sock").exists() and time.monotonic() < deadline:
@@ -148,21 +172,30 @@ BAD_LINES = [
 
 
 def test_every_kind_of_bad_input_gets_a_typed_error_on_a_live_connection(
-        daemon: DaemonProcess) -> None:
+    daemon: DaemonProcess,
+) -> None:
     sock, _ = raw_connection(daemon.socket)
     for line, code in BAD_LINES:
         response = exchange(sock, line)
         assert response["success"] is False, line[:40]
         assert response["error"]["code"] == code, (line[:40], response)  # type: ignore[index]
     assert exchange(sock, b'{"id": "still", "op": "ping"}\n') == {
-        "id": "still", "success": True, "data": {"pong": True}, "error": None}
+        "id": "still",
+        "success": True,
+        "data": {"pong": True},
+        "error": None,
+    }
     sock.close()
 
 
 def test_abrupt_disconnects_do_not_disturb_the_daemon(daemon: DaemonProcess) -> None:
     witness, _ = raw_connection(daemon.socket)
-    for payload in (b'{"id": 1, "op": "sta', b"\xff" * 1000, b'{"id": 1, "op": "tail", '
-                    b'"after_seq": 0, "follow": true}\n', b"x" * 200_000):
+    for payload in (
+        b'{"id": 1, "op": "sta',
+        b"\xff" * 1000,
+        b'{"id": 1, "op": "tail", "after_seq": 0, "follow": true}\n',
+        b"x" * 200_000,
+    ):
         sock, _ = raw_connection(daemon.socket)
         sock.sendall(payload)
         sock.close()
@@ -213,7 +246,8 @@ def test_a_torn_tail_is_repaired_on_start(daemon: DaemonProcess) -> None:
 
 
 def test_damage_in_the_middle_is_reported_and_makes_the_daemon_read_only(
-        daemon: DaemonProcess) -> None:
+    daemon: DaemonProcess,
+) -> None:
     with daemon.client() as client:
         for crn in ("11111", "22222"):
             assert client.request("configure", config={"ecrn": [crn]})["success"]
@@ -261,14 +295,18 @@ def run_as(uid: int, gid: int, work: Callable[[], object]) -> object:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="connecting as another user needs root")
 def test_other_users_get_read_only_access(short_dir: Path) -> None:
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                           ["--socket-group", "nogroup"]).start()
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock", short_dir / "state", ["--socket-group", "nogroup"]
+    ).start()
     nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
     def as_nobody() -> object:
         with Client(daemon.socket) as client:
-            return [client.greeting["access"], client.request("status")["success"],
-                    client.request("configure", config={"ecrn": ["12345"]})]
+            return [
+                client.greeting["access"],
+                client.request("status")["success"],
+                client.request("configure", config={"ecrn": ["12345"]}),
+            ]
 
     try:
         assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o660
@@ -304,8 +342,11 @@ def test_running_out_of_descriptors_is_said_once_then_it_serves_again(short_dir:
     waiting = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(8)]
     for sock in waiting:
         sock.connect(str(daemon.socket))
-    wait_until(lambda: "accepting a connection failed: Too many open files" in daemon.stderr(),
-               STARTUP_TIMEOUT_S, "the first failed accept is logged")
+    wait_until(
+        lambda: "accepting a connection failed: Too many open files" in daemon.stderr(),
+        STARTUP_TIMEOUT_S,
+        "the first failed accept is logged",
+    )
     # The storm lasts a second: about ten retries, which must not be ten lines.
     time.sleep(1.0)
     resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (soft, hard))
@@ -313,8 +354,9 @@ def test_running_out_of_descriptors_is_said_once_then_it_serves_again(short_dir:
         sock.close()
     with Client(daemon.socket) as client:
         assert client.request("ping")["success"]
-    wait_until(lambda: "works again" in daemon.stderr(), STARTUP_TIMEOUT_S,
-               "the recovery is logged")
+    wait_until(
+        lambda: "works again" in daemon.stderr(), STARTUP_TIMEOUT_S, "the recovery is logged"
+    )
     assert daemon.stop() == 0
     lines = [line for line in daemon.stderr().splitlines() if "accepting a connection" in line]
     failures = int(lines[-1].split(" works again after ")[1].split()[0])

@@ -21,9 +21,11 @@ def gap_s(first_answered_ns: int, next_arrival_ns: int) -> float:
 
 
 async def test_the_first_post_arrives_at_the_target_plus_the_buffer_never_before(
-        tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [obs_answer({"21234": "successResult"})],
-                          wait_s=3 * 3600, safety_buffer=0.005)
+    tmp_path: Path,
+) -> None:
+    drive = await planned(
+        tmp_path, [obs_answer({"21234": "successResult"})], wait_s=3 * 3600, safety_buffer=0.005
+    )
     run = await drive.to_the_end()
     (post,) = drive.obs.posts
     # The wall clock is 2.5 s behind true time; only NTP time lands the shot.
@@ -33,11 +35,17 @@ async def test_the_first_post_arrives_at_the_target_plus_the_buffer_never_before
 
 
 async def test_not_open_then_debounce_then_success_each_spaced_from_the_answer(
-        tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [obs_answer({"21234": "VAL02"}),
-                                     obs_answer({"21234": "VAL16"}),
-                                     obs_answer({"21234": "successResult"})],
-                          retry_interval=3.5)
+    tmp_path: Path,
+) -> None:
+    drive = await planned(
+        tmp_path,
+        [
+            obs_answer({"21234": "VAL02"}),
+            obs_answer({"21234": "VAL16"}),
+            obs_answer({"21234": "successResult"}),
+        ],
+        retry_interval=3.5,
+    )
     run = await drive.to_the_end()
     _, second, third = drive.obs.posts
     answered = [record.responded_ns for record in run.requests]
@@ -48,9 +56,11 @@ async def test_not_open_then_debounce_then_success_each_spaced_from_the_answer(
 
 
 async def test_a_timeout_is_an_unknown_outcome_that_already_registered_resolves(
-        tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [httpx.ReadTimeout("no answer"),
-                                     obs_answer({"21234": "VAL03"})])
+    tmp_path: Path,
+) -> None:
+    drive = await planned(
+        tmp_path, [httpx.ReadTimeout("no answer"), obs_answer({"21234": "VAL03"})]
+    )
     run = await drive.to_the_end()
     first, second = run.requests
     assert first.outcome == "unknown" and second.outcome == "answered"
@@ -60,9 +70,12 @@ async def test_a_timeout_is_an_unknown_outcome_that_already_registered_resolves(
 
 
 async def test_the_request_budget_holds_posts_back_for_its_window(tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [obs_answer({"21234": "VAL02"})] * 3
-                          + [obs_answer({"21234": "successResult"})],
-                          budget_posts=2, budget_window=300.0)
+    drive = await planned(
+        tmp_path,
+        [obs_answer({"21234": "VAL02"})] * 3 + [obs_answer({"21234": "successResult"})],
+        budget_posts=2,
+        budget_window=300.0,
+    )
     run = await drive.to_the_end()
     posts = drive.obs.posts
     assert len(posts) == 4 and run.phase == Phase.DONE
@@ -79,10 +92,16 @@ async def test_max_attempts_ends_the_run_done_with_the_crn_still_open(tmp_path: 
 
 
 async def test_a_successful_drop_is_never_sent_again(tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [
-        obs_answer({"21234": "VAL06"}, {"20456": "successResult"}),
-        obs_answer({"21234": "successResult"}),
-    ], ecrn=["21234"], scrn=["20456"], retry_full=True)
+    drive = await planned(
+        tmp_path,
+        [
+            obs_answer({"21234": "VAL06"}, {"20456": "successResult"}),
+            obs_answer({"21234": "successResult"}),
+        ],
+        ecrn=["21234"],
+        scrn=["20456"],
+        retry_full=True,
+    )
     await drive.to_the_end()
     first, second = drive.obs.posts
     assert first.body == {"ECRN": ["21234"], "SCRN": ["20456"]}
@@ -100,8 +119,9 @@ async def test_a_volume_ban_stops_the_run_and_a_401_fails_it(tmp_path: Path) -> 
 
 
 async def test_after_a_restart_the_next_post_keeps_its_spacing(tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [obs_answer({"21234": "VAL16"}),
-                                     obs_answer({"21234": "successResult"})])
+    drive = await planned(
+        tmp_path, [obs_answer({"21234": "VAL16"}), obs_answer({"21234": "successResult"})]
+    )
     with anyio.CancelScope() as scope:
         # "Crash" right after the first answer is logged: the driver's task is cancelled.
         async def crash_after_first_answer() -> None:
@@ -121,8 +141,12 @@ async def test_after_a_restart_the_next_post_keeps_its_spacing(tmp_path: Path) -
 
 
 async def test_an_unreachable_obs_and_silent_ntp_are_said_once_each(tmp_path: Path) -> None:
-    drive = await planned(tmp_path, [obs_answer({"21234": "successResult"})],
-                          wait_s=3 * RECHECK_NTP_EVERY_S + 120, ntp_answers=False)
+    drive = await planned(
+        tmp_path,
+        [obs_answer({"21234": "successResult"})],
+        wait_s=3 * RECHECK_NTP_EVERY_S + 120,
+        ntp_answers=False,
+    )
     drive.obs.head_failure = REFUSED
     await drive.to_the_end()
     heads = [a for a in drive.obs.arrivals if a.method == "HEAD"]
@@ -141,16 +165,25 @@ async def test_an_unreachable_obs_and_silent_ntp_are_said_once_each(tmp_path: Pa
 async def test_obs_failing_every_way_is_retried_as_unknown_then_succeeds(tmp_path: Path) -> None:
     # IIS's HTML page at the opening, a 500, a reset before the answer, a body that is not
     # JSON: none of them is an answer, so each next POST waits at least 5 s.
-    drive = await planned(tmp_path, [
-        httpx.Response(503, text="<html><h1>HTTP Error 503. The service is unavailable."),
-        httpx.Response(500),
-        httpx.ReadError("connection reset by peer"),
-        httpx.Response(200, text="{not json"),
-        obs_answer({"21234": "successResult"}),
-    ], retry_interval=1.0)
+    drive = await planned(
+        tmp_path,
+        [
+            httpx.Response(503, text="<html><h1>HTTP Error 503. The service is unavailable."),
+            httpx.Response(500),
+            httpx.ReadError("connection reset by peer"),
+            httpx.Response(200, text="{not json"),
+            obs_answer({"21234": "successResult"}),
+        ],
+        retry_interval=1.0,
+    )
     run = await drive.to_the_end()
     assert [record.outcome for record in run.requests] == [
-        "http_error", "http_error", "unknown", "http_error", "answered"]
+        "http_error",
+        "http_error",
+        "unknown",
+        "http_error",
+        "answered",
+    ]
     arrivals = [post.true_ns for post in drive.obs.posts]
     for record, next_arrival in zip(run.requests, arrivals[1:], strict=False):
         assert record.responded_ns is not None

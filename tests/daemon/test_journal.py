@@ -34,8 +34,11 @@ async def test_an_append_is_folded_written_and_durable(tmp_path: Path) -> None:
 
 async def test_an_event_the_phase_table_refuses_is_never_written(tmp_path: Path) -> None:
     journal = open_journal(tmp_path)
-    await journal.append(RunCreatedPayload("r1", Actor(0, 1), Config(ecrn=("21234",)),
-                                           TokenInfo(fingerprint="f", exp=None), 0))
+    await journal.append(
+        RunCreatedPayload(
+            "r1", Actor(0, 1), Config(ecrn=("21234",)), TokenInfo(fingerprint="f", exp=None), 0
+        )
+    )
     head = journal.log.head_seq
     with pytest.raises(ImpossibleEvent):
         await journal.append(PhaseChangedPayload("r1", Phase.DONE))
@@ -43,8 +46,7 @@ async def test_an_event_the_phase_table_refuses_is_never_written(tmp_path: Path)
     journal.log.close()
 
 
-async def test_followers_get_the_exact_lines_and_overflow_without_blocking(
-        tmp_path: Path) -> None:
+async def test_followers_get_the_exact_lines_and_overflow_without_blocking(tmp_path: Path) -> None:
     journal = open_journal(tmp_path, queue=3)
     subscription = journal.subscribe()
     for n in range(3):

@@ -25,8 +25,14 @@ SOCKET_REMEDY = "choose a socket path in a directory obsd can write: --socket"
 
 def failed_start(*argv: str) -> str:
     """Run obsd to its end; it must exit 1 with one log line. Return that line."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S,
-                            stdin=subprocess.DEVNULL, check=False)
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     lines = result.stderr.splitlines()
     assert result.returncode == 1, result.stderr
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -35,8 +41,13 @@ def failed_start(*argv: str) -> str:
 
 
 def obsd(short_dir: Path, state_dir: Path, socket: Path | None = None) -> list[str]:
-    return [script_path("obsd"), "--socket", str(socket or short_dir / "obsd.sock"),
-            "--state-dir", str(state_dir)]
+    return [
+        script_path("obsd"),
+        "--socket",
+        str(socket or short_dir / "obsd.sock"),
+        "--state-dir",
+        str(state_dir),
+    ]
 
 
 def test_a_state_directory_that_is_a_file(short_dir: Path) -> None:
@@ -57,8 +68,13 @@ def test_a_state_directory_on_a_read_only_file_system(short_dir: Path) -> None:
     require_root("mounting a read-only file system")
     (short_dir / "ro").mkdir()
     command = " ".join(obsd(short_dir, short_dir / "ro" / "state"))
-    line = failed_start("unshare", "--mount", "sh", "-euc",
-                        f"mount -t tmpfs -o ro tmpfs {short_dir / 'ro'}; exec {command}")
+    line = failed_start(
+        "unshare",
+        "--mount",
+        "sh",
+        "-euc",
+        f"mount -t tmpfs -o ro tmpfs {short_dir / 'ro'}; exec {command}",
+    )
     assert line.startswith(f"{short_dir / 'ro' / 'state'} is on a read-only file system; ")
     assert STATE_REMEDY in line
 
@@ -80,8 +96,9 @@ def test_a_state_directory_it_may_not_enter(short_dir: Path) -> None:
 
 def test_a_socket_directory_it_may_not_create(short_dir: Path) -> None:
     private = someone_elses(short_dir / "private")
-    line = failed_start(*WITHOUT_FILE_OVERRIDE,
-                        *obsd(short_dir, short_dir / "state", private / "run" / "obsd.sock"))
+    line = failed_start(
+        *WITHOUT_FILE_OVERRIDE, *obsd(short_dir, short_dir / "state", private / "run" / "obsd.sock")
+    )
     assert line.startswith(f"{private / 'run'} is not accessible: permission denied")
     assert SOCKET_REMEDY in line
 
@@ -89,8 +106,10 @@ def test_a_socket_directory_it_may_not_create(short_dir: Path) -> None:
 def test_a_socket_path_that_is_a_regular_file(short_dir: Path) -> None:
     (short_dir / "obsd.sock").write_text("keep me")
     line = failed_start(*obsd(short_dir, short_dir / "state"))
-    assert line == (f"{short_dir / 'obsd.sock'} exists and is not a socket; refusing to "
-                    "replace it: move it away or choose another --socket")
+    assert line == (
+        f"{short_dir / 'obsd.sock'} exists and is not a socket; refusing to "
+        "replace it: move it away or choose another --socket"
+    )
     assert (short_dir / "obsd.sock").read_text() == "keep me"
 
 
@@ -105,8 +124,7 @@ def test_a_socket_in_a_missing_directory_gets_its_directory(short_dir: Path) -> 
     assert daemon.stop() == 0
 
 
-def test_a_log_segment_replaced_by_a_directory_is_damage_served_read_only(
-        short_dir: Path) -> None:
+def test_a_log_segment_replaced_by_a_directory_is_damage_served_read_only(short_dir: Path) -> None:
     first = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
     assert first.stop() == 0
     (segment,) = (short_dir / "state" / "log").glob("*.jsonl")
@@ -118,8 +136,9 @@ def test_a_log_segment_replaced_by_a_directory_is_damage_served_read_only(
         problems = client.request("health")["data"]["problems"]
     assert damage["segment"] == segment.name
     assert damage["reason"] == "a directory where a segment file belongs"
-    assert problems == [f"log damaged at {segment.name} line 1: a directory where a segment "
-                        "file belongs"]
+    assert problems == [
+        f"log damaged at {segment.name} line 1: a directory where a segment file belongs"
+    ]
     assert daemon.stop() == 0
     assert daemon.stderr().count("\n") == 3  # damaged, listening, stopped: one line each
 
@@ -130,9 +149,11 @@ def test_a_token_file_of_the_wrong_kind_is_a_problem_not_a_crash(short_dir: Path
     with Client(daemon.socket) as client:
         problems = client.request("health")["data"]["problems"]
         refused = client.request("test_token")
-    assert problems == [f"{short_dir / 'state' / 'obs-token'} is a directory where a file "
-                        "belongs; remove it, then configure the token again (obsctl configure "
-                        "--token -)"]
+    assert problems == [
+        f"{short_dir / 'state' / 'obs-token'} is a directory where a file "
+        "belongs; remove it, then configure the token again (obsctl configure "
+        "--token -)"
+    ]
     assert refused["error"]["code"] == "TOKEN_MISSING"
     assert daemon.stop() == 0
     shutil.rmtree(short_dir / "state")

@@ -14,8 +14,9 @@ from obsd.daemon.tail import stream_tail
 from tests.fake_clock import FakeClock
 
 
-async def read_seqs(stream: anyio.abc.SocketStream, until_seq: int,
-                    pause_s: float = 0.0) -> tuple[list[int], list[dict[str, object]]]:
+async def read_seqs(
+    stream: anyio.abc.SocketStream, until_seq: int, pause_s: float = 0.0
+) -> tuple[list[int], list[dict[str, object]]]:
     """Read tail lines until `until_seq` arrives; return seqs and the non-event lines."""
     buffer = b""
     seqs: list[int] = []
@@ -45,12 +46,13 @@ async def read_until_caught_up(stream: anyio.abc.SocketStream) -> dict[str, obje
 
 async def socket_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    return (await anyio.abc.SocketStream.from_socket(left),
-            await anyio.abc.SocketStream.from_socket(right))
+    return (
+        await anyio.abc.SocketStream.from_socket(left),
+        await anyio.abc.SocketStream.from_socket(right),
+    )
 
 
-async def test_replay_then_marker_then_live_with_appends_during_the_replay(
-        tmp_path: Path) -> None:
+async def test_replay_then_marker_then_live_with_appends_during_the_replay(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path, FakeClock(), segment_bytes=8192)
     for n in range(500):
         await journal.append(DaemonStoppedPayload(reason=f"before {n}"), durable=False)
@@ -75,7 +77,8 @@ async def test_replay_then_marker_then_live_with_appends_during_the_replay(
 
 
 async def test_a_slow_reader_falls_back_to_disk_and_still_misses_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal = Journal.open(tmp_path, FakeClock(), subscriber_queue=8)
     server, client = await socket_pair()
     taken: list[Subscription] = []
@@ -93,11 +96,15 @@ async def test_a_slow_reader_falls_back_to_disk_and_still_misses_nothing(
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tail)
         # The marker says the tail has subscribed and replayed: what follows is live.
-        assert await read_until_caught_up(client) == {"type": "caught_up", "after_seq": 1,
-                                                      "log_id": "L"}
+        assert await read_until_caught_up(client) == {
+            "type": "caught_up",
+            "after_seq": 1,
+            "log_id": "L",
+        }
         for n in range(3000):
-            await journal.append(DaemonStoppedPayload(reason=f"burst {n:05d} " + "x" * 100),
-                             durable=False)
+            await journal.append(
+                DaemonStoppedPayload(reason=f"burst {n:05d} " + "x" * 100), durable=False
+            )
         # The appender never waited for the reader: all 3000 are written before it reads.
         assert journal.log.head_seq == 3001
         seqs, _ = await read_seqs(client, until_seq=3001, pause_s=0.001)

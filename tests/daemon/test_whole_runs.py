@@ -14,21 +14,29 @@ from tests.harness import NS, STUDENT, iso, registration
 
 def test_a_run_fires_on_time_and_handles_every_result(short_dir: Path) -> None:
     with registration(short_dir) as reg:
-        reg.plan(ecrn=["21234", "22001", "24010", "24020"], scrn=["20456"],
-                 backup={"22001": "22002"})
+        reg.plan(
+            ecrn=["21234", "22001", "24010", "24020"], scrn=["20456"], backup={"22001": "22002"}
+        )
         run_id = reg.start()
         events = reg.wait_for("done", timeout_s=30)
         run = reg.run_detail(run_id)
         posts = reg.posts()
     assert posts[0].arrival_ns >= reg.opening_ns, "never early"
     states = {c["crn"]: c["state"] for c in run["crns"]}
-    assert states == {"21234": "success", "22001": "full", "24010": "success",
-                      "24020": "conflict", "20456": "success", "22002": "success"}
+    assert states == {
+        "21234": "success",
+        "22001": "full",
+        "24010": "success",
+        "24020": "conflict",
+        "20456": "success",
+        "22002": "success",
+    }
     assert run["phase"] == "done"
     # The backup went out in a second POST, spaced by retry_interval from the first.
     assert [p.body for p in posts] == [
         {"ECRN": ["21234", "22001", "24010", "24020"], "SCRN": ["20456"]},
-        {"ECRN": ["22002"], "SCRN": []}]
+        {"ECRN": ["22002"], "SCRN": []},
+    ]
     assert posts[1].arrival_ns - posts[0].arrival_ns >= 3.5 * NS
     phases = [e["payload"]["phase"] for e in events if e["type"] == "state"]
     assert phases == ["waiting", "registering"]

@@ -21,11 +21,17 @@ def fake_jwt(exp: int) -> str:
     return f"{part({'alg': 'HS256'})}.{part({'exp': exp, 'sub': 'student'})}.U2VjcmV0U2ln"
 
 
-def obsctl(daemon_socket: Path, *args: str, stdin: str | None = None,
-           ) -> subprocess.CompletedProcess[str]:
+def obsctl(
+    daemon_socket: Path,
+    *args: str,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "obsctl", "--socket", str(daemon_socket), *args],
-        input=stdin, capture_output=True, text=True, timeout=30,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -40,9 +46,23 @@ def test_status_for_people_and_for_scripts(daemon: DaemonProcess) -> None:
 
 def test_configure_then_config_shows_the_plan(daemon: DaemonProcess) -> None:
     target = (datetime.now(ISTANBUL) + timedelta(days=30)).replace(microsecond=0).isoformat()
-    result = obsctl(daemon.socket, "configure", "--ecrn", "12345", "23456", "--scrn", "34567",
-                    "--target", target, "--max-attempts", "20",
-                    "--ntp-server", "127.0.0.1:1123", "--ntp-server", "pool.ntp.org")
+    result = obsctl(
+        daemon.socket,
+        "configure",
+        "--ecrn",
+        "12345",
+        "23456",
+        "--scrn",
+        "34567",
+        "--target",
+        target,
+        "--max-attempts",
+        "20",
+        "--ntp-server",
+        "127.0.0.1:1123",
+        "--ntp-server",
+        "pool.ntp.org",
+    )
     assert result.returncode == 0, result.stderr
     config = json.loads(obsctl(daemon.socket, "--json", "config").stdout)["data"]["config"]
     assert config["ecrn"] == ["12345", "23456"] and config["scrn"] == ["34567"]
@@ -76,9 +96,17 @@ def test_the_token_never_leaks_anywhere(daemon: DaemonProcess, short_dir: Path) 
     token_file.write_text(token)
     from_file = obsctl(daemon.socket, "configure", "--token-file", str(token_file))
     outputs = [from_stdin, from_file]
-    for args in (["config"], ["--json", "config"], ["status"], ["--json", "status"], ["health"],
-                 ["tail", "--after", "0"], ["--json", "tail", "--after", "0"],
-                 ["--json", "events"], ["events"]):
+    for args in (
+        ["config"],
+        ["--json", "config"],
+        ["status"],
+        ["--json", "status"],
+        ["health"],
+        ["tail", "--after", "0"],
+        ["--json", "tail", "--after", "0"],
+        ["--json", "events"],
+        ["events"],
+    ):
         outputs.append(obsctl(daemon.socket, *args))
     assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
     config = json.loads(outputs[3].stdout)["data"]
@@ -99,8 +127,20 @@ def test_the_token_never_leaks_anywhere(daemon: DaemonProcess, short_dir: Path) 
 
 def test_tail_follow_shows_new_events_as_they_happen(daemon: DaemonProcess) -> None:
     follower = subprocess.Popen(
-        [sys.executable, "-m", "obsctl", "--socket", str(daemon.socket), "--json", "tail",
-         "-f", "--after", "0"], stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "obsctl",
+            "--socket",
+            str(daemon.socket),
+            "--json",
+            "tail",
+            "-f",
+            "--after",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert follower.stdout is not None
@@ -125,12 +165,14 @@ def test_tail_human_output_is_one_readable_line_per_event(daemon: DaemonProcess)
 def test_events_pages_through_history(daemon: DaemonProcess) -> None:
     for crn in ("11111", "22222", "33333"):
         assert obsctl(daemon.socket, "configure", "--ecrn", crn).returncode == 0
-    page = json.loads(obsctl(daemon.socket, "--json", "events", "--after", "1",
-                             "--limit", "2").stdout)["data"]
+    page = json.loads(
+        obsctl(daemon.socket, "--json", "events", "--after", "1", "--limit", "2").stdout
+    )["data"]
     assert [item["seq"] for item in page["items"]] == [2, 3]
     assert page["has_more"] is True and page["next_after_seq"] == 3
-    only = json.loads(obsctl(daemon.socket, "--json", "events", "--type",
-                             "config_changed").stdout)["data"]
+    only = json.loads(obsctl(daemon.socket, "--json", "events", "--type", "config_changed").stdout)[
+        "data"
+    ]
     assert [item["seq"] for item in only["items"]] == [3, 4, 5]
 
 
@@ -140,11 +182,14 @@ def test_schema_is_valid_json(daemon: DaemonProcess) -> None:
 
 
 def test_importing_obsctl_leaves_the_daemon_and_network_stack_unloaded() -> None:
-    probe = ("import sys, obsctl.cli; print(' '.join(m for m in sys.modules if m.split('.')[0] "
-             "in ('httpx', 'httpcore', 'ntplib', 'anyio') or m.startswith(('obsd.daemon', "
-             "'obsd.adapters'))))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True, timeout=30).stdout.split()
+    probe = (
+        "import sys, obsctl.cli; print(' '.join(m for m in sys.modules if m.split('.')[0] "
+        "in ('httpx', 'httpcore', 'ntplib', 'anyio') or m.startswith(('obsd.daemon', "
+        "'obsd.adapters'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
     assert loaded == []
 
 
@@ -155,7 +200,12 @@ def test_ping_round_trip(daemon: DaemonProcess) -> None:
 
 def test_default_socket_comes_from_the_environment(daemon: DaemonProcess) -> None:
     env = {**os.environ, "OBSD_SOCKET": str(daemon.socket)}
-    result = subprocess.run([sys.executable, "-m", "obsctl", "--json", "ping"], env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "obsctl", "--json", "ping"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0
     assert msgspec.json.decode(result.stdout)["data"] == {"pong": True}

@@ -72,21 +72,28 @@ number_texts = st.one_of(
 @settings(max_examples=EXAMPLES)
 @given(st.data())
 @pytest.mark.parametrize("field", contract.NUMBER_FIELDS, ids=lambda f: f.name)
-def test_numbers(module_daemon: DaemonProcess, field: contract.NumberField,
-                 data: st.DataObject) -> None:
+def test_numbers(
+    module_daemon: DaemonProcess, field: contract.NumberField, data: st.DataObject
+) -> None:
     value = data.draw(contract.numbers_around(field) | number_texts)
     text = value if isinstance(value, str) else repr(value)
     number = as_number(field, text)
-    config = check(module_daemon, [f"{flag(field.name)}={text}"],
-                   number is not None and field.accepts(number))
+    config = check(
+        module_daemon, [f"{flag(field.name)}={text}"], number is not None and field.accepts(number)
+    )
     if number is not None and field.accepts(number):
         assert config[field.name] == field.stored(number)
 
 
 def crn_argv(plan: dict[str, Any]) -> list[str]:
     backup = [f"{key}={value}" for key, value in plan["backup"].items()] or ["none"]
-    return ["--ecrn", *plan["ecrn"], "--scrn", *plan["scrn"],
-            *(arg for pair in backup for arg in ("--backup", pair))]
+    return [
+        "--ecrn",
+        *plan["ecrn"],
+        "--scrn",
+        *plan["scrn"],
+        *(arg for pair in backup for arg in ("--backup", pair)),
+    ]
 
 
 @settings(max_examples=EXAMPLES)
@@ -94,7 +101,8 @@ def crn_argv(plan: dict[str, Any]) -> list[str]:
 def test_crn_lists(module_daemon: DaemonProcess, plan: dict[str, Any]) -> None:
     # obsctl splits `--backup A=B` at the first '='; a key holding one is not a CRN anyway.
     accepted = contract.crn_lists_ok(plan["ecrn"], plan["scrn"], plan["backup"]) and not any(
-        item.startswith("-") for item in [*plan["ecrn"], *plan["scrn"]])
+        item.startswith("-") for item in [*plan["ecrn"], *plan["scrn"]]
+    )
     config = check(module_daemon, crn_argv(plan), accepted)
     if accepted:
         assert {k: config[k] for k in plan} == plan
@@ -122,8 +130,9 @@ def test_ntp_servers(module_daemon: DaemonProcess, servers: list[str]) -> None:
 @given(contract.targets(datetime.now(UTC)))
 def test_target(module_daemon: DaemonProcess, text: str) -> None:
     instant = contract.target_instant(text, datetime.now(UTC))
-    config = check(module_daemon, [f"--target={text}"],
-                   contract.hhmmss_ok(text) or instant is not None)
+    config = check(
+        module_daemon, [f"--target={text}"], contract.hhmmss_ok(text) or instant is not None
+    )
     if instant is not None:
         assert datetime.fromisoformat(config["target"]) == instant
 
@@ -137,5 +146,7 @@ def test_retry_full(module_daemon: DaemonProcess, value: bool) -> None:
 def test_a_refusal_names_the_option_that_was_typed(module_daemon: DaemonProcess) -> None:
     status, _, err = obsctl(module_daemon, "configure", "--ntp-server", "pool.ntp.org:0")
     assert status == EXIT_DAEMON_REFUSED
-    assert err == ("obsctl: VALIDATION_ERROR: port must be 1-65535, got '0' - at "
-                   "`$.config.ntp_servers[0]` (--ntp-server)\n")
+    assert err == (
+        "obsctl: VALIDATION_ERROR: port must be 1-65535, got '0' - at "
+        "`$.config.ntp_servers[0]` (--ntp-server)\n"
+    )

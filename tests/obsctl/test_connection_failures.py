@@ -12,14 +12,14 @@ from tests.conftest import WITHOUT_FILE_OVERRIDE, DaemonProcess, require_root, s
 
 START_IT = "start it (sudo systemctl start obsd, or obsd run)"
 POINT_AT_IT = "point --socket (or $OBSD_SOCKET) at obsd's socket"
-ASK_FOR_THE_GROUP = ("ask to be added to the obsd group (sudo usermod -aG obsd $USER, then log "
-                     "in again)")
+ASK_FOR_THE_GROUP = (
+    "ask to be added to the obsd group (sudo usermod -aG obsd $USER, then log in again)"
+)
 
 
 def failure(*argv: str, env: dict[str, str] | None = None) -> str:
     """Run obsctl; it must exit 1 with one line on stderr. Return that line."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env,
-                            check=False)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env, check=False)
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     return result.stderr.removeprefix("obsctl: ").rstrip("\n")
@@ -40,7 +40,8 @@ def test_a_socket_nobody_listens_on(short_dir: Path) -> None:
     stale.bind(str(path))
     stale.close()  # What a crashed daemon leaves behind.
     assert failure(*status_at(path)) == (
-        f"obsd is not running: nothing listens on {path}; {START_IT}")
+        f"obsd is not running: nothing listens on {path}; {START_IT}"
+    )
 
 
 def test_a_socket_path_that_is_a_regular_file(short_dir: Path) -> None:
@@ -52,14 +53,16 @@ def test_a_socket_path_that_is_a_regular_file(short_dir: Path) -> None:
 def test_a_socket_path_in_a_missing_directory(short_dir: Path) -> None:
     path = short_dir / "missing" / "obsd.sock"
     assert failure(*status_at(path)) == (
-        f"obsd is not running: there is no directory {path.parent}; {POINT_AT_IT}")
+        f"obsd is not running: there is no directory {path.parent}; {POINT_AT_IT}"
+    )
 
 
 def test_a_socket_path_through_a_file(short_dir: Path) -> None:
     (short_dir / "file").write_text("")
     path = short_dir / "file" / "obsd.sock"
     assert failure(*status_at(path)) == (
-        f"{path}: a part of the path is not a directory; {POINT_AT_IT}")
+        f"{path}: a part of the path is not a directory; {POINT_AT_IT}"
+    )
 
 
 def test_no_permission_on_the_socket(short_dir: Path) -> None:
@@ -79,8 +82,11 @@ def test_the_system_socket_directory_is_closed_to_a_user_outside_the_group() -> 
     # obsd.service runs (RuntimeDirectory /run/obsd, 0750 obsd:obsd), obsd.socket does not,
     # and the user is not in the group: obsctl looks there by default.
     require_root("a private /run")
-    script = ("mount -t tmpfs tmpfs /run; mkdir -m 0750 /run/obsd; chown 65534:65534 /run/obsd;"
-              f" exec {' '.join(WITHOUT_FILE_OVERRIDE)} {script_path('obsctl')} status")
+    script = (
+        "mount -t tmpfs tmpfs /run; mkdir -m 0750 /run/obsd; chown 65534:65534 /run/obsd;"
+        f" exec {' '.join(WITHOUT_FILE_OVERRIDE)} {script_path('obsctl')} status"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OBSD_SOCKET"}
     assert failure("unshare", "--mount", "sh", "-euc", script, env=env) == (
-        f"no permission to connect to /run/obsd/obsd.sock: {ASK_FOR_THE_GROUP}")
+        f"no permission to connect to /run/obsd/obsd.sock: {ASK_FOR_THE_GROUP}"
+    )

@@ -8,11 +8,18 @@ import pytest
 
 @pytest.mark.slow
 def test_the_demo_registers_on_time_and_cleans_up() -> None:
-    result = subprocess.run([sys.executable, "-m", "obsctl", "demo"], capture_output=True,
-                            text=True, timeout=180, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "obsctl", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "after the opening (safety buffer 5 ms)" in result.stdout
     assert result.stdout.rstrip().endswith(
-        "Demo done: the daemon stopped cleanly and its temporary files are gone.")
-    assert " -" not in result.stdout.split("The simulator saw the first POST ")[1][:2], \
+        "Demo done: the daemon stopped cleanly and its temporary files are gone."
+    )
+    assert " -" not in result.stdout.split("The simulator saw the first POST ")[1][:2], (
         "the first POST was not early"
+    )

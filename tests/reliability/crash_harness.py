@@ -112,12 +112,16 @@ DROP_CRN: Final = "20456"
 
 # -- the log, read from its files ---------------------------------------------------------------
 
+
 def segment_files(log_dir: Path) -> list[tuple[int, str]]:
     """(first seq, file name) of every segment, in order; `.broken` copies are not segments."""
     if not log_dir.is_dir():
         return []
-    return sorted((first, name) for name in os.listdir(log_dir)
-                  if (first := segment_first_seq(name)) is not None)
+    return sorted(
+        (first, name)
+        for name in os.listdir(log_dir)
+        if (first := segment_first_seq(name)) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +140,8 @@ def read_disk_log(log_dir: Path) -> DiskLog:
     torn = 0
     for index, (first, name) in enumerate(files):
         assert first == len(events) + 1, (
-            f"segment {name} starts at seq {first} but {len(events)} records precede it")
+            f"segment {name} starts at seq {first} but {len(events)} records precede it"
+        )
         *lines, rest = (log_dir / name).read_bytes().split(b"\n")
         if rest:
             assert index == len(files) - 1, f"{name}: a partial record in a middle segment"
@@ -144,7 +149,8 @@ def read_disk_log(log_dir: Path) -> DiskLog:
         for number, line in enumerate(lines, 1):
             event = msgspec.json.decode(line)
             assert event["seq"] == len(events) + 1, (
-                f"{name} line {number}: seq {event['seq']} where {len(events) + 1} was due")
+                f"{name} line {number}: seq {event['seq']} where {len(events) + 1} was due"
+            )
             events.append(event)
     return DiskLog(events, [name for _, name in files], torn)
 
@@ -172,7 +178,8 @@ class LogFollower:
             for line in data[:end].splitlines():
                 event = msgspec.json.decode(line)
                 assert event["seq"] == len(self.events) + 1, (
-                    f"live read of {name}: seq {event['seq']} after {len(self.events)}")
+                    f"live read of {name}: seq {event['seq']} after {len(self.events)}"
+                )
                 self.events.append(event)
             self._offset += end
 
@@ -183,7 +190,7 @@ def inject_torn_tail(log_dir: Path, rng: random.Random) -> int:
     assert disk.events and disk.torn_bytes == 0
     following = dict(disk.events[-1], seq=disk.events[-1]["seq"] + 1)
     record = msgspec.json.encode(following)
-    partial = record[:rng.randint(1, len(record) - 1)]
+    partial = record[: rng.randint(1, len(record) - 1)]
     with open(log_dir / disk.segments[-1], "ab") as file:
         file.write(partial)
     return len(partial)
@@ -197,7 +204,7 @@ def cut_log_after(log_dir: Path, last_seq: int) -> None:
             path.unlink()
             continue
         data = path.read_bytes()
-        keep = sum(len(line) for line in data.splitlines(keepends=True)[:last_seq + 1 - first])
+        keep = sum(len(line) for line in data.splitlines(keepends=True)[: last_seq + 1 - first])
         if keep < len(data):
             os.truncate(path, keep)
 
@@ -215,8 +222,9 @@ def active_run(events: list[Event]) -> str | None:
         if event["type"] == "run_created":
             active = payload["run_id"]
         elif payload.get("run_id") == active and (
-                event["type"] in ("done", "run_cancelled")
-                or (event["type"] == "state" and payload["phase"] in TERMINAL)):
+            event["type"] in ("done", "run_cancelled")
+            or (event["type"] == "state" and payload["phase"] in TERMINAL)
+        ):
             active = None
     return active
 
@@ -253,6 +261,7 @@ def codes(results: list[dict[str, Any]]) -> dict[str, str]:
 
 # -- plans and figures --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class KillPlan:
     """Which kills a scenario aims for: counts before the first shot, odds per opportunity after."""
@@ -278,18 +287,38 @@ class KillPlan:
     def drawn(cls, rng: random.Random) -> KillPlan:
         """The slow suite's plan: a bit of everything, in varying amounts."""
         return cls(
-            ack_configure=rng.random() < 0.7, cancel_first=rng.random() < 0.5,
-            ack_cancel=rng.random() < 0.8, ack_start=rng.random() < 0.7,
-            calibrating=rng.randint(1, 2), waiting=rng.randint(1, 2), rotation=rng.randint(1, 2),
-            firing_first=True, registering_p=0.9, firing_retry_p=0.4, resume_calibrating_p=0.2,
-            torn_tail_every=rng.randint(4, 7), answer_delay_s=rng.choice(ANSWER_DELAYS_S))
+            ack_configure=rng.random() < 0.7,
+            cancel_first=rng.random() < 0.5,
+            ack_cancel=rng.random() < 0.8,
+            ack_start=rng.random() < 0.7,
+            calibrating=rng.randint(1, 2),
+            waiting=rng.randint(1, 2),
+            rotation=rng.randint(1, 2),
+            firing_first=True,
+            registering_p=0.9,
+            firing_retry_p=0.4,
+            resume_calibrating_p=0.2,
+            torn_tail_every=rng.randint(4, 7),
+            answer_delay_s=rng.choice(ANSWER_DELAYS_S),
+        )
 
 
 # The default suite's plan: one of everything, a torn record at every other restart.
 FAST_PLAN: Final = KillPlan(
-    ack_configure=True, cancel_first=False, ack_cancel=False, ack_start=False, calibrating=1,
-    waiting=1, rotation=1, firing_first=True, registering_p=1.0, firing_retry_p=0.0,
-    resume_calibrating_p=0.0, torn_tail_every=2, answer_delay_s=0.0)
+    ack_configure=True,
+    cancel_first=False,
+    ack_cancel=False,
+    ack_start=False,
+    calibrating=1,
+    waiting=1,
+    rotation=1,
+    firing_first=True,
+    registering_p=1.0,
+    firing_retry_p=0.0,
+    resume_calibrating_p=0.0,
+    torn_tail_every=2,
+    answer_delay_s=0.0,
+)
 
 
 @dataclass
@@ -327,25 +356,32 @@ class CrashStats:
     def summary(self) -> dict[str, Any]:
         """The figures as JSON-ready data."""
         return {
-            "seed": self.seed, "scenarios": self.scenarios, "kills_total": self.total_kills,
+            "seed": self.seed,
+            "scenarios": self.scenarios,
+            "kills_total": self.total_kills,
             "kills_by_phase": {phase: self.kills[phase] for phase in PHASES}
             | {k: v for k, v in self.kills.items() if k not in PHASES},
-            "restarts": self.restarts, "run_resumes": self.resumes,
+            "restarts": self.restarts,
+            "run_resumes": self.resumes,
             "torn_tails_injected": self.torn_tails_injected,
             "torn_tails_repaired": self.torn_tails_repaired,
             "torn_tails_from_kills": self.torn_tails_from_kills,
             "acknowledged_commands": dict(self.acknowledged),
-            "runs_completed": self.runs_completed, "runs_cancelled": self.runs_cancelled,
+            "runs_completed": self.runs_completed,
+            "runs_cancelled": self.runs_cancelled,
             "posts_checked": self.posts_checked,
             "firing_kills": dict(self.firing_kills),
             "firing_kill_offsets_ms": [round(x, 3) for x in self.firing_offsets_ms]
-            if self.firing_kills else None,
+            if self.firing_kills
+            else None,
             "rotation_kills_by_records_in_new_segment": {
-                str(k): v for k, v in sorted(self.rotation_kill_records_in_new_segment.items())},
+                str(k): v for k, v in sorted(self.rotation_kill_records_in_new_segment.items())
+            },
             "answers_lost_to_kills": self.answers_lost_to_kills,
             "drops_resent_after_a_lost_answer": self.drops_resent_after_a_lost_answer,
             "min_post_gap_s": self.min_post_gap_s,
-            "findings": self.findings, "elapsed_s": round(self.elapsed_s, 1),
+            "findings": self.findings,
+            "elapsed_s": round(self.elapsed_s, 1),
             "scenarios_detail": self.scenario_reports,
         }
 
@@ -362,25 +398,39 @@ def kind_fields(kind: str, rng: random.Random) -> tuple[dict[str, Any], float]:
     """The plan of a scenario kind, and how long before the real opening its target is."""
     if kind == "retry_full":
         # 22001 stays full: retry_full keeps sending it until max_attempts.
-        return {"ecrn": ["21234", FULL_CRN], "scrn": [DROP_CRN], "retry_full": True,
-                "max_attempts": rng.randint(5, 7)}, 0.0
+        return {
+            "ecrn": ["21234", FULL_CRN],
+            "scrn": [DROP_CRN],
+            "retry_full": True,
+            "max_attempts": rng.randint(5, 7),
+        }, 0.0
     if kind == "backup":
         # 22001 is full, its backup 22002 goes out in a second POST; 24020 clashes with 24010.
-        return {"ecrn": ["21234", FULL_CRN, "24010", "24020"], "scrn": [DROP_CRN],
-                "backup": {FULL_CRN: "22002"}, "max_attempts": 8}, 0.0
+        return {
+            "ecrn": ["21234", FULL_CRN, "24010", "24020"],
+            "scrn": [DROP_CRN],
+            "backup": {FULL_CRN: "22002"},
+            "max_attempts": 8,
+        }, 0.0
     assert kind == "not_open"
     # The daemon is told a target 3-6 s before OBS really opens: VAL02 answers, then retries.
-    return {"ecrn": ["21234", FULL_CRN], "scrn": [DROP_CRN], "retry_full": True,
-            "max_attempts": rng.randint(5, 7)}, rng.uniform(3.0, 6.0)
+    return {
+        "ecrn": ["21234", FULL_CRN],
+        "scrn": [DROP_CRN],
+        "retry_full": True,
+        "max_attempts": rng.randint(5, 7),
+    }, rng.uniform(3.0, 6.0)
 
 
 # -- one scenario -------------------------------------------------------------------------------
 
+
 class CrashScenario:
     """One simulator, one state directory, one run driven to its end through SIGKILLs."""
 
-    def __init__(self, workdir: Path, index: int, seed: int, kind: str, plan: KillPlan,
-                 stats: CrashStats) -> None:
+    def __init__(
+        self, workdir: Path, index: int, seed: int, kind: str, plan: KillPlan, stats: CrashStats
+    ) -> None:
         self.where = f"scenario {index} (kind {kind}, seed {seed})"
         self.rng = random.Random(seed)
         self.kind = kind
@@ -388,8 +438,9 @@ class CrashScenario:
         self.stats = stats
         self.state_dir = workdir / "state"
         self.log_dir = self.state_dir / "log"
-        self.daemon = DaemonProcess(workdir / "obsd.sock", self.state_dir,
-                                    ["--segment-bytes", str(SEGMENT_BYTES)])
+        self.daemon = DaemonProcess(
+            workdir / "obsd.sock", self.state_dir, ["--segment-bytes", str(SEGMENT_BYTES)]
+        )
         self.follower = LogFollower(self.log_dir)
         self.acks: list[Ack] = []
         self.markers = itertools.count()
@@ -397,8 +448,9 @@ class CrashScenario:
         self.restarts = 0
         self.run_id: str | None = None
         self.resumed: Counter[str] = Counter()
-        self.budget = Counter({CALIBRATING: plan.calibrating, WAITING: plan.waiting,
-                               ROTATION: plan.rotation})
+        self.budget = Counter(
+            {CALIBRATING: plan.calibrating, WAITING: plan.waiting, ROTATION: plan.rotation}
+        )
         self.firing_first = plan.firing_first
         self.aiming_at_first_shot = False
         self.aiming_at_ns = 0
@@ -426,23 +478,39 @@ class CrashScenario:
                 self._script(fields)
                 run = self._finish()
             except BaseException as exc:
-                exc.add_note(f"{self.where}; daemon stderr (last incarnation): "
-                             f"{self._reap() or self.last_stderr}")
+                exc.add_note(
+                    f"{self.where}; daemon stderr (last incarnation): "
+                    f"{self._reap() or self.last_stderr}"
+                )
                 raise
             finally:
                 self._reap()
             self._check_posts(run)
         self.stats.scenarios += 1
-        self.stats.scenario_reports.append({
-            "seed": self.where, "kills": dict(self.kills), "restarts": self.restarts,
-            "phase": run["phase"], "reason": run["reason"], "attempts": len(run["requests"]),
-            "seconds": round(time.monotonic() - started, 1)})
+        self.stats.scenario_reports.append(
+            {
+                "seed": self.where,
+                "kills": dict(self.kills),
+                "restarts": self.restarts,
+                "phase": run["phase"],
+                "reason": run["reason"],
+                "attempts": len(run["requests"]),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
 
     def _script(self, fields: dict[str, Any]) -> None:
-        base = {"obs_base_url": self.sim.base_url, "ntp_servers": [self.sim.ntp_server],
-                "target": iso(self.target_ns), "token": self.sim.token(STUDENT)}
-        self._command("configure", self.plan.ack_configure,
-                      config=base | fields | {"budget_window": self._marker()})
+        base = {
+            "obs_base_url": self.sim.base_url,
+            "ntp_servers": [self.sim.ntp_server],
+            "target": iso(self.target_ns),
+            "token": self.sim.token(STUDENT),
+        }
+        self._command(
+            "configure",
+            self.plan.ack_configure,
+            config=base | fields | {"budget_window": self._marker()},
+        )
         started = time.monotonic()
         assert self._request("calibrate")["success"]
         self.calibration_s = time.monotonic() - started
@@ -607,8 +675,10 @@ class CrashScenario:
                 shot = "first_shot" if self.aiming_at_first_shot else "retry"
                 self.stats.firing_kills[shot] += 1
                 offset_ms = (kill_ns - self.aiming_at_ns) / MS
-                self.stats.firing_offsets_ms = (min(self.stats.firing_offsets_ms[0], offset_ms),
-                                                max(self.stats.firing_offsets_ms[1], offset_ms))
+                self.stats.firing_offsets_ms = (
+                    min(self.stats.firing_offsets_ms[0], offset_ms),
+                    max(self.stats.firing_offsets_ms[1], offset_ms),
+                )
         self.kills[label] += 1
         self.stats.kills[label] += 1
         if phase == ROTATION:
@@ -621,15 +691,22 @@ class CrashScenario:
         if not shots:
             return "before_request_sent"
         # The killed daemon's connection closes once the simulator has read all it sent.
-        wait_until(lambda: self.sim.open_connections() == 0, SIM_CLOSE_TIMEOUT_S,
-                   "the simulator saw the killed daemon's connection close")
+        wait_until(
+            lambda: self.sim.open_connections() == 0,
+            SIM_CLOSE_TIMEOUT_S,
+            "the simulator saw the killed daemon's connection close",
+        )
         attempt = shots[-1]["payload"]
-        posted = any(p.received_ns <= kill_ns and p.arrival_ns >= attempt["at_ns"] - MATCH_SLACK_NS
-                     for p in self._posts())
+        posted = any(
+            p.received_ns <= kill_ns and p.arrival_ns >= attempt["at_ns"] - MATCH_SLACK_NS
+            for p in self._posts()
+        )
         if not posted:
             return "before_the_post"
-        answered = any(e["payload"]["attempt"] == attempt["attempt"]
-                       for e in of_run(events, self.run_id or "", "crn_update"))
+        answered = any(
+            e["payload"]["attempt"] == attempt["attempt"]
+            for e in of_run(events, self.run_id or "", "crn_update")
+        )
         return "after_the_answer_was_logged" if answered else "after_the_post_answer_lost"
 
     def _sleep_into_calibration(self) -> None:
@@ -680,7 +757,7 @@ class CrashScenario:
         self.restarts += 1
         self.stats.restarts += 1
         self.follower.poll()
-        new = self.follower.events[len(disk.events):]
+        new = self.follower.events[len(disk.events) :]
         if torn:
             repaired = new.pop(0)
             assert repaired["type"] == "log_repaired", f"torn tail not repaired: {repaired}"
@@ -690,7 +767,8 @@ class CrashScenario:
         started = new[0]
         assert started["type"] == "daemon_started", f"after the restart: {new[:3]}"
         assert started["payload"]["replayed_events"] == len(disk.events), (
-            f"replayed {started['payload']['replayed_events']} of {len(disk.events)} records")
+            f"replayed {started['payload']['replayed_events']} of {len(disk.events)} records"
+        )
         resumed = [e for e in new if e["type"] == "run_resumed"]
         if unfinished is None:
             assert not resumed, f"nothing was unfinished, yet {resumed}"
@@ -723,8 +801,9 @@ class CrashScenario:
 
     def _check_acks(self, events: list[Event]) -> None:
         """Every acknowledged command's event is in `events`."""
-        markers = {e["payload"]["config"]["budget_window"] for e in events
-                   if e["type"] == "config_changed"}
+        markers = {
+            e["payload"]["config"]["budget_window"] for e in events if e["type"] == "config_changed"
+        }
         created = {e["payload"]["run_id"] for e in events if e["type"] == "run_created"}
         ended = {e["payload"]["run_id"] for e in events if e["type"] in ("run_cancelled", "done")}
         for ack in self.acks:
@@ -780,8 +859,10 @@ class CrashScenario:
         run: dict[str, Any] = self._request("run", run_id=self.run_id)["data"]
         assert run["phase"] == "done", f"the run ended {run['phase']}: {run['reason']}"
         reason = run["reason"]
-        explained = (reason.startswith(f"max_attempts ({self.max_attempts}) reached")
-                     or reason == "every CRN has a final result")
+        explained = (
+            reason.startswith(f"max_attempts ({self.max_attempts}) reached")
+            or reason == "every CRN has a final result"
+        )
         assert explained, f"unexplained end: {reason}"
         assert run["resumes"] == self.resumed[self.run_id], (run["resumes"], self.resumed)
         assert self.daemon.stop() == 0, "obsd did not stop cleanly after the run"
@@ -794,8 +875,9 @@ class CrashScenario:
 
     def _posts(self) -> list[RequestRecord]:
         """Registration POSTs in the order the simulator saw them arrive."""
-        return [r for r in self.sim.requests()
-                if r.method == "POST" and r.path in REGISTRATION_PATHS]
+        return [
+            r for r in self.sim.requests() if r.method == "POST" and r.path in REGISTRATION_PATHS
+        ]
 
     def _check_posts(self, run: dict[str, Any]) -> None:
         """The simulator's arrival log: not early, never debounced, no successful drop resent."""
@@ -804,8 +886,9 @@ class CrashScenario:
         events = self.final_events
         target_ns = of_run(events, self.run_id, "run_created")[0]["payload"]["target_ns"]
         shots = [e["payload"] for e in of_run(events, self.run_id, "request_sent")]
-        answers = {e["payload"]["attempt"]: e["payload"]
-                   for e in of_run(events, self.run_id, "crn_update")}
+        answers = {
+            e["payload"]["attempt"]: e["payload"] for e in of_run(events, self.run_id, "crn_update")
+        }
         self.stats.posts_checked += len(posts)
         # Kills before a shot use up attempts without a POST: fewer POSTs, never more.
         assert len(posts) <= self.max_attempts, f"{len(posts)} POSTs"
@@ -813,7 +896,8 @@ class CrashScenario:
         for number, post in enumerate(posts, 1):
             assert post.arrival_ns >= target_ns, (
                 f"POST {number} arrived {(target_ns - post.arrival_ns) / MS:.3f} ms before "
-                "the opening")
+                "the opening"
+            )
             ecrn = codes(post.response["ecrnResultList"])
             scrn = codes(post.response["scrnResultList"])
             assert "VAL16" not in {*ecrn.values(), *scrn.values()}, f"POST {number}: VAL16"
@@ -834,29 +918,43 @@ class CrashScenario:
 
     def _match(self, post: RequestRecord, shots: list[dict[str, Any]], used: list[int]) -> int:
         """The attempt whose request_sent planned this POST (every POST must have one)."""
-        candidates = [s for s in shots if s["attempt"] not in used
-                      and s["at_ns"] <= post.arrival_ns + MATCH_SLACK_NS
-                      and [post.body["ECRN"], post.body["SCRN"]] == [s["ecrn"], s["scrn"]]]
+        candidates = [
+            s
+            for s in shots
+            if s["attempt"] not in used
+            and s["at_ns"] <= post.arrival_ns + MATCH_SLACK_NS
+            and [post.body["ECRN"], post.body["SCRN"]] == [s["ecrn"], s["scrn"]]
+        ]
         assert candidates, f"a POST with no request_sent before it: {post.body}"
         return int(max(candidates, key=lambda s: s["at_ns"])["attempt"])
 
-    def _check_drops(self, posts: list[RequestRecord], attempts: list[int],
-                     answers: dict[int, Any], run: dict[str, Any]) -> None:
+    def _check_drops(
+        self,
+        posts: list[RequestRecord],
+        attempts: list[int],
+        answers: dict[int, Any],
+        run: dict[str, Any],
+    ) -> None:
         """A drop OBS confirmed is never sent again, unless a kill lost that answer."""
         for index, post in enumerate(posts):
-            dropped = {crn for crn, code in codes(post.response["scrnResultList"]).items()
-                       if code == "successResult"}
-            for later in posts[index + 1:]:
+            dropped = {
+                crn
+                for crn, code in codes(post.response["scrnResultList"]).items()
+                if code == "successResult"
+            }
+            for later in posts[index + 1 :]:
                 again = dropped & set(later.body["SCRN"])
                 if not again:
                     continue
                 assert attempts[index] not in answers, (
                     f"drop of {again} sent again although attempt {attempts[index]}'s success "
-                    "was in the log")
+                    "was in the log"
+                )
                 state = {c["crn"]: c["state"] for c in run["crns"]}
                 self.stats.drops_resent_after_a_lost_answer += 1
                 self.stats.findings.append(
                     f"{self.where}: the answer to attempt {attempts[index]} (drop of "
                     f"{sorted(again)}: successResult) was lost to a kill; the drop was sent "
                     f"again, OBS answered {codes(later.response['scrnResultList'])}, the run "
-                    f"reports {[state[crn] for crn in sorted(again)]}")
+                    f"reports {[state[crn] for crn in sorted(again)]}"
+                )

@@ -77,8 +77,14 @@ class Kind(StrEnum):
 # Relative frequencies: the cheap hostile classes dominate; oversized and deep lines are
 # 64 KiB each, so they are rarer but still hundreds in a 10,000-message run.
 WEIGHTS: Final = {
-    Kind.MALFORMED: 18, Kind.TRUNCATED: 12, Kind.OVERSIZED: 4, Kind.LIMIT_EDGE: 1,
-    Kind.WRONG_TYPE: 16, Kind.DEEP: 6, Kind.RANDOM_BYTES: 14, Kind.VALID_LOOKING: 25,
+    Kind.MALFORMED: 18,
+    Kind.TRUNCATED: 12,
+    Kind.OVERSIZED: 4,
+    Kind.LIMIT_EDGE: 1,
+    Kind.WRONG_TYPE: 16,
+    Kind.DEEP: 6,
+    Kind.RANDOM_BYTES: 14,
+    Kind.VALID_LOOKING: 25,
     Kind.BLANK: 4,
 }
 
@@ -203,8 +209,11 @@ def check_response(response: dict[str, Any], expect: Expect) -> str | None:
     """A description of what is wrong with `response`, or None."""
     if set(response) != {"id", "success", "data", "error"}:
         return f"bad envelope keys {sorted(response)}"
-    if (expect.depth_limited and outcome_of(response) == ErrorCode.BAD_JSON
-            and response["id"] is None):
+    if (
+        expect.depth_limited
+        and outcome_of(response) == ErrorCode.BAD_JSON
+        and response["id"] is None
+    ):
         return None
     if not same_id(response["id"], expect.request_id):
         return f"id {response['id']!r}, expected {expect.request_id!r}"
@@ -235,23 +244,72 @@ def check_response(response: dict[str, Any], expect: Expect) -> str | None:
 
 UNKNOWN_OPS: Final = ("fly", "", "PING", "ping ", "status\u0000", "start_run", "éclair", "op")
 BAD_PATCHES: Final[tuple[dict[str, Any], ...]] = (
-    {}, {"max_attempts": 0}, {"max_attempts": 301}, {"retry_interval": 0.5},
-    {"retry_interval": 11}, {"safety_buffer": 1.0}, {"safety_buffer": -0.1},
-    {"ecrn": ["1234"]}, {"ecrn": ["abcde"]}, {"ecrn": ["123456"]}, {"scrn": ["12345", "12345"]},
-    {"ecrn": [f"{10000 + n}" for n in range(13)]}, {"target": "25:61:00"},
-    {"target": "yesterday"}, {"target": "2020-01-01T00:00:00"}, {"token": "not-a-jwt"},
-    {"token": "a.b"}, {"token": "x y.z.w"}, {"token": ""}, {"obs_base_url": "ftp://obs"},
-    {"obs_base_url": "https://u@h"}, {"obs_base_url": "https://h/path"}, {"ntp_servers": []},
-    {"ntp_servers": ["::1"]}, {"ntp_servers": ["h:0"]}, {"ntp_servers": ["h"] * 9},
-    {"budget_posts": 0}, {"budget_window": 1}, {"read_timeout": 1}, {"aim_early_fraction": 2},
-    {"backup": {"1": "2"}}, {"nonsense": 1}, {"ecrn": "12345"},
+    {},
+    {"max_attempts": 0},
+    {"max_attempts": 301},
+    {"retry_interval": 0.5},
+    {"retry_interval": 11},
+    {"safety_buffer": 1.0},
+    {"safety_buffer": -0.1},
+    {"ecrn": ["1234"]},
+    {"ecrn": ["abcde"]},
+    {"ecrn": ["123456"]},
+    {"scrn": ["12345", "12345"]},
+    {"ecrn": [f"{10000 + n}" for n in range(13)]},
+    {"target": "25:61:00"},
+    {"target": "yesterday"},
+    {"target": "2020-01-01T00:00:00"},
+    {"token": "not-a-jwt"},
+    {"token": "a.b"},
+    {"token": "x y.z.w"},
+    {"token": ""},
+    {"obs_base_url": "ftp://obs"},
+    {"obs_base_url": "https://u@h"},
+    {"obs_base_url": "https://h/path"},
+    {"ntp_servers": []},
+    {"ntp_servers": ["::1"]},
+    {"ntp_servers": ["h:0"]},
+    {"ntp_servers": ["h"] * 9},
+    {"budget_posts": 0},
+    {"budget_window": 1},
+    {"read_timeout": 1},
+    {"aim_early_fraction": 2},
+    {"backup": {"1": "2"}},
+    {"nonsense": 1},
+    {"ecrn": "12345"},
 )
-MALFORMED_BYTES: Final = b'{}[]":,\\\'tfn0-.eE +\x00\xff\x7f\r\t'
+MALFORMED_BYTES: Final = b"{}[]\":,\\'tfn0-.eE +\x00\xff\x7f\r\t"
 WRONG_VALUES: Final[tuple[Any, ...]] = (
-    True, False, 1.5, None, [], {}, "x", -1, 0, 2**70, "0", [1, "a"], {"k": "v"}, "",
+    True,
+    False,
+    1.5,
+    None,
+    [],
+    {},
+    "x",
+    -1,
+    0,
+    2**70,
+    "0",
+    [1, "a"],
+    {"k": "v"},
+    "",
 )
-RANDOM_FIELDS: Final = ("after_seq", "follow", "log_id", "limit", "types", "config", "page",
-                        "status", "sort", "run_id", "please", "ID", "op2")
+RANDOM_FIELDS: Final = (
+    "after_seq",
+    "follow",
+    "log_id",
+    "limit",
+    "types",
+    "config",
+    "page",
+    "status",
+    "sort",
+    "run_id",
+    "please",
+    "ID",
+    "op2",
+)
 
 
 class Generator:
@@ -264,34 +322,75 @@ class Generator:
     def request_id(self) -> RequestId:
         """A valid id: integers of any size and sign, strings of any content."""
         rng = self.rng
-        return rng.choice((
-            rng.randrange(-(2**63), 2**63), rng.randrange(0, 1000), 2**64 + rng.randrange(9),
-            "", f"r-{rng.randrange(10**6)}", "id with spaces and é", "\u2028\t\\\"",
-        ))
+        return rng.choice(
+            (
+                rng.randrange(-(2**63), 2**63),
+                rng.randrange(0, 1000),
+                2**64 + rng.randrange(9),
+                "",
+                f"r-{rng.randrange(10**6)}",
+                "id with spaces and é",
+                '\u2028\t\\"',
+            )
+        )
 
     def valid_request(self) -> dict[str, Any]:
         """A well-formed request of an op the fuzzer may send."""
         rng, ctx = self.rng, self.ctx
         fields: dict[str, Any] = {"id": self.request_id()}
-        op = rng.choice(("ping", "status", "config", "events", "health", "schema", "runs", "run",
-                         "tail", "cancel", "delete_run", "configure", "unknown"))
+        op = rng.choice(
+            (
+                "ping",
+                "status",
+                "config",
+                "events",
+                "health",
+                "schema",
+                "runs",
+                "run",
+                "tail",
+                "cancel",
+                "delete_run",
+                "configure",
+                "unknown",
+            )
+        )
         if op == "unknown":
             op = rng.choice(UNKNOWN_OPS)
         fields["op"] = op
         if op == "events":
-            fields |= rng.choice(({}, {"after_seq": rng.randrange(ctx.head_floor + 2)},
-                                  {"limit": rng.randint(1, 1000)},
-                                  {"types": rng.choice(([], ["config_changed"], ["nope"]))},
-                                  {"after_seq": 10**12, "limit": 1}))
+            fields |= rng.choice(
+                (
+                    {},
+                    {"after_seq": rng.randrange(ctx.head_floor + 2)},
+                    {"limit": rng.randint(1, 1000)},
+                    {"types": rng.choice(([], ["config_changed"], ["nope"]))},
+                    {"after_seq": 10**12, "limit": 1},
+                )
+            )
         elif op == "tail":
-            fields |= rng.choice(({}, {"after_seq": 0}, {"after_seq": ctx.head_floor},
-                                  {"after_seq": 10**12}, {"log_id": ctx.log_id},
-                                  {"log_id": "not-this-log"}))
+            fields |= rng.choice(
+                (
+                    {},
+                    {"after_seq": 0},
+                    {"after_seq": ctx.head_floor},
+                    {"after_seq": 10**12},
+                    {"log_id": ctx.log_id},
+                    {"log_id": "not-this-log"},
+                )
+            )
             if rng.random() < 0.3:
                 fields["follow"] = True
         elif op == "runs":
-            fields |= rng.choice(({}, {"page": rng.randint(1, 5)}, {"limit": 100},
-                                  {"status": "done"}, {"sort": "created_asc"}))
+            fields |= rng.choice(
+                (
+                    {},
+                    {"page": rng.randint(1, 5)},
+                    {"limit": 100},
+                    {"status": "done"},
+                    {"sort": "created_asc"},
+                )
+            )
         elif op in ("run", "delete_run"):
             fields["run_id"] = rng.choice(("nope", "", "00000000-0000-4000-8000-000000000000"))
         elif op == "configure":
@@ -331,8 +430,11 @@ class Generator:
         key = rng.choice([*fields, *RANDOM_FIELDS[:6]])
         fields[key] = rng.choice(WRONG_VALUES)
         if "config" in fields and isinstance(fields["config"], dict) and rng.random() < 0.5:
-            fields["config"] = {rng.choice(("ecrn", "target", "max_attempts", "token",
-                                            "ntp_servers", "backup")): rng.choice(WRONG_VALUES)}
+            fields["config"] = {
+                rng.choice(
+                    ("ecrn", "target", "max_attempts", "token", "ntp_servers", "backup")
+                ): rng.choice(WRONG_VALUES)
+            }
         return self.encode(fields)
 
     def _malformed(self) -> bytes:
@@ -357,7 +459,7 @@ class Generator:
 
     def _truncated(self) -> bytes:
         line = self.encode(self.valid_request())
-        return line[:self.rng.randrange(1, len(line))]
+        return line[: self.rng.randrange(1, len(line))]
 
     def _oversized(self) -> bytes:
         rng = self.rng
@@ -379,8 +481,16 @@ class Generator:
 
     def _deep(self) -> bytes:
         rng = self.rng
-        depth = rng.choice((SHALLOWEST_DEEP, 999, 1000, rng.randint(SHALLOWEST_DEEP, 5000),
-                            rng.randint(5000, MAX_ARRAY_DEPTH - 100), 30_000))
+        depth = rng.choice(
+            (
+                SHALLOWEST_DEEP,
+                999,
+                1000,
+                rng.randint(SHALLOWEST_DEEP, 5000),
+                rng.randint(5000, MAX_ARRAY_DEPTH - 100),
+                30_000,
+            )
+        )
         variant = rng.randrange(5)
         if variant == 0:
             return b"[" * depth + b"]" * depth
@@ -448,8 +558,12 @@ class FuzzWorker:
         wire = Wire(self.path)
         greeting = wire.greeting
         data = greeting.get("data") or {}
-        if not (greeting.get("success") is True and data.get("protocol") == 1
-                and data.get("log_id") == self.ctx.log_id and data.get("access") == "rw"):
+        if not (
+            greeting.get("success") is True
+            and data.get("protocol") == 1
+            and data.get("log_id") == self.ctx.log_id
+            and data.get("access") == "rw"
+        ):
             self.tally.problem(f"bad greeting {greeting!r:.300}")
         with self.tally.lock:
             self.tally.connections += 1
@@ -511,7 +625,7 @@ class FuzzWorker:
         mode = self.rng.choice(list(Disconnect))
         request = msgspec.json.encode({"id": 1, "op": "events", "limit": 1000}) + b"\n"
         if mode is Disconnect.PARTIAL_LINE:
-            wire.send(request[:self.rng.randrange(1, len(request) - 1)])
+            wire.send(request[: self.rng.randrange(1, len(request) - 1)])
         elif mode is Disconnect.UNREAD_RESPONSE:
             wire.send(self.rng.choice((request, b'{"id":2,"op":"schema"}\n')))
         elif mode is Disconnect.FOLLOW_THEN_CLOSE:
@@ -524,8 +638,12 @@ class FuzzWorker:
             # The line sent before the half-close is answered; then the daemon hangs up.
             try:
                 response = wire.read_response()
-                if response != {"id": "bye", "success": True, "data": {"pong": True},
-                                "error": None}:
+                if response != {
+                    "id": "bye",
+                    "success": True,
+                    "data": {"pong": True},
+                    "error": None,
+                }:
                     self.tally.problem(f"half-close: {response!r:.200}")
                 if not wire.at_eof():
                     self.tally.problem("half-close: the daemon kept the connection open")
@@ -575,11 +693,17 @@ class Witness:
         status = self._timed(wire, "status", base + 1)
         data = status["data"] or {}
         log = data.get("log") or {}
-        if not (status["success"] and data["daemon"]["pid"] == self.daemon_pid
-                and data["phase"] == "idle" and data["active_run"] is None
-                and data["access"] == "rw" and log["head_seq"] >= head
-                and log["durable_seq"] <= log["head_seq"] and log["damage"] is None
-                and log["failure"] is None):
+        if not (
+            status["success"]
+            and data["daemon"]["pid"] == self.daemon_pid
+            and data["phase"] == "idle"
+            and data["active_run"] is None
+            and data["access"] == "rw"
+            and log["head_seq"] >= head
+            and log["durable_seq"] <= log["head_seq"]
+            and log["damage"] is None
+            and log["failure"] is None
+        ):
             self.problems.append(f"status: {status!r:.400}")
             return head
         head = log["head_seq"]
@@ -591,9 +715,12 @@ class Witness:
         items = page["data"]["items"]
         seqs = [item["seq"] for item in items]
         expected_next = seqs[-1] if seqs else after
-        if (seqs != list(range(after + 1, after + 1 + len(seqs))) or len(seqs) > limit
-                or page["data"]["next_after_seq"] != expected_next
-                or page["data"]["has_more"] != (expected_next < page["data"]["head_seq"])
-                or (page["data"]["has_more"] and len(seqs) != limit)):
+        if (
+            seqs != list(range(after + 1, after + 1 + len(seqs)))
+            or len(seqs) > limit
+            or page["data"]["next_after_seq"] != expected_next
+            or page["data"]["has_more"] != (expected_next < page["data"]["head_seq"])
+            or (page["data"]["has_more"] and len(seqs) != limit)
+        ):
             self.problems.append(f"events after {after} limit {limit}: {page!r:.400}")
         return head

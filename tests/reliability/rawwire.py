@@ -35,8 +35,9 @@ def vm_kib(pid: int, field: str = "VmRSS") -> int:
 class Wire:
     """One raw connection: send bytes, read whole lines; the greeting is read on connect."""
 
-    def __init__(self, path: Path, *, timeout: float = READ_TIMEOUT_S,
-                 rcvbuf: int | None = None) -> None:
+    def __init__(
+        self, path: Path, *, timeout: float = READ_TIMEOUT_S, rcvbuf: int | None = None
+    ) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -64,7 +65,7 @@ class Wire:
                 raise WireError("the daemon closed the connection")
             self._buffer += data
         line = bytes(self._buffer[:newline])
-        del self._buffer[:newline + 1]
+        del self._buffer[: newline + 1]
         return line
 
     def read_message(self) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def run_as(uid: int, gid: int, groups: list[int], work: Callable[[], Any]) -> An
         try:
             view = memoryview(result)
             while view:
-                view = view[os.write(write_end, view):]
+                view = view[os.write(write_end, view) :]
         finally:
             os._exit(status)
     os.close(write_end)

@@ -91,8 +91,11 @@ class TailLoad:
         self.rng = random.Random(self.seed)
         self.selector = selectors.DefaultSelector()
         self.released = False
-        roles = ([Role.STEADY] * STEADY_CLIENTS + [Role.RECONNECTING] * RECONNECTING_CLIENTS
-                 + [Role.STALLED] * STALLED_CLIENTS)
+        roles = (
+            [Role.STEADY] * STEADY_CLIENTS
+            + [Role.RECONNECTING] * RECONNECTING_CLIENTS
+            + [Role.STALLED] * STALLED_CLIENTS
+        )
         self.clients = [TailClient(role, number) for number, role in enumerate(roles)]
 
     def problem(self, text: str) -> None:
@@ -106,8 +109,13 @@ class TailLoad:
             self._connect(client)
 
     def _tail_request(self, client: TailClient) -> bytes:
-        request = {"id": client.connects, "op": "tail", "after_seq": client.last_seq,
-                   "follow": True, "log_id": self.log_id}
+        request = {
+            "id": client.connects,
+            "op": "tail",
+            "after_seq": client.last_seq,
+            "follow": True,
+            "log_id": self.log_id,
+        }
         return msgspec.json.encode(request) + b"\n"
 
     def _connect(self, client: TailClient) -> None:
@@ -152,8 +160,12 @@ class TailLoad:
                     self._read(key.data)
                 now = time.monotonic()
                 for client in self.clients:
-                    if (client.role is Role.RECONNECTING and client.sock is not None
-                            and client.answered and now >= client.hang_up_at):
+                    if (
+                        client.role is Role.RECONNECTING
+                        and client.sock is not None
+                        and client.answered
+                        and now >= client.hang_up_at
+                    ):
                         self._hang_up(client)
         except Exception as exc:
             self.problem(f"tail load stopped: {exc!r}")
@@ -180,8 +192,11 @@ class TailLoad:
         client.buffer = bytearray(rest)
         for line in lines:
             self._line(client, line)
-        if (client.role is Role.RECONNECTING and client.answered
-                and client.since_connect >= client.hang_up_after):
+        if (
+            client.role is Role.RECONNECTING
+            and client.answered
+            and client.since_connect >= client.hang_up_after
+        ):
             self._hang_up(client)
 
     def _line(self, client: TailClient, line: bytes | bytearray) -> None:
@@ -194,8 +209,10 @@ class TailLoad:
         seq = message.get("seq")
         if seq is None:
             if message.get("type") != "caught_up" or message["after_seq"] != client.last_seq:
-                self.problem(f"client {client.number}: bad marker {message!r:.200} "
-                             f"after seq {client.last_seq}")
+                self.problem(
+                    f"client {client.number}: bad marker {message!r:.200} "
+                    f"after seq {client.last_seq}"
+                )
             return
         if seq <= client.last_seq:
             client.duplicates += 1
@@ -253,9 +270,12 @@ class StatusHammer:
     def _check(self, response: dict[str, Any], head: int) -> int:
         data = response.get("data") or {}
         log = data.get("log") or {}
-        if not (response["success"] and data.get("phase") in PHASES
-                and log.get("head_seq", -1) >= head
-                and log.get("durable_seq", head + 1) <= log.get("head_seq", -1)):
+        if not (
+            response["success"]
+            and data.get("phase") in PHASES
+            and log.get("head_seq", -1) >= head
+            and log.get("durable_seq", head + 1) <= log.get("head_seq", -1)
+        ):
             self.problems.append(f"status: {response!r:.300}")
             return head
         self.phases.add(data["phase"])
@@ -265,13 +285,18 @@ class StatusHammer:
 
     def summary(self) -> dict[str, Any]:
         """Counts for reports."""
-        return {"requests": self.requests, "slowest_ms": round(self.slowest_s * 1000, 2),
-                "phases": sorted(self.phases), "problems": list(self.problems)}
+        return {
+            "requests": self.requests,
+            "slowest_ms": round(self.slowest_s * 1000, 2),
+            "phases": sorted(self.phases),
+            "problems": list(self.problems),
+        }
 
 
 @contextmanager
-def logged_registration(directory: Path, opening_in_s: float,
-                        **sim_overrides: Any) -> Iterator[Registration]:
+def logged_registration(
+    directory: Path, opening_in_s: float, **sim_overrides: Any
+) -> Iterator[Registration]:
     """tests.harness.registration with the daemon's stderr in a file.
 
     Under this load the daemon may log a traceback per client that hangs up mid-reply; a

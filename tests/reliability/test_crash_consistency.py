@@ -95,14 +95,16 @@ def test_hundreds_of_kills_across_every_phase(short_dir: Path, tmp_path: Path) -
     try:
         for index in range(MAX_SCENARIOS):
             if stats.total_kills >= MIN_KILLS and all(
-                    stats.kills[phase] >= MIN_KILLS_PER_PHASE for phase in PHASES):
+                stats.kills[phase] >= MIN_KILLS_PER_PHASE for phase in PHASES
+            ):
                 break
             if time.monotonic() - started > SUITE_BUDGET_S:
                 break
             seed = base + index
             plan = KillPlan.drawn(random.Random(f"plan:{seed}"))
-            CrashScenario(short_dir / f"s{index}", index, seed, KINDS[index % len(KINDS)], plan,
-                          stats).run()
+            CrashScenario(
+                short_dir / f"s{index}", index, seed, KINDS[index % len(KINDS)], plan, stats
+            ).run()
     finally:
         _report(stats, tmp_path, started)
     assert stats.total_kills >= MIN_KILLS, stats.kills
@@ -114,10 +116,13 @@ def test_hundreds_of_kills_across_every_phase(short_dir: Path, tmp_path: Path) -
 
 # A run whose every record is a possible crash point: 22001 is full, its backup 22002 goes out
 # in a second POST, and 20456 is dropped in the first.
-CUT_PLAN: Final[dict[str, Any]] = {"ecrn": ["21234", FULL_CRN], "scrn": [DROP_CRN],
-                                   "backup": {FULL_CRN: "22002"}, "max_attempts": 4}
-CUT_OUTCOME: Final = {"21234": "success", FULL_CRN: "full", "22002": "success",
-                      DROP_CRN: "success"}
+CUT_PLAN: Final[dict[str, Any]] = {
+    "ecrn": ["21234", FULL_CRN],
+    "scrn": [DROP_CRN],
+    "backup": {FULL_CRN: "22002"},
+    "max_attempts": 4,
+}
+CUT_OUTCOME: Final = {"21234": "success", FULL_CRN: "full", "22002": "success", DROP_CRN: "success"}
 # The base run opens late enough for a countdown record before the shot.
 CUT_OPENING_IN_S: Final = 4.0
 RUN_END_TIMEOUT_S: Final = 40.0
@@ -199,14 +204,27 @@ def _cut(label: str, *, slow: bool = True, bug: str | None = None) -> Any:
     return pytest.param(label, marks=marks, id=label)
 
 
-@pytest.mark.parametrize("cut", [
-    _cut("run_created#1"), _cut("calibration#1"), _cut("state:waiting"), _cut("countdown#1"),
-    _cut("state:registering", slow=False),
-    _cut("request_sent#1", slow=False), _cut("crn_update#1"), _cut("log#1"), _cut("log#2"),
-    _cut("request_sent#2"), _cut("crn_update#2"), _cut("log#3"), _cut("done#1"),
-])
+@pytest.mark.parametrize(
+    "cut",
+    [
+        _cut("run_created#1"),
+        _cut("calibration#1"),
+        _cut("state:waiting"),
+        _cut("countdown#1"),
+        _cut("state:registering", slow=False),
+        _cut("request_sent#1", slow=False),
+        _cut("crn_update#1"),
+        _cut("log#1"),
+        _cut("log#2"),
+        _cut("request_sent#2"),
+        _cut("crn_update#2"),
+        _cut("log#3"),
+        _cut("done#1"),
+    ],
+)
 def test_a_crash_right_after_any_record_of_a_run_is_survived(
-        base_run: BaseRun, short_dir: Path, cut: str) -> None:
+    base_run: BaseRun, short_dir: Path, cut: str
+) -> None:
     """Resume from the log cut after `cut`, against a fresh OBS: same outcome, same rules."""
     assert cut in base_run.cuts, f"the base run has no {cut}: {sorted(base_run.cuts)}"
     state = short_dir / "state"
@@ -265,7 +283,8 @@ def lost_drop_answer() -> Iterator[LostAnswer]:
 
 
 def test_a_drop_whose_answer_was_lost_is_resent_after_5_s_and_harmless(
-        lost_drop_answer: LostAnswer) -> None:
+    lost_drop_answer: LostAnswer,
+) -> None:
     """The daemon cannot know the drop worked: it resends it, spaced as an unknown outcome."""
     first, second = lost_drop_answer.posts
     assert first.body == second.body == {"ECRN": ["21234"], "SCRN": [DROP_CRN]}

@@ -278,8 +278,11 @@ def configure_until_refused(daemon: DaemonProcess) -> tuple[list[str], Refusal]:
 
 def configured_ecrns(events: list[dict[str, Any]]) -> list[str]:
     """The single ECRN of each config_changed event, in log order."""
-    return [e["payload"]["config"]["ecrn"][0] for e in events
-            if e["type"] == "config_changed" and e["payload"]["config"]["ecrn"]]
+    return [
+        e["payload"]["config"]["ecrn"][0]
+        for e in events
+        if e["type"] == "config_changed" and e["payload"]["config"]["ecrn"]
+    ]
 
 
 def assert_gap_free(events: list[dict[str, Any]]) -> None:
@@ -308,17 +311,36 @@ def shim() -> Iterator[Path]:
         library = Path(directory) / "faultshim.so"
         source.write_text(FAULT_SHIM_SOURCE)
         built = subprocess.run(
-            [compiler, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-             str(library), str(source), "-ldl"],
-            capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
+            [
+                compiler,
+                "-shared",
+                "-fPIC",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-o",
+                str(library),
+                str(source),
+                "-ldl",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=COMPILE_TIMEOUT_S,
+            check=False,
+        )
         assert built.returncode == 0, built.stderr
         yield library
 
 
 def shim_env(library: Path, log_dir: Path, call_log: Path, **settings: str) -> dict[str, str]:
     """The environment that loads the shim on `log_dir` with FAULT_* `settings`."""
-    return {"LD_PRELOAD": str(library), "FAULT_PREFIX": str(log_dir),
-            "FAULT_LOG": str(call_log), **{f"FAULT_{k.upper()}": v for k, v in settings.items()}}
+    return {
+        "LD_PRELOAD": str(library),
+        "FAULT_PREFIX": str(log_dir),
+        "FAULT_LOG": str(call_log),
+        **{f"FAULT_{k.upper()}": v for k, v in settings.items()},
+    }
 
 
 # -- a write or fdatasync fails under a command -----------------------------------------------
@@ -344,16 +366,29 @@ class DiskFault:
 # 2 calls of each kind happen at start-up (log_created, daemon_started): 5 lets 3 commands in.
 FAIL_AFTER_CALLS: Final = "5"
 DISK_FAULTS: Final = [
-    DiskFault("fdatasync", {"fdatasync_after": FAIL_AFTER_CALLS}, "fdatasync",
-              "syncing the log in"),
-    DiskFault("write", {"write_after": FAIL_AFTER_CALLS}, "write", "write to",
-              event_may_survive=False),
-    DiskFault("short_write", {"write_after": FAIL_AFTER_CALLS, "write_short": "1"}, "write",
-              "write to", event_may_survive=False, torn_tail=True),
+    DiskFault(
+        "fdatasync", {"fdatasync_after": FAIL_AFTER_CALLS}, "fdatasync", "syncing the log in"
+    ),
+    DiskFault(
+        "write", {"write_after": FAIL_AFTER_CALLS}, "write", "write to", event_may_survive=False
+    ),
+    DiskFault(
+        "short_write",
+        {"write_after": FAIL_AFTER_CALLS, "write_short": "1"},
+        "write",
+        "write to",
+        event_may_survive=False,
+        torn_tail=True,
+    ),
     # The directory fsync after a rotation (the first one, at log creation, passes); the
     # daemon words its failure as "syncing the log in <log dir> failed".
-    DiskFault("dir_fsync_at_rotation", {"fsync_after": "1"}, "fsync", "syncing the log in",
-              segment_bytes=SMALL_SEGMENT_BYTES),
+    DiskFault(
+        "dir_fsync_at_rotation",
+        {"fsync_after": "1"},
+        "fsync",
+        "syncing the log in",
+        segment_bytes=SMALL_SEGMENT_BYTES,
+    ),
 ]
 
 
@@ -381,8 +416,12 @@ def provoke(fault: DiskFault, library: Path, directory: Path) -> FaultOutcome:
     log_dir = state / "log"
     call_log = directory / "calls.log"
     extra = [] if fault.segment_bytes is None else ["--segment-bytes", str(fault.segment_bytes)]
-    faulty = EnvDaemon(directory / "obsd.sock", state, extra,
-                       env=shim_env(library, log_dir, call_log, **fault.settings))
+    faulty = EnvDaemon(
+        directory / "obsd.sock",
+        state,
+        extra,
+        env=shim_env(library, log_dir, call_log, **fault.settings),
+    )
     with running(faulty):
         startup = shim_calls(call_log)
         acked, refusal = configure_until_refused(faulty)
@@ -396,8 +435,20 @@ def provoke(fault: DiskFault, library: Path, directory: Path) -> FaultOutcome:
         restarted_health = ask(plain, "health")["data"]
         assert plain.stop() == 0, plain.stderr()
     broken = sorted(p.name for p in log_dir.iterdir() if ".broken" in p.name)
-    return FaultOutcome(fault, log_dir, acked, refusal, status, stderr, startup, calls,
-                        replayed, restarted_status, restarted_health, broken)
+    return FaultOutcome(
+        fault,
+        log_dir,
+        acked,
+        refusal,
+        status,
+        stderr,
+        startup,
+        calls,
+        replayed,
+        restarted_status,
+        restarted_health,
+        broken,
+    )
 
 
 @pytest.fixture(scope="module", params=DISK_FAULTS, ids=lambda fault: fault.name)
@@ -411,7 +462,8 @@ def outcome(request: pytest.FixtureRequest, shim: Path) -> Iterator[FaultOutcome
 
 
 def test_a_failed_write_or_sync_is_never_acknowledged_and_stops_the_daemon(
-        outcome: FaultOutcome) -> None:
+    outcome: FaultOutcome,
+) -> None:
     """The command under the failure is not acked; the daemon exits 1 naming the failure."""
     refusal = outcome.refusal
     if refusal.response is not None:
@@ -429,28 +481,32 @@ def test_a_failed_write_or_sync_is_never_retried(outcome: FaultOutcome) -> None:
     calls = outcome.calls
     failed = [index for index, call in enumerate(calls) if call.verdict == "fail"]
     assert len(failed) == 1, calls
-    assert failed[0] == len(calls) - 1, f"calls after the failure: {calls[failed[0] + 1:]}"
+    assert failed[0] == len(calls) - 1, f"calls after the failure: {calls[failed[0] + 1 :]}"
     assert calls[-1].kind == outcome.fault.call
     assert all(c.verdict == "ok" for c in outcome.startup_calls), "failed during start-up"
     if outcome.fault.call in ("write", "fdatasync"):
         # Commands are sequential, so each acked one cost exactly one call of the failing kind.
-        by_commands = [c for c in calls[len(outcome.startup_calls):]
-                       if c.kind == outcome.fault.call and c.verdict == "ok"]
+        by_commands = [
+            c
+            for c in calls[len(outcome.startup_calls) :]
+            if c.kind == outcome.fault.call and c.verdict == "ok"
+        ]
         assert len(by_commands) == len(outcome.acked)
 
 
 def test_after_a_storage_failure_a_clean_restart_replays_every_acked_command(
-        outcome: FaultOutcome) -> None:
+    outcome: FaultOutcome,
+) -> None:
     """Restarted without the fault, the log replays: acked commands are all there, gap-free."""
     events = outcome.replayed
     assert_gap_free(events)
     ecrns = configured_ecrns(events)
     acked, refused = outcome.acked, outcome.refusal.crn
-    assert ecrns[:len(acked)] == acked
+    assert ecrns[: len(acked)] == acked
     # The refused command's outcome is unknown (docs/protocol.md): its event may be there only
     # if its write went through.
     allowed = ([], [refused]) if outcome.fault.event_may_survive else ([],)
-    assert ecrns[len(acked):] in allowed, ecrns
+    assert ecrns[len(acked) :] in allowed, ecrns
     log = outcome.restarted_status["log"]
     assert log["damage"] is None and log["failure"] is None
     assert outcome.restarted_health["log"]["writable"] is True
@@ -466,15 +522,15 @@ def test_after_a_storage_failure_a_clean_restart_replays_every_acked_command(
         assert log["segments"] >= 2, "the fault was meant to hit a rotation"
 
 
-def test_the_command_that_hit_the_failure_is_answered_storage_failed(
-        outcome: FaultOutcome) -> None:
+def test_the_command_that_hit_the_failure_is_answered_storage_failed(outcome: FaultOutcome) -> None:
     """The client whose command hit the failure is told STORAGE_FAILED, not just cut off."""
     assert outcome.refusal.response is not None, "the connection was closed without an answer"
     assert outcome.refusal.response["error"]["code"] == "STORAGE_FAILED"
 
 
 def test_the_storage_failure_that_stops_the_daemon_is_logged_as_an_error(
-        outcome: FaultOutcome) -> None:
+    outcome: FaultOutcome,
+) -> None:
     """An operator filtering for errors sees why the daemon stopped."""
     errors = [line for line in outcome.stderr.splitlines() if " ERROR " in line]
     assert any(outcome.fault.message in line for line in errors), outcome.stderr
@@ -505,7 +561,8 @@ def wait_for_end(reg: Registration, run_id: str) -> dict[str, Any]:
 
 
 def test_a_sync_failure_during_a_run_stops_the_daemon_and_the_run_resumes_after(
-        shim: Path, short_dir: Path) -> None:
+    shim: Path, short_dir: Path
+) -> None:
     """The runner's append fails: exit 1; restarted cleanly, the run ends, nothing re-sent."""
     state = short_dir / "state"
     arm = short_dir / "arm"
@@ -542,8 +599,7 @@ def test_a_sync_failure_during_a_run_stops_the_daemon_and_the_run_resumes_after(
     assert posts_at_failure == 1
     assert any(e["type"] == "run_resumed" for e in events)
     assert run["phase"] == "done", run
-    assert {c["crn"]: c["state"] for c in run["crns"]} == {"21234": "success",
-                                                           "20456": "success"}
+    assert {c["crn"]: c["state"] for c in run["crns"]} == {"21234": "success", "20456": "success"}
     # The answer had been written (only its sync failed), so the restart knew the drop had
     # succeeded and sent nothing more.
     assert len(posts) == 1, [p.body for p in posts]
@@ -560,15 +616,25 @@ def tmpfs(path: Path, size_bytes: int) -> Iterator[Path]:
     path.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0755", "tmpfs", str(path)],
-        capture_output=True, text=True, timeout=MOUNT_TIMEOUT_S, check=False)
+        capture_output=True,
+        text=True,
+        timeout=MOUNT_TIMEOUT_S,
+        check=False,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"mounting a tmpfs was refused ({mounted.stderr.strip()}): needs root "
-                    "or CAP_SYS_ADMIN")
+        pytest.skip(
+            f"mounting a tmpfs was refused ({mounted.stderr.strip()}): needs root or CAP_SYS_ADMIN"
+        )
     try:
         yield path
     finally:
-        unmounted = subprocess.run(["umount", str(path)], capture_output=True, text=True,
-                                   timeout=MOUNT_TIMEOUT_S, check=False)
+        unmounted = subprocess.run(
+            ["umount", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=MOUNT_TIMEOUT_S,
+            check=False,
+        )
         if unmounted.returncode != 0:
             subprocess.run(["umount", "-l", str(path)], timeout=MOUNT_TIMEOUT_S, check=False)
 
@@ -593,7 +659,8 @@ def fill(path: Path, leave_bytes: int) -> int:
 
 
 def test_a_full_disk_is_reported_by_health_before_it_bites_then_refuses_commands(
-        short_dir: Path) -> None:
+    short_dir: Path,
+) -> None:
     """Low space: `health` warns while appends still work. No space: no ack, exit 1."""
     with tmpfs(short_dir / "fs", LOW_DISK_BYTES + TMPFS_HEADROOM_BYTES) as disk:
         state = disk / "state"
@@ -628,8 +695,8 @@ def test_a_full_disk_is_reported_by_health_before_it_bites_then_refuses_commands
             assert plain.stop() == 0, plain.stderr()
     assert_gap_free(events)
     ecrns = configured_ecrns(events)
-    assert ecrns[:len(acked) + 1] == ["11111", *acked]
-    assert ecrns[len(acked) + 1:] == [], "a write that failed left no event"
+    assert ecrns[: len(acked) + 1] == ["11111", *acked]
+    assert ecrns[len(acked) + 1 :] == [], "a write that failed left no event"
 
 
 # -- damage in the middle of the log, in an earlier segment ----------------------------------
@@ -637,13 +704,15 @@ def test_a_full_disk_is_reported_by_health_before_it_bites_then_refuses_commands
 
 def segments(log_dir: Path) -> list[Path]:
     """The log's segment files, oldest first."""
-    named = [(first, p) for p in log_dir.iterdir()
-             if (first := segment_first_seq(p.name)) is not None]
+    named = [
+        (first, p) for p in log_dir.iterdir() if (first := segment_first_seq(p.name)) is not None
+    ]
     return [p for _, p in sorted(named)]
 
 
 def test_damage_in_an_earlier_segment_is_surfaced_and_every_command_is_refused(
-        short_dir: Path) -> None:
+    short_dir: Path,
+) -> None:
     """A bad record in a rotated-out segment: status and health say where; commands refused."""
     state = short_dir / "state"
     log_dir = state / "log"
@@ -659,8 +728,9 @@ def test_damage_in_an_earlier_segment_is_surfaced_and_every_command_is_refused(
             cancelled_seq = reg.request("status")["data"]["log"]["head_seq"]
             # Fill segments until one lies wholly after the run and is not the last one.
             for number in range(MAX_COMMANDS):
-                after = [p for p in segments(log_dir)
-                         if (segment_first_seq(p.name) or 0) > cancelled_seq]
+                after = [
+                    p for p in segments(log_dir) if (segment_first_seq(p.name) or 0) > cancelled_seq
+                ]
                 if len(after) >= 2:
                     break
                 assert reg.configure(max_attempts=10 + number)["success"]
@@ -694,12 +764,13 @@ def test_damage_in_an_earlier_segment_is_surfaced_and_every_command_is_refused(
     assert status["log"]["head_seq"] == bad_seq - 1
     assert health["ok"] is False and health["log"]["writable"] is False
     assert any(victim.name in p and "damaged" in p for p in health["problems"]), health
-    codes = {op: response["error"]["code"] if not response["success"] else "success"
-             for op, response in refused.items()}
+    codes = {
+        op: response["error"]["code"] if not response["success"] else "success"
+        for op, response in refused.items()
+    }
     assert codes == dict.fromkeys(refused, "LOG_DAMAGED"), codes
     assert readable["phase"] == "cancelled"
     assert_gap_free(events)
     assert len(events) == bad_seq - 1, "reads serve exactly the part before the damage"
     after_files = {p.name: p.read_bytes() for p in log_dir.iterdir()}
     assert after_files == before, "nothing was appended, repaired or copied"
-

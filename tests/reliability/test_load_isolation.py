@@ -117,14 +117,18 @@ def assert_isolated(outcome: LoadOutcome) -> None:
     """Everything issue 5 point 5 asks, except the fire instant (a benchmark)."""
     load, hammer = outcome.load, outcome.hammer
     summary = load.summary()
-    print(f"\ntail clients: {summary}\nstatus hammer: {hammer.summary()}\n"
-          f"daemon VmRSS idle {outcome.rss_idle_kib / 1024:.1f} MiB, after "
-          f"{outcome.rss_after_kib / 1024:.1f} MiB, VmHWM {outcome.hwm_kib / 1024:.1f} MiB; "
-          f"head {outcome.head}; first POST {outcome.first_arrival_late_ns / 1e6:.3f} ms after "
-          f"the opening; ERROR lines in the daemon's log: {outcome.stderr.count(' ERROR ')}")
-    assert summary["by_role"] == {Role.STEADY: STEADY_CLIENTS,
-                                  Role.RECONNECTING: RECONNECTING_CLIENTS,
-                                  Role.STALLED: STALLED_CLIENTS}
+    print(
+        f"\ntail clients: {summary}\nstatus hammer: {hammer.summary()}\n"
+        f"daemon VmRSS idle {outcome.rss_idle_kib / 1024:.1f} MiB, after "
+        f"{outcome.rss_after_kib / 1024:.1f} MiB, VmHWM {outcome.hwm_kib / 1024:.1f} MiB; "
+        f"head {outcome.head}; first POST {outcome.first_arrival_late_ns / 1e6:.3f} ms after "
+        f"the opening; ERROR lines in the daemon's log: {outcome.stderr.count(' ERROR ')}"
+    )
+    assert summary["by_role"] == {
+        Role.STEADY: STEADY_CLIENTS,
+        Role.RECONNECTING: RECONNECTING_CLIENTS,
+        Role.STALLED: STALLED_CLIENTS,
+    }
     assert load.problems == [] and hammer.problems == []
     assert (summary["gaps"], summary["duplicates"]) == (0, 0)
     assert [c.number for c in load.behind(outcome.head)] == []
@@ -144,7 +148,6 @@ def test_tail_clients_and_a_status_hammer_during_a_run(short_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_stalled_clients_whose_live_queue_overflowed_still_miss_nothing(
-        short_dir: Path) -> None:
+def test_stalled_clients_whose_live_queue_overflowed_still_miss_nothing(short_dir: Path) -> None:
     """As above, then 5,000 events while 20 clients do not read: they resume from disk."""
     assert_isolated(loaded_run(short_dir, overflow_events=OVERFLOW_EVENTS))

@@ -80,7 +80,13 @@ DEFAULT_RANDOM_ATTEMPTS: Final = 6
 SLOW_RANDOM_ATTEMPTS: Final = 14
 RANDOM_PROBABILITIES: Final = (0.0, 0.08, 0.15, 0.25)
 RANDOM_KINDS: Final[tuple[FaultKind, ...]] = (
-    "http_500", "http_503", "reset", "reset_after", "malformed_json", "slow")
+    "http_500",
+    "http_503",
+    "reset",
+    "reset_after",
+    "malformed_json",
+    "slow",
+)
 # A 401 ends a run, so it is drawn rarely: most runs should live long enough to show spacing.
 EXPIRED_PROBABILITY: Final = 0.04
 EXPIRED_CHANCE: Final = 0.3
@@ -97,13 +103,23 @@ ADDABLE: Final = ("21234", "22001", "24010", "24020")
 
 # OBS result codes the simulator sends and the CRN state each one means (obs-facts.md).
 CODE_STATES: Final = {
-    "successResult": "success", "VAL02": "not_open", "VAL03": "already", "VAL06": "full",
-    "VAL09": "conflict", "VAL10": "rejected", "VAL11": "prerequisite", "VAL15": "rejected",
-    "VAL16": "debounce", "VAL20": "rejected", "VAL21": "rate_limited", "VAL22": "upgrade",
+    "successResult": "success",
+    "VAL02": "not_open",
+    "VAL03": "already",
+    "VAL06": "full",
+    "VAL09": "conflict",
+    "VAL10": "rejected",
+    "VAL11": "prerequisite",
+    "VAL15": "rejected",
+    "VAL16": "debounce",
+    "VAL20": "rejected",
+    "VAL21": "rate_limited",
+    "VAL22": "upgrade",
     "CRNNotFound": "not_found",
 }
-FINAL_STATES: Final = frozenset({"success", "already", "conflict", "upgrade", "prerequisite",
-                                 "not_found", "rejected", "error"})
+FINAL_STATES: Final = frozenset(
+    {"success", "already", "conflict", "upgrade", "prerequisite", "not_found", "rejected", "error"}
+)
 WON_STATES: Final = frozenset({"success", "already"})
 # Codes that refuse the whole request before OBS looks at any CRN (obsd.sim.rules' order).
 REQUEST_REFUSALS: Final = frozenset({"VAL02", "VAL15", "VAL16", "VAL21"})
@@ -161,45 +177,91 @@ def rules(*faults: tuple[FaultKind, list[int]]) -> list[FaultRule]:
 
 
 SCENARIOS: Final = [
-    Scenario("5xx_and_reset_then_success",
-             {"ecrn": ["21234"], "scrn": ["20456"]},
-             {"faults": rules(("http_503", [1]), ("http_500", [2]), ("reset", [3]))},
-             Expect("done", {"21234": "success", "20456": "success"}, 4, "every CRN",
-                    {"http_503": 1, "http_500": 1, "reset": 1})),
-    Scenario("reset_after_and_malformed_json_then_already",
-             {"ecrn": ["21234", "24010"]},
-             {"faults": rules(("reset_after", [1]), ("malformed_json", [2]))},
-             Expect("done", {"21234": "already", "24010": "already"}, 3, "every CRN",
-                    {"reset_after": 1, "malformed_json": 1})),
-    Scenario("slow_within_then_timeout_on_a_full_course",
-             {"ecrn": ["21234", "22001"], "retry_full": True, "max_attempts": 3,
-              "read_timeout": READ_TIMEOUT_S},
-             {"faults": [FaultRule(kind="slow", on_posts=[1], slow_s=SLOW_WITHIN_S),
-                         FaultRule(kind="slow", on_posts=[2], slow_s=SLOW_BEYOND_S)]},
-             Expect("done", {"21234": "success", "22001": "full"}, 3, "max_attempts",
-                    {"slow_within": 1, "slow_timeout": 1})),
-    Scenario("401_after_a_503_and_a_partial_success",
-             {"ecrn": ["21234", "22001"], "retry_full": True},
-             {"faults": rules(("http_503", [1]), ("expired", [3]))},
-             Expect("failed", {"21234": "success", "22001": "full"}, 3, "401",
-                    {"http_503": 1, "expired": 1})),
-    Scenario("val16_storm_with_a_500",
-             {"ecrn": ["22001"], "retry_full": True, "retry_interval": 1.0, "max_attempts": 6},
-             {"faults": rules(("http_500", [3]))},
-             Expect("done", {"22001": "full"}, 6, "max_attempts",
-                    {"VAL16": 2, "http_500": 1})),
-    Scenario("val21_ban_after_a_503_and_a_reset",
-             {"ecrn": ["21234", "22001"], "retry_full": True},
-             {"faults": rules(("http_503", [1]), ("reset", [2])), "volume_limit": 3,
-              "volume_window_s": 120.0},
-             Expect("failed", {"21234": "success", "22001": "rate_limited"}, 5, "VAL21",
-                    {"http_503": 1, "reset": 1, "VAL21": 1})),
+    Scenario(
+        "5xx_and_reset_then_success",
+        {"ecrn": ["21234"], "scrn": ["20456"]},
+        {"faults": rules(("http_503", [1]), ("http_500", [2]), ("reset", [3]))},
+        Expect(
+            "done",
+            {"21234": "success", "20456": "success"},
+            4,
+            "every CRN",
+            {"http_503": 1, "http_500": 1, "reset": 1},
+        ),
+    ),
+    Scenario(
+        "reset_after_and_malformed_json_then_already",
+        {"ecrn": ["21234", "24010"]},
+        {"faults": rules(("reset_after", [1]), ("malformed_json", [2]))},
+        Expect(
+            "done",
+            {"21234": "already", "24010": "already"},
+            3,
+            "every CRN",
+            {"reset_after": 1, "malformed_json": 1},
+        ),
+    ),
+    Scenario(
+        "slow_within_then_timeout_on_a_full_course",
+        {
+            "ecrn": ["21234", "22001"],
+            "retry_full": True,
+            "max_attempts": 3,
+            "read_timeout": READ_TIMEOUT_S,
+        },
+        {
+            "faults": [
+                FaultRule(kind="slow", on_posts=[1], slow_s=SLOW_WITHIN_S),
+                FaultRule(kind="slow", on_posts=[2], slow_s=SLOW_BEYOND_S),
+            ]
+        },
+        Expect(
+            "done",
+            {"21234": "success", "22001": "full"},
+            3,
+            "max_attempts",
+            {"slow_within": 1, "slow_timeout": 1},
+        ),
+    ),
+    Scenario(
+        "401_after_a_503_and_a_partial_success",
+        {"ecrn": ["21234", "22001"], "retry_full": True},
+        {"faults": rules(("http_503", [1]), ("expired", [3]))},
+        Expect(
+            "failed", {"21234": "success", "22001": "full"}, 3, "401", {"http_503": 1, "expired": 1}
+        ),
+    ),
+    Scenario(
+        "val16_storm_with_a_500",
+        {"ecrn": ["22001"], "retry_full": True, "retry_interval": 1.0, "max_attempts": 6},
+        {"faults": rules(("http_500", [3]))},
+        Expect("done", {"22001": "full"}, 6, "max_attempts", {"VAL16": 2, "http_500": 1}),
+    ),
+    Scenario(
+        "val21_ban_after_a_503_and_a_reset",
+        {"ecrn": ["21234", "22001"], "retry_full": True},
+        {
+            "faults": rules(("http_503", [1]), ("reset", [2])),
+            "volume_limit": 3,
+            "volume_window_s": 120.0,
+        },
+        Expect(
+            "failed",
+            {"21234": "success", "22001": "rate_limited"},
+            5,
+            "VAL21",
+            {"http_503": 1, "reset": 1, "VAL21": 1},
+        ),
+    ),
     # The drop takes effect on POST 1 but its answer is lost; the re-send draws VAL10.
-    Scenario("drop_with_an_unknown_outcome",
-             {"ecrn": ["21234"], "scrn": ["20456"]},
-             {"faults": rules(("reset_after", [1]))},
-             Expect("done", {"21234": "already", "20456": "success"}, 2, "every CRN",
-                    {"reset_after": 1})),
+    Scenario(
+        "drop_with_an_unknown_outcome",
+        {"ecrn": ["21234"], "scrn": ["20456"]},
+        {"faults": rules(("reset_after", [1]))},
+        Expect(
+            "done", {"21234": "already", "20456": "success"}, 2, "every CRN", {"reset_after": 1}
+        ),
+    ),
 ]
 
 
@@ -207,21 +269,30 @@ def random_scenario(seed: int, max_attempts: int) -> Scenario:
     """A seeded random plan and mix of probabilistic faults (the simulator's seed too)."""
     rng = random.Random(seed)
     slow_s = rng.choice((SLOW_WITHIN_S, SLOW_BEYOND_S))
-    faults = [FaultRule(kind=kind, probability=rng.choice(RANDOM_PROBABILITIES), slow_s=slow_s)
-              for kind in RANDOM_KINDS]
+    faults = [
+        FaultRule(kind=kind, probability=rng.choice(RANDOM_PROBABILITIES), slow_s=slow_s)
+        for kind in RANDOM_KINDS
+    ]
     if rng.random() < EXPIRED_CHANCE:
         faults.append(FaultRule(kind="expired", probability=EXPIRED_PROBABILITY))
     others = [crn for crn in ADDABLE if crn != "22001"]
     ecrn = ["22001", *rng.sample(others, rng.randint(0, MAX_EXTRA_ECRNS))]
     plan: dict[str, Any] = {
-        "ecrn": ecrn, "scrn": rng.choice([[], ["20456"]]), "retry_full": True,
-        "retry_interval": rng.choice(RETRY_INTERVALS), "max_attempts": max_attempts,
+        "ecrn": ecrn,
+        "scrn": rng.choice([[], ["20456"]]),
+        "retry_full": True,
+        "retry_interval": rng.choice(RETRY_INTERVALS),
+        "max_attempts": max_attempts,
         "read_timeout": READ_TIMEOUT_S,
     }
     if rng.random() < BACKUP_CHANCE:
         plan["backup"] = {"22001": "22002"}
-    sim = {"faults": faults, "seed": seed, "volume_limit": rng.choice(VOLUME_LIMITS),
-           "volume_window_s": RANDOM_VOLUME_WINDOW_S}
+    sim = {
+        "faults": faults,
+        "seed": seed,
+        "volume_limit": rng.choice(VOLUME_LIMITS),
+        "volume_window_s": RANDOM_VOLUME_WINDOW_S,
+    }
     return Scenario(f"random_seed_{seed}", plan, sim)
 
 
@@ -229,10 +300,18 @@ def random_scenario(seed: int, max_attempts: int) -> Scenario:
 # holds POSTs 4 and 7 back; faults add unknown outcomes between.
 BUDGET_SCENARIO: Final = Scenario(
     "budget_3_per_60s_with_faults",
-    {"ecrn": ["22001"], "retry_full": True, "retry_interval": 1.0, "max_attempts": 7,
-     "budget_posts": 3, "budget_window": 60.0, "read_timeout": READ_TIMEOUT_S},
+    {
+        "ecrn": ["22001"],
+        "retry_full": True,
+        "retry_interval": 1.0,
+        "max_attempts": 7,
+        "budget_posts": 3,
+        "budget_window": 60.0,
+        "read_timeout": READ_TIMEOUT_S,
+    },
     {"faults": rules(("reset", [2]), ("http_503", [5]))},
-    Expect("done", {"22001": "full"}, 7, "max_attempts", {"reset": 1, "http_503": 1}))
+    Expect("done", {"22001": "full"}, 7, "max_attempts", {"reset": 1, "http_503": 1}),
+)
 
 
 # -- playing a scenario ------------------------------------------------------------------------
@@ -253,7 +332,8 @@ def wait_for_end(reg: Registration, run_id: str, deadline_s: float) -> dict[str,
     while time.monotonic() < deadline:
         process = reg.daemon.process
         assert process is not None and process.poll() is None, (
-            f"the daemon died: {reg.daemon.stderr()}")
+            f"the daemon died: {reg.daemon.stderr()}"
+        )
         run = reg.run_detail(run_id)
         if run["phase"] in ("done", "failed", "cancelled"):
             return run
@@ -298,8 +378,9 @@ def play_all(scenarios: list[Scenario]) -> dict[str, Played]:
         for index in range(len(scenarios)):
             (root / str(index)).mkdir()
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(scenarios))) as pool:
-            results = list(pool.map(play, scenarios,
-                                    [root / str(i) for i in range(len(scenarios))]))
+            results = list(
+                pool.map(play, scenarios, [root / str(i) for i in range(len(scenarios))])
+            )
     for played in results:
         INJECTED.update(produced(played))
         PLAYED["runs"] += 1
@@ -314,8 +395,7 @@ def codes_of(record: RequestRecord) -> dict[str, str]:
     """CRN -> result code in a 200 answer the simulator sent (empty for anything else)."""
     if record.status != 200 or not isinstance(record.response, dict):
         return {}
-    items = [*record.response.get("ecrnResultList", []),
-             *record.response.get("scrnResultList", [])]
+    items = [*record.response.get("ecrnResultList", []), *record.response.get("scrnResultList", [])]
     return {item["crn"]: item["resultCode"] for item in items}
 
 
@@ -342,8 +422,9 @@ def timed_out(played: Played, record: RequestRecord) -> bool:
 
 def readable(played: Played, record: RequestRecord) -> bool:
     """The daemon got this POST's 200 answer, whole and in time."""
-    return (record.status == 200 and record.fault != "malformed_json"
-            and not timed_out(played, record))
+    return (
+        record.status == 200 and record.fault != "malformed_json" and not timed_out(played, record)
+    )
 
 
 def expected_outcome(played: Played, record: RequestRecord) -> str:
@@ -430,13 +511,15 @@ def check_invariants(played: Played) -> None:
         least = spacing_ns(played, before)
         assert gap >= least - ARRIVAL_TOLERANCE_NS, (
             f"POST {after.post_number} came {gap / NS:.4f} s after POST {before.post_number} "
-            f"({before.fault or before.status}); at least {least / NS:.4f} s required")
+            f"({before.fault or before.status}); at least {least / NS:.4f} s required"
+        )
     # Budget: any budget_posts + 1 POSTs span at least the window.
     window_ns = int(config["budget_window"] * NS)
     span = config["budget_posts"]
     for first, last in zip(posts, posts[span:], strict=False):
         assert last.arrival_ns - first.arrival_ns >= window_ns - ARRIVAL_TOLERANCE_NS, (
-            f"more than {span} POSTs within {config['budget_window']} s")
+            f"more than {span} POSTs within {config['budget_window']} s"
+        )
     # Nothing final is sent again; a successful drop in particular.
     final_at: dict[str, int] = {}
     for index, record in enumerate(posts):
@@ -451,8 +534,9 @@ def check_invariants(played: Played) -> None:
     assert {c["crn"]: c["state"] for c in run["crns"]} == expected_states(played)
     # The phase and reason follow from the log.
     unauthorized = [i for i, r in enumerate(posts) if r.status == 401]
-    banned = [i for i, r in enumerate(posts)
-              if readable(played, r) and "VAL21" in codes_of(r).values()]
+    banned = [
+        i for i, r in enumerate(posts) if readable(played, r) and "VAL21" in codes_of(r).values()
+    ]
     if unauthorized:
         assert unauthorized == [len(posts) - 1], "nothing after a 401"
         assert run["phase"] == "failed" and "401" in run["reason"], run["reason"]
@@ -536,14 +620,21 @@ def check_expectations(played: Played) -> None:
 def print_injected(pytestconfig: pytest.Config) -> Iterator[None]:
     """Print the faults injected by kind, runs, POSTs and unjudged outcomes at the end."""
     yield
-    show(pytestconfig, f"OBS faults injected by kind: {dict(sorted(INJECTED.items()))}; "
-                       f"played: {dict(PLAYED)}; not judged: {dict(sorted(JUDGED.items()))}")
+    show(
+        pytestconfig,
+        f"OBS faults injected by kind: {dict(sorted(INJECTED.items()))}; "
+        f"played: {dict(PLAYED)}; not judged: {dict(sorted(JUDGED.items()))}",
+    )
 
 
-DEFAULT_BATCH: Final = [*SCENARIOS, *(random_scenario(s, DEFAULT_RANDOM_ATTEMPTS)
-                                      for s in DEFAULT_SEEDS)]
-SLOW_BATCH: Final = [BUDGET_SCENARIO, *(random_scenario(s, SLOW_RANDOM_ATTEMPTS)
-                                         for s in SLOW_SEEDS)]
+DEFAULT_BATCH: Final = [
+    *SCENARIOS,
+    *(random_scenario(s, DEFAULT_RANDOM_ATTEMPTS) for s in DEFAULT_SEEDS),
+]
+SLOW_BATCH: Final = [
+    BUDGET_SCENARIO,
+    *(random_scenario(s, SLOW_RANDOM_ATTEMPTS) for s in SLOW_SEEDS),
+]
 
 
 @pytest.fixture(scope="module")
@@ -560,18 +651,16 @@ def played_slow() -> dict[str, Played]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [s.name for s in DEFAULT_BATCH])
-def test_a_run_under_faults_keeps_every_invariant(name: str,
-                                                  played: dict[str, Played]) -> None:
+def test_a_run_under_faults_keeps_every_invariant(name: str, played: dict[str, Played]) -> None:
     """Spacing, budget, outcomes, end state and a clean exit, from the arrival log."""
     check_invariants(played[name])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(s.name)
-    for s in DEFAULT_BATCH])
-def test_a_run_under_faults_reports_what_obs_really_did(name: str,
-                                                        played: dict[str, Played]) -> None:
+@pytest.mark.parametrize("name", [pytest.param(s.name) for s in DEFAULT_BATCH])
+def test_a_run_under_faults_reports_what_obs_really_did(
+    name: str, played: dict[str, Played]
+) -> None:
     """Each CRN's reported state agrees with the simulator's registrations."""
     # Random mixes can hit that bug too; they count it instead of failing (see the summary).
     JUDGED.update(check_ground_truth(played[name]))
@@ -579,8 +668,7 @@ def test_a_run_under_faults_reports_what_obs_really_did(name: str,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
-def test_a_scripted_fault_scenario_ends_as_designed(name: str,
-                                                     played: dict[str, Played]) -> None:
+def test_a_scripted_fault_scenario_ends_as_designed(name: str, played: dict[str, Played]) -> None:
     """Each scripted scenario ends in its phase with its CRN states and POST count."""
     check_expectations(played[name])
 
@@ -588,7 +676,8 @@ def test_a_scripted_fault_scenario_ends_as_designed(name: str,
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [s.name for s in SLOW_BATCH])
 def test_a_long_run_under_faults_keeps_every_invariant(
-        name: str, played_slow: dict[str, Played]) -> None:
+    name: str, played_slow: dict[str, Played]
+) -> None:
     """The same invariants over longer seeded runs and a run held back by the budget."""
     check_invariants(played_slow[name])
     JUDGED.update(check_ground_truth(played_slow[name]))

@@ -63,13 +63,25 @@ HANGUP_ATTEMPTS: Final = 40
 
 # -- strategies -------------------------------------------------------------------------
 
-scalars = (st.none() | st.booleans() | st.integers()
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-config_names = sorted({f.name for f in msgspec.structs.fields(ConfigPatch)}
-                      | {f.name for f in msgspec.structs.fields(Config)} | {"nonsense"})
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+config_names = sorted(
+    {f.name for f in msgspec.structs.fields(ConfigPatch)}
+    | {f.name for f in msgspec.structs.fields(Config)}
+    | {"nonsense"}
+)
 FIELD_VALUES: Final = {
     "after_seq": st.none() | st.integers(-2, 10**6) | scalars,
     "follow": st.booleans() | scalars,
@@ -80,36 +92,53 @@ FIELD_VALUES: Final = {
     "status": st.sampled_from([p.value for p in Phase]) | scalars,
     "sort": st.sampled_from(["created_desc", "created_asc", "random"]),
     "run_id": st.text(max_size=40),
-    "config": st.dictionaries(st.sampled_from(config_names), json_values, max_size=3)
-    | json_values,
+    "config": st.dictionaries(st.sampled_from(config_names), json_values, max_size=3) | json_values,
     "extra": json_values,
 }
 ids = st.integers() | st.text(max_size=12) | scalars
 ops = st.sampled_from(sorted(OPS)) | st.text(max_size=8)
-request_dicts = (
-    st.fixed_dictionaries({"id": ids, "op": ops}, optional=FIELD_VALUES)
-    | st.fixed_dictionaries({}, optional={"id": ids, "op": ops, **FIELD_VALUES})
-)
+request_dicts = st.fixed_dictionaries(
+    {"id": ids, "op": ops}, optional=FIELD_VALUES
+) | st.fixed_dictionaries({}, optional={"id": ids, "op": ops, **FIELD_VALUES})
 # Requests the schema allows: every op, its fields within their types and ranges.
 crns = st.from_regex(r"\A[0-9]{5}\Z")
-valid_patches = st.fixed_dictionaries({}, optional={
-    "token": st.none() | st.text(max_size=30), "ecrn": st.lists(crns, max_size=3),
-    "scrn": st.lists(crns, max_size=3), "target": st.none() | st.text(max_size=25),
-    "obs_base_url": st.text(max_size=20),
-    "ntp_servers": st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=8),
-    "retry_full": st.booleans(), "backup": st.dictionaries(crns, crns, max_size=2),
-    # Within the documented ranges (docs/protocol.md §6.1, read by tests/contract.py).
-    **{field.name: st.integers(int(field.low), int(field.high)) if field.integer
-       else st.floats(field.low, field.high) for field in contract.NUMBER_FIELDS},
-})
+valid_patches = st.fixed_dictionaries(
+    {},
+    optional={
+        "token": st.none() | st.text(max_size=30),
+        "ecrn": st.lists(crns, max_size=3),
+        "scrn": st.lists(crns, max_size=3),
+        "target": st.none() | st.text(max_size=25),
+        "obs_base_url": st.text(max_size=20),
+        "ntp_servers": st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=8),
+        "retry_full": st.booleans(),
+        "backup": st.dictionaries(crns, crns, max_size=2),
+        # Within the documented ranges (docs/protocol.md §6.1, read by tests/contract.py).
+        **{
+            field.name: st.integers(int(field.low), int(field.high))
+            if field.integer
+            else st.floats(field.low, field.high)
+            for field in contract.NUMBER_FIELDS
+        },
+    },
+)
 VALID_OPTIONAL: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
-    "tail": {"after_seq": st.none() | st.integers(min_value=0), "follow": st.booleans(),
-             "log_id": st.none() | st.text(max_size=36)},
-    "events": {"after_seq": st.integers(min_value=0), "limit": st.integers(1, 1000),
-               "types": st.none() | st.lists(st.text(max_size=15), max_size=3)},
-    "runs": {"page": st.integers(min_value=1), "limit": st.integers(1, 100),
-             "status": st.none() | st.sampled_from([p.value for p in Phase]),
-             "sort": st.sampled_from(["created_desc", "created_asc"])},
+    "tail": {
+        "after_seq": st.none() | st.integers(min_value=0),
+        "follow": st.booleans(),
+        "log_id": st.none() | st.text(max_size=36),
+    },
+    "events": {
+        "after_seq": st.integers(min_value=0),
+        "limit": st.integers(1, 1000),
+        "types": st.none() | st.lists(st.text(max_size=15), max_size=3),
+    },
+    "runs": {
+        "page": st.integers(min_value=1),
+        "limit": st.integers(1, 100),
+        "status": st.none() | st.sampled_from([p.value for p in Phase]),
+        "sort": st.sampled_from(["created_desc", "created_asc"]),
+    },
 }
 VALID_REQUIRED: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
     "run": {"run_id": st.text(max_size=40)},
@@ -121,8 +150,13 @@ VALID_REQUIRED: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
 def valid_request_of(op: str) -> st.SearchStrategy[dict[str, Any]]:
     """Requests of `op` with valid fields."""
     return st.fixed_dictionaries(
-        {"id": st.integers() | st.text(max_size=12), "op": st.just(op),
-         **VALID_REQUIRED.get(op, {})}, optional=VALID_OPTIONAL.get(op, {}))
+        {
+            "id": st.integers() | st.text(max_size=12),
+            "op": st.just(op),
+            **VALID_REQUIRED.get(op, {}),
+        },
+        optional=VALID_OPTIONAL.get(op, {}),
+    )
 
 
 valid_requests = st.sampled_from(sorted(OPS)).flatmap(valid_request_of)
@@ -131,11 +165,12 @@ any_line = st.one_of(
     st.binary(max_size=300),
     json_values.map(msgspec.json.encode),
     encoded_requests,
-    st.tuples(encoded_requests, st.integers(0, 400)).map(lambda pair: pair[0][:pair[1]]),
+    st.tuples(encoded_requests, st.integers(0, 400)).map(lambda pair: pair[0][: pair[1]]),
 )
 # What a client can put on one line: no newline inside; some lines over the limit.
-daemon_lines = (any_line.map(lambda line: line.replace(b"\n", b" "))
-                | st.integers(MAX_LINE_BYTES + 1, 2 * MAX_LINE_BYTES).map(lambda n: b"x" * n))
+daemon_lines = any_line.map(lambda line: line.replace(b"\n", b" ")) | st.integers(
+    MAX_LINE_BYTES + 1, 2 * MAX_LINE_BYTES
+).map(lambda n: b"x" * n)
 
 
 def chunks_of(stream: bytes, cuts: list[int]) -> list[bytes]:
@@ -148,7 +183,8 @@ def framing_model(stream: bytes, limit: int) -> tuple[list[bytes | OversizedLine
     """What a framer must yield for the whole stream, and the bytes it must still hold."""
     *complete, rest = stream.split(b"\n")
     out: list[bytes | OversizedLine] = [
-        OversizedLine(limit) if len(line) > limit else line for line in complete]
+        OversizedLine(limit) if len(line) > limit else line for line in complete
+    ]
     if len(rest) > limit:
         return [*out, OversizedLine(limit)], 0
     return out, len(rest)
@@ -229,11 +265,14 @@ def test_deeply_nested_json_is_a_typed_error(depth: int) -> None:
 
 
 @settings(max_examples=PROPERTY_EXAMPLES)
-@given(st.lists(st.binary(max_size=3 * SMALL_LIMIT).map(lambda b: b.replace(b"\n", b"")),
-                max_size=8),
-       st.booleans(), st.lists(st.integers(min_value=0), max_size=12))
-def test_framing_reassembles_any_split_of_any_stream(lines: list[bytes], unfinished: bool,
-                                                     cuts: list[int]) -> None:
+@given(
+    st.lists(st.binary(max_size=3 * SMALL_LIMIT).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=12),
+)
+def test_framing_reassembles_any_split_of_any_stream(
+    lines: list[bytes], unfinished: bool, cuts: list[int]
+) -> None:
     """However the bytes arrive, the framer yields the lines the model says, in order."""
     stream = b"\n".join(lines) + (b"" if unfinished or not lines else b"\n")
     framer = LineFramer(SMALL_LIMIT)
@@ -246,10 +285,14 @@ def test_framing_reassembles_any_split_of_any_stream(lines: list[bytes], unfinis
 
 
 @settings(max_examples=PROPERTY_EXAMPLES)
-@given(st.integers(1, 5 * SMALL_LIMIT), st.lists(st.integers(min_value=0), max_size=20),
-       st.binary(max_size=SMALL_LIMIT).map(lambda b: b.replace(b"\n", b"")))
-def test_an_over_long_line_yields_exactly_one_oversized_line(excess: int, cuts: list[int],
-                                                             after: bytes) -> None:
+@given(
+    st.integers(1, 5 * SMALL_LIMIT),
+    st.lists(st.integers(min_value=0), max_size=20),
+    st.binary(max_size=SMALL_LIMIT).map(lambda b: b.replace(b"\n", b"")),
+)
+def test_an_over_long_line_yields_exactly_one_oversized_line(
+    excess: int, cuts: list[int], after: bytes
+) -> None:
     """One OversizedLine per over-long line, however split; the next line comes out intact."""
     stream = b"x" * (SMALL_LIMIT + excess) + b"\n" + after + b"\n"
     framer = LineFramer(SMALL_LIMIT)
@@ -266,7 +309,7 @@ def test_the_real_limit_is_exact_whatever_the_split() -> None:
     whole = LineFramer().feed(stream)
     framer = LineFramer()
     step = 4093  # Prime, so the chunk edges fall everywhere relative to the lines.
-    pieces = [framer.feed(stream[i:i + step]) for i in range(0, len(stream), step)]
+    pieces = [framer.feed(stream[i : i + step]) for i in range(0, len(stream), step)]
     assert whole == [item for piece in pieces for item in piece]
     assert whole == [at_limit, OversizedLine(MAX_LINE_BYTES), b"ok"]
 
@@ -276,8 +319,9 @@ def test_the_real_limit_is_exact_whatever_the_split() -> None:
 
 @settings(max_examples=DAEMON_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 @given(daemon_lines)
-def test_the_daemon_answers_every_line_as_the_decoder_says(module_daemon: DaemonProcess,
-                                                           line: bytes) -> None:
+def test_the_daemon_answers_every_line_as_the_decoder_says(
+    module_daemon: DaemonProcess, line: bytes
+) -> None:
     """Each line gets the answer the oracle expects; the connection then still serves."""
     with Wire(module_daemon.socket) as wire:
         data = wire.greeting["data"]
@@ -303,8 +347,7 @@ def test_line_too_long_is_sent_before_the_newline(daemon: DaemonProcess) -> None
         assert wire.request("ping", 1)["data"] == {"pong": True}
 
 
-def test_the_daemon_refuses_deep_nesting_with_a_typed_error(
-        daemon: DaemonProcess) -> None:
+def test_the_daemon_refuses_deep_nesting_with_a_typed_error(daemon: DaemonProcess) -> None:
     """Deeply nested lines get BAD_JSON or VALIDATION_ERROR (id echoed when readable)."""
     with Wire(daemon.socket) as wire:
         for depth in DEPTHS_PAST_THE_RECURSION_LIMIT:
@@ -315,7 +358,9 @@ def test_the_daemon_refuses_deep_nesting_with_a_typed_error(
             inside = wire.read_response()
             # Past msgspec's depth limit nothing of the line is decoded, its id included.
             assert (inside["id"], inside["error"]["code"]) in (
-                (7, "VALIDATION_ERROR"), (None, "BAD_JSON")), inside
+                (7, "VALIDATION_ERROR"),
+                (None, "BAD_JSON"),
+            ), inside
 
 
 def test_hanging_up_during_a_tail_is_no_error_for_the_daemon(short_dir: Path) -> None:
@@ -353,24 +398,35 @@ class FuzzReport:
     def lines(self) -> list[str]:
         """The counts, for people (printed by the tests)."""
         tally, witness = self.tally, self.witness
-        out = [f"messages fuzzed: {tally.messages:,} ({tally.bytes_sent / MIB:.1f} MiB) over "
-               f"{tally.connections} connections by {WORKERS} workers"]
+        out = [
+            f"messages fuzzed: {tally.messages:,} ({tally.bytes_sent / MIB:.1f} MiB) over "
+            f"{tally.connections} connections by {WORKERS} workers"
+        ]
         for kind in Kind:
-            answers = ", ".join(f"{outcome} {n}" for (k, outcome), n
-                                in sorted(tally.outcomes.items()) if k == kind)
+            answers = ", ".join(
+                f"{outcome} {n}" for (k, outcome), n in sorted(tally.outcomes.items()) if k == kind
+            )
             out.append(f"  {kind.value:<14} {tally.sent[kind]:>6,}  ({answers})")
-        out.append("abrupt disconnects: " + ", ".join(
-            f"{mode} {n}" for mode, n in sorted(tally.disconnects.items()))
-            + f" (total {sum(tally.disconnects.values())})")
+        out.append(
+            "abrupt disconnects: "
+            + ", ".join(f"{mode} {n}" for mode, n in sorted(tally.disconnects.items()))
+            + f" (total {sum(tally.disconnects.values())})"
+        )
         if tally.depth_limited:
-            out.append("lines nested near the depth limit: "
-                       + ", ".join(f"{why} {n}" for why, n in tally.depth_limited.items()))
-        out.append(f"well-behaved client: {witness.rounds:,} rounds, {witness.answers:,} answers "
-                   f"checked, slowest {witness.slowest_s * 1000:.1f} ms")
-        out.append(f"daemon VmRSS {self.rss_before_kib / 1024:.1f} -> "
-                   f"{self.rss_after_kib / 1024:.1f} MiB "
-                   f"({(self.rss_after_kib - self.rss_before_kib) / 1024:+.1f} MiB), "
-                   f"VmHWM {self.hwm_kib / 1024:.1f} MiB")
+            out.append(
+                "lines nested near the depth limit: "
+                + ", ".join(f"{why} {n}" for why, n in tally.depth_limited.items())
+            )
+        out.append(
+            f"well-behaved client: {witness.rounds:,} rounds, {witness.answers:,} answers "
+            f"checked, slowest {witness.slowest_s * 1000:.1f} ms"
+        )
+        out.append(
+            f"daemon VmRSS {self.rss_before_kib / 1024:.1f} -> "
+            f"{self.rss_after_kib / 1024:.1f} MiB "
+            f"({(self.rss_after_kib - self.rss_before_kib) / 1024:+.1f} MiB), "
+            f"VmHWM {self.hwm_kib / 1024:.1f} MiB"
+        )
         out.append(f"tracebacks in the daemon's stderr: {self.stderr.count('Traceback')}")
         return out
 
@@ -388,11 +444,12 @@ def fuzz(directory: Path, total: int, seed: int) -> FuzzReport:
         tally = Tally()
         witness = Witness(daemon.socket, daemon.pid, random.Random(seed))
         shares = [total // WORKERS + (i < total % WORKERS) for i in range(WORKERS)]
-        workers = [FuzzWorker(daemon.socket, ctx, seed * 100 + i, share, tally)
-                   for i, share in enumerate(shares)]
+        workers = [
+            FuzzWorker(daemon.socket, ctx, seed * 100 + i, share, tally)
+            for i, share in enumerate(shares)
+        ]
         witness_thread = threading.Thread(target=witness.run, name="witness")
-        threads = [threading.Thread(target=w.run, name=f"fuzz-{i}")
-                   for i, w in enumerate(workers)]
+        threads = [threading.Thread(target=w.run, name=f"fuzz-{i}") for i, w in enumerate(workers)]
         witness_thread.start()
         for thread in threads:
             thread.start()
@@ -407,8 +464,7 @@ def fuzz(directory: Path, total: int, seed: int) -> FuzzReport:
             assert last.request("ping")["data"] == {"pong": True}
     finally:
         status = daemon.stop()
-    return FuzzReport(tally, witness, rss_before, rss_after, hwm, status, daemon.stderr(),
-                      alive)
+    return FuzzReport(tally, witness, rss_before, rss_after, hwm, status, daemon.stderr(), alive)
 
 
 def assert_survived(report: FuzzReport, total: int) -> None:
@@ -424,11 +480,15 @@ def assert_survived(report: FuzzReport, total: int) -> None:
     assert report.witness.answers > 0
     assert report.rss_after_kib - report.rss_before_kib < RSS_GROWTH_LIMIT_KIB
     assert "connection failed" not in report.stderr
-    internal = sum(n for (_, outcome), n in tally.outcomes.items()
-                   if outcome == ErrorCode.INTERNAL_ERROR)
+    internal = sum(
+        n for (_, outcome), n in tally.outcomes.items() if outcome == ErrorCode.INTERNAL_ERROR
+    )
     assert internal == 0
-    assert tally.outcomes[Kind.LIMIT_EDGE, SUCCESS] + tally.outcomes[
-        Kind.LIMIT_EDGE, ErrorCode.LINE_TOO_LONG] == tally.sent[Kind.LIMIT_EDGE]
+    assert (
+        tally.outcomes[Kind.LIMIT_EDGE, SUCCESS]
+        + tally.outcomes[Kind.LIMIT_EDGE, ErrorCode.LINE_TOO_LONG]
+        == tally.sent[Kind.LIMIT_EDGE]
+    )
 
 
 def test_fuzzing_two_thousand_messages_leaves_the_daemon_serving(short_dir: Path) -> None:

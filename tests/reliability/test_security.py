@@ -91,8 +91,9 @@ def request_line(cls: type[Request], request_id: int) -> bytes:
     required = [f.name for f in msgspec.structs.fields(cls) if f.required and f.name != "id"]
     missing = [name for name in required if name not in EXAMPLE_FIELDS]
     assert not missing, f"op {op!r} needs example values for {missing} in EXAMPLE_FIELDS"
-    line = msgspec.json.encode({"id": request_id, "op": op,
-                                **{name: EXAMPLE_FIELDS[name] for name in required}})
+    line = msgspec.json.encode(
+        {"id": request_id, "op": op, **{name: EXAMPLE_FIELDS[name] for name in required}}
+    )
     assert type(decode_request(line)) is cls
     return line + b"\n"
 
@@ -106,17 +107,19 @@ def ops_as(path: Path, classes: list[type[Request]]) -> dict[str, Any]:
             response = wire.read_response()
             assert response["id"] == number, response
             outcomes[str(cls.__struct_config__.tag)] = (
-                "success" if response["success"] else response["error"]["code"])
-        return {"access": wire.greeting["data"]["access"],
-                "status_access": wire.request("status", "s")["data"]["access"],
-                "outcomes": outcomes}
+                "success" if response["success"] else response["error"]["code"]
+            )
+        return {
+            "access": wire.greeting["data"]["access"],
+            "status_access": wire.request("status", "s")["data"]["access"],
+            "outcomes": outcomes,
+        }
 
 
 def head_and_config(path: Path) -> tuple[int, Any]:
     """The log head and the configuration, read as root."""
     with Wire(path) as wire:
-        return (wire.request("status")["data"]["log"]["head_seq"],
-                wire.request("config")["data"])
+        return (wire.request("status")["data"]["log"]["head_seq"], wire.request("config")["data"])
 
 
 @pytest.fixture
@@ -164,8 +167,9 @@ def fake_jwt() -> str:
     """A token the daemon accepts (it checks the shape and exp only), valid for a day."""
     now = int(time.time())
     claims = msgspec.json.encode({"sub": "nobody-real", "iat": now, "exp": now + 86_400})
-    return ".".join((b64url(b'{"alg":"HS256","typ":"JWT"}'), b64url(claims),
-                     b64url(os.urandom(32))))
+    return ".".join(
+        (b64url(b'{"alg":"HS256","typ":"JWT"}'), b64url(claims), b64url(os.urandom(32)))
+    )
 
 
 # -- access levels ------------------------------------------------------------------------
@@ -174,36 +178,51 @@ def fake_jwt() -> str:
 def test_a_local_user_gets_read_only_and_is_refused_every_mutating_op(short_dir: Path) -> None:
     """Every op marked mutating is PERMISSION_DENIED for ro; every read op works; nothing moves."""
     assert {str(c.__struct_config__.tag) for c in MUTATING} >= {
-        "configure", "start", "cancel", "delete_run", "test_token", "calibrate"}
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                          ["--socket-group", "nogroup"])
+        "configure",
+        "start",
+        "cancel",
+        "delete_run",
+        "test_token",
+        "calibrate",
+    }
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock", short_dir / "state", ["--socket-group", "nogroup"]
+    )
     with running(daemon):
         before = head_and_config(daemon.socket)
         refused = run_as(NOBODY, NOGROUP, [], lambda: ops_as(daemon.socket, MUTATING))
         allowed = run_as(NOBODY, NOGROUP, [], lambda: ops_as(daemon.socket, READING))
         after = head_and_config(daemon.socket)
     assert (refused["access"], refused["status_access"]) == ("ro", "ro")
-    assert refused["outcomes"] == {str(c.__struct_config__.tag): "PERMISSION_DENIED"
-                                   for c in MUTATING}
-    assert allowed["outcomes"] == {str(c.__struct_config__.tag): READ_FAILURES.get(
-        str(c.__struct_config__.tag), "success") for c in READING}
+    assert refused["outcomes"] == {
+        str(c.__struct_config__.tag): "PERMISSION_DENIED" for c in MUTATING
+    }
+    assert allowed["outcomes"] == {
+        str(c.__struct_config__.tag): READ_FAILURES.get(str(c.__struct_config__.tag), "success")
+        for c in READING
+    }
     assert after == before, "a refused command changed nothing: no event, same config"
 
 
 @pytest.mark.parametrize("membership", ["supplementary", "primary"])
-def test_a_member_of_the_admin_group_gets_read_write(short_dir: Path,
-                                                     admin_group: tuple[str, int],
-                                                     membership: str) -> None:
+def test_a_member_of_the_admin_group_gets_read_write(
+    short_dir: Path, admin_group: tuple[str, int], membership: str
+) -> None:
     """The admin group gives rw, whether it is the peer's primary or a supplementary group."""
     name, gid = admin_group
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                          ["--socket-group", "nogroup", "--admin-group", name])
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock",
+        short_dir / "state",
+        ["--socket-group", "nogroup", "--admin-group", name],
+    )
     primary, groups = (NOGROUP, [gid]) if membership == "supplementary" else (gid, [NOGROUP])
 
     def configure() -> Any:
         with Client(daemon.socket) as client:
-            return [client.greeting["access"],
-                    client.request("configure", config={"max_attempts": 9})]
+            return [
+                client.greeting["access"],
+                client.request("configure", config={"max_attempts": 9}),
+            ]
 
     with running(daemon):
         access, response = run_as(NOBODY, primary, groups, configure)
@@ -212,8 +231,9 @@ def test_a_member_of_the_admin_group_gets_read_write(short_dir: Path,
     assert events["data"]["items"][-1]["payload"]["actor"]["uid"] == NOBODY
 
 
-def test_the_admin_group_alone_is_also_the_socket_group(short_dir: Path,
-                                                        admin_group: tuple[str, int]) -> None:
+def test_the_admin_group_alone_is_also_the_socket_group(
+    short_dir: Path, admin_group: tuple[str, int]
+) -> None:
     """With only --admin-group, the socket is 0660 to that group, and its members get rw."""
     name, gid = admin_group
     daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state", ["--admin-group", name])
@@ -242,8 +262,9 @@ def umask(mask: int) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("group", [None, "nogroup"])
-def test_socket_token_state_and_log_files_have_private_modes(short_dir: Path,
-                                                             group: str | None) -> None:
+def test_socket_token_state_and_log_files_have_private_modes(
+    short_dir: Path, group: str | None
+) -> None:
     """Even under umask 000: socket 0600 (0660 with a group), token and segments 0600, dirs 0700."""
     args = ["--segment-bytes", str(SMALL_SEGMENT_BYTES)]
     if group:
@@ -257,9 +278,16 @@ def test_socket_token_state_and_log_files_have_private_modes(short_dir: Path,
                 assert client.request("configure", config={"max_attempts": n + 1})["success"]
             assert client.request("status")["data"]["log"]["segments"] > 1
     state = daemon.state_dir
-    modes = {path.name: stat.S_IMODE(path.stat().st_mode)
-             for path in [state, state / "log", state / "obs-token", state / "obsd.lock",
-                          *(state / "log").iterdir()]}
+    modes = {
+        path.name: stat.S_IMODE(path.stat().st_mode)
+        for path in [
+            state,
+            state / "log",
+            state / "obs-token",
+            state / "obsd.lock",
+            *(state / "log").iterdir(),
+        ]
+    }
     expected_socket = (0o660, NOGROUP) if group else (0o600, 0)
     assert (stat.S_IMODE(socket_info.st_mode), socket_info.st_gid) == expected_socket
     assert modes == {name: 0o700 if name in ("state", "log") else 0o600 for name in modes}
@@ -270,9 +298,13 @@ def test_socket_token_state_and_log_files_have_private_modes(short_dir: Path,
 
 def obsctl(sock: Path, *args: str, stdin: str | None = None) -> bytes:
     """Run obsctl; return everything it printed (stdout and stderr)."""
-    done = subprocess.run([sys.executable, "-m", "obsctl", "--socket", str(sock), *args],
-                          input=stdin.encode() if stdin is not None else None,
-                          capture_output=True, timeout=OBSCTL_TIMEOUT_S, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "obsctl", "--socket", str(sock), *args],
+        input=stdin.encode() if stdin is not None else None,
+        capture_output=True,
+        timeout=OBSCTL_TIMEOUT_S,
+        check=False,
+    )
     assert done.returncode in (0, 2), (args, done.stderr)
     return done.stdout + done.stderr
 
@@ -282,8 +314,14 @@ def raw_answers(sock: Path, run_id: str) -> bytes:
     with Wire(sock) as wire:
         lines = [msgspec.json.encode(wire.greeting)]
         queries: list[tuple[str, dict[str, Any]]] = [
-            ("status", {}), ("config", {}), ("health", {}), ("schema", {}), ("runs", {}),
-            ("run", {"run_id": run_id}), ("events", {"limit": 1000})]
+            ("status", {}),
+            ("config", {}),
+            ("health", {}),
+            ("schema", {}),
+            ("runs", {}),
+            ("run", {"run_id": run_id}),
+            ("events", {"limit": 1000}),
+        ]
         for number, (op, fields) in enumerate(queries):
             lines.append(msgspec.json.encode(wire.request(op, number, **fields)))
         wire.send(b'{"id":"t","op":"tail","after_seq":0}\n')
@@ -299,12 +337,19 @@ def test_the_token_never_leaves_its_file(short_dir: Path) -> None:
         sock, token = reg.daemon.socket, reg.sim.token(STUDENT)
         token_file = short_dir / "pasted-token"
         token_file.write_text(f"Bearer {token}\n")
-        written["configure --token-file"] = obsctl(sock, "configure", "--token-file",
-                                                   str(token_file))
-        written["configure --token -"] = obsctl(sock, "--json", "configure", "--token", "-",
-                                                stdin=f"  bearer {token}  \n")
-        plan = reg.configure(obs_base_url=reg.sim.base_url, ntp_servers=[reg.sim.ntp_server],
-                             target=iso(reg.opening_ns), ecrn=["21234"], scrn=["20456"])
+        written["configure --token-file"] = obsctl(
+            sock, "configure", "--token-file", str(token_file)
+        )
+        written["configure --token -"] = obsctl(
+            sock, "--json", "configure", "--token", "-", stdin=f"  bearer {token}  \n"
+        )
+        plan = reg.configure(
+            obs_base_url=reg.sim.base_url,
+            ntp_servers=[reg.sim.ntp_server],
+            target=iso(reg.opening_ns),
+            ecrn=["21234"],
+            scrn=["20456"],
+        )
         written["configure response"] = msgspec.json.encode(plan)
         written["test-token"] = obsctl(sock, "test-token") + obsctl(sock, "--json", "test-token")
         written["calibrate"] = obsctl(sock, "--json", "calibrate")
@@ -313,9 +358,18 @@ def test_the_token_never_leaves_its_file(short_dir: Path) -> None:
         run_id = msgspec.json.decode(started)["data"]["run_id"]
         events = reg.wait_for("done", timeout_s=RUN_TIMEOUT_S)
         written["tail -f events"] = msgspec.json.encode(events)
-        for args in (["ping"], ["status"], ["config"], ["health"], ["runs"], ["schema"],
-                     ["events", "--limit", "1000"], ["tail", "--after", "0"],
-                     ["run", run_id], ["run", run_id, "--format", "md"]):
+        for args in (
+            ["ping"],
+            ["status"],
+            ["config"],
+            ["health"],
+            ["runs"],
+            ["schema"],
+            ["events", "--limit", "1000"],
+            ["tail", "--after", "0"],
+            ["run", run_id],
+            ["run", run_id, "--format", "md"],
+        ):
             written["obsctl " + " ".join(args)] = obsctl(sock, *args)
             written["obsctl --json " + " ".join(args)] = obsctl(sock, "--json", *args)
         written["raw responses and tail"] = raw_answers(sock, run_id)
@@ -334,11 +388,16 @@ def test_the_token_never_leaves_its_file(short_dir: Path) -> None:
     assert posts and {p.token_fingerprint for p in posts} == {fingerprint(token)}
     assert run_id.encode() in written["obsctl run " + run_id + " --format md"]
     signature = token.rsplit(".", 1)[1]
-    leaks = [name for name, data in written.items()
-             if token.encode() in data or signature.encode() in data]
-    print(f"\ntoken secrecy: {len(written)} outputs grepped "
-          f"({sum(map(len, written.values())) / 1024:,.0f} KiB): "
-          + ", ".join(f"{name} ({len(data):,} B)" for name, data in written.items()))
+    leaks = [
+        name
+        for name, data in written.items()
+        if token.encode() in data or signature.encode() in data
+    ]
+    print(
+        f"\ntoken secrecy: {len(written)} outputs grepped "
+        f"({sum(map(len, written.values())) / 1024:,.0f} KiB): "
+        + ", ".join(f"{name} ({len(data):,} B)" for name, data in written.items())
+    )
     assert leaks == [], f"the token or its signature appears in {leaks}"
     assert all(written.values()), "every source had something to grep"
 
@@ -374,8 +433,9 @@ def flood(path: Path) -> dict[str, int]:
 
 def test_hostile_lines_from_a_read_only_user_do_not_grow_memory(short_dir: Path) -> None:
     """Endless and over-long lines and deep nesting are refused; RSS stays within the bound."""
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                          ["--socket-group", "nogroup"])
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock", short_dir / "state", ["--socket-group", "nogroup"]
+    )
     with running(daemon):
         with Wire(daemon.socket) as warm:
             warm.request("schema")
@@ -384,12 +444,17 @@ def test_hostile_lines_from_a_read_only_user_do_not_grow_memory(short_dir: Path)
         after, peak = vm_kib(daemon.pid), vm_kib(daemon.pid, "VmHWM")
         with Wire(daemon.socket) as witness:
             assert witness.request("ping")["data"] == {"pong": True}
-    print(f"\nhostile input: {counts['bytes'] / MIB:,.0f} MiB over {HOSTILE_CONNECTIONS} "
-          f"connections; VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
-          f"VmHWM {peak / 1024:.1f} MiB")
-    assert counts == {"too_long": HOSTILE_CONNECTIONS * (LONG_LINES + 1),
-                      "deep_refused": HOSTILE_CONNECTIONS * DEEP_LINES,
-                      "pongs": HOSTILE_CONNECTIONS, "bytes": counts["bytes"]}
+    print(
+        f"\nhostile input: {counts['bytes'] / MIB:,.0f} MiB over {HOSTILE_CONNECTIONS} "
+        f"connections; VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
+        f"VmHWM {peak / 1024:.1f} MiB"
+    )
+    assert counts == {
+        "too_long": HOSTILE_CONNECTIONS * (LONG_LINES + 1),
+        "deep_refused": HOSTILE_CONNECTIONS * DEEP_LINES,
+        "pongs": HOSTILE_CONNECTIONS,
+        "bytes": counts["bytes"],
+    }
     assert after - before < RSS_GROWTH_LIMIT_KIB
     assert counts["bytes"] > HOSTILE_CONNECTIONS * ENDLESS_LINE_BYTES
     assert MAX_LINE_BYTES < LONG_LINE_BYTES and 2 * DEEP_NESTING <= MAX_LINE_BYTES
@@ -398,8 +463,9 @@ def test_hostile_lines_from_a_read_only_user_do_not_grow_memory(short_dir: Path)
 @pytest.mark.xfail(strict=True, reason=STALLED_TAIL_MEMORY_BUG)
 def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) -> None:
     """Hundreds of tails that never read cost the daemon no more than the generous bound."""
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                          ["--socket-group", "nogroup"])
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock", short_dir / "state", ["--socket-group", "nogroup"]
+    )
 
     def stall() -> int:
         wires = []
@@ -409,8 +475,11 @@ def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) 
                 wire.send(b'{"id":1,"op":"tail","after_seq":0}\n')
                 wires.append(wire)
             # Each tail has begun its replay (it has read a chunk) once its client has data.
-            wait_until(lambda: all(select.select([w.sock], [], [], 0)[0] for w in wires),
-                       STALL_TIMEOUT_S, "every stalled tail began its replay")
+            wait_until(
+                lambda: all(select.select([w.sock], [], [], 0)[0] for w in wires),
+                STALL_TIMEOUT_S,
+                "every stalled tail began its replay",
+            )
             return vm_kib(daemon.pid)
         finally:
             for wire in wires:
@@ -419,8 +488,7 @@ def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) 
     with running(daemon):
         with Client(daemon.socket) as client:
             for n in range(PREFILL_EVENTS):
-                assert client.request("configure", config={"max_attempts": n % 300 + 1})[
-                    "success"]
+                assert client.request("configure", config={"max_attempts": n % 300 + 1})["success"]
         before = vm_kib(daemon.pid)
         during = run_as(NOBODY, NOGROUP, [], stall)
     print(f"\n{STALLED_TAILS} stalled tails: VmRSS {before / 1024:.1f} -> {during / 1024:.1f} MiB")
@@ -437,9 +505,21 @@ def test_a_symlink_at_the_socket_path_is_refused(short_dir: Path, dangling: bool
     before = None if dangling else snapshot(victim)
     link = short_dir / "obsd.sock"
     link.symlink_to(victim)
-    done = subprocess.run([sys.executable, "-m", "obsd", "--socket", str(link), "--state-dir",
-                           str(short_dir / "state")], capture_output=True, text=True,
-                          timeout=OBSCTL_TIMEOUT_S, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(link),
+            "--state-dir",
+            str(short_dir / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=OBSCTL_TIMEOUT_S,
+        check=False,
+    )
     assert done.returncode == 1 and "not a socket" in done.stderr, done.stderr
     assert link.is_symlink() and os.readlink(link) == str(victim)
     if dangling:
@@ -482,8 +562,9 @@ def test_a_symlink_at_the_next_segment_name_is_not_followed(short_dir: Path) -> 
     """Rotation never writes through a planted link; the daemon keeps serving reads."""
     victim = victim_file(short_dir)
     before = snapshot(victim)
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                          ["--segment-bytes", str(SMALL_SEGMENT_BYTES)])
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock", short_dir / "state", ["--segment-bytes", str(SMALL_SEGMENT_BYTES)]
+    )
     daemon.start()
     try:
         plant_segment_links(daemon, victim)
@@ -501,8 +582,9 @@ def test_a_symlink_at_the_next_segment_name_is_not_followed(short_dir: Path) -> 
 def test_a_segment_that_cannot_be_created_is_a_storage_failure(short_dir: Path) -> None:
     """A refused rotation is STORAGE_FAILED and a clean exit, not an internal error."""
     victim = victim_file(short_dir)
-    daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state",
-                          ["--segment-bytes", str(SMALL_SEGMENT_BYTES)])
+    daemon = DaemonProcess(
+        short_dir / "obsd.sock", short_dir / "state", ["--segment-bytes", str(SMALL_SEGMENT_BYTES)]
+    )
     daemon.start()
     try:
         plant_segment_links(daemon, victim)
@@ -532,8 +614,7 @@ def test_a_symlink_at_the_lock_file_is_not_followed(short_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["obs-token.tmp", "obs-token"])
-def test_a_symlink_at_the_token_paths_is_not_written_through(short_dir: Path,
-                                                              name: str) -> None:
+def test_a_symlink_at_the_token_paths_is_not_written_through(short_dir: Path, name: str) -> None:
     """Storing a token never writes into a planted link's target, nor leaks the token."""
     victim = victim_file(short_dir)
     before = snapshot(victim)
@@ -571,4 +652,3 @@ def test_a_symlink_at_the_broken_copy_name_is_not_followed(short_dir: Path) -> N
     copy = segment.with_name(segment.name + ".broken.2")
     assert copy.is_file() and not copy.is_symlink()
     assert copy.read_bytes().endswith(b'"timesta')
-

@@ -18,9 +18,12 @@ TOKEN = issue_token(STUDENT, WALL_NS / S, key=KEY)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["ECRN", "SCRN", "x"]), inner, max_size=3),
-    max_leaves=20)
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["ECRN", "SCRN", "x"]), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
 
 
 def make_app() -> SimApp:
@@ -33,13 +36,24 @@ def request(method: str, path: str, body: bytes, authorization: str | None) -> H
 
 
 @settings(max_examples=300)
-@given(body=st.one_of(json_values.map(msgspec.json.encode), st.binary(max_size=64)),
-       method=st.sampled_from(["POST", "GET", "HEAD", "PUT"]),
-       path=st.sampled_from([REGISTER, REGISTER + "/", "/api/ogrenci/OgrenciYetkiListesi",
-                             "/api/ogrenci/Takvim/KayitZamaniKontrolu", "/", "/_sim/x"]),
-       authorization=st.sampled_from([None, f"Bearer {TOKEN}", "Bearer x.y.z", "bearer", ""]))
-def test_any_request_gets_an_answer(body: bytes, method: str, path: str,
-                                    authorization: str | None) -> None:
+@given(
+    body=st.one_of(json_values.map(msgspec.json.encode), st.binary(max_size=64)),
+    method=st.sampled_from(["POST", "GET", "HEAD", "PUT"]),
+    path=st.sampled_from(
+        [
+            REGISTER,
+            REGISTER + "/",
+            "/api/ogrenci/OgrenciYetkiListesi",
+            "/api/ogrenci/Takvim/KayitZamaniKontrolu",
+            "/",
+            "/_sim/x",
+        ]
+    ),
+    authorization=st.sampled_from([None, f"Bearer {TOKEN}", "Bearer x.y.z", "bearer", ""]),
+)
+def test_any_request_gets_an_answer(
+    body: bytes, method: str, path: str, authorization: str | None
+) -> None:
     app = make_app()
     reply = app.respond(request(method, path, body, authorization), WALL_NS, 1)
     assert reply.status in (200, 400, 401, 404, 405)

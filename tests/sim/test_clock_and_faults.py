@@ -12,10 +12,10 @@ S = 1_000_000_000
 MS = 1_000_000
 
 
-@pytest.mark.parametrize(("offset_ms", "shown"), [
-    (0, 99), (369, 99), (370, 100), (999, 100), (1369, 100), (1370, 101)])
-def test_the_cached_date_changes_at_the_phase_not_the_second(offset_ms: int,
-                                                             shown: int) -> None:
+@pytest.mark.parametrize(
+    ("offset_ms", "shown"), [(0, 99), (369, 99), (370, 100), (999, 100), (1369, 100), (1370, 101)]
+)
+def test_the_cached_date_changes_at_the_phase_not_the_second(offset_ms: int, shown: int) -> None:
     assert cached_date_second(100 * S + offset_ms * MS, 370 * MS) == shown
 
 
@@ -30,8 +30,7 @@ def test_http_date_format() -> None:
 
 @pytest.mark.parametrize(("skew_s", "shown"), [(0.003, 1_770_116_399), (-0.2, 1_770_116_398)])
 def test_true_and_server_clocks(skew_s: float, shown: int) -> None:
-    clock = SimClock(lambda: 1_770_120_000 * S, offset_s=-3600.5, skew_s=skew_s,
-                     date_phase_s=0.37)
+    clock = SimClock(lambda: 1_770_120_000 * S, offset_s=-3600.5, skew_s=skew_s, date_phase_s=0.37)
     assert clock.true_ns() == 1_770_116_399 * S + S // 2
     assert clock.server_ns(clock.true_ns()) == clock.true_ns() + round(skew_s * S)
     # The server clock reads ...399.503 (after that second's 0.37 s tick) or ...399.3 (before).
@@ -39,8 +38,10 @@ def test_true_and_server_clocks(skew_s: float, shown: int) -> None:
 
 
 def test_faults_by_post_number_first_rule_wins() -> None:
-    plan = FaultPlan([FaultRule(kind="http_500", on_posts=[1, 3]),
-                      FaultRule(kind="reset", on_posts=[3, 4])], seed=0)
+    plan = FaultPlan(
+        [FaultRule(kind="http_500", on_posts=[1, 3]), FaultRule(kind="reset", on_posts=[3, 4])],
+        seed=0,
+    )
     kinds = [rule.kind if (rule := plan.choose(n)) else None for n in range(1, 6)]
     assert kinds == ["http_500", None, "http_500", "reset", None]
 

@@ -35,18 +35,25 @@ def test_a_json_file_loads_with_tuples_for_slots(tmp_path: Path) -> None:
     assert config.faults == [FaultRule(kind="http_503", on_posts=[1, 3])]
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ('{"courses": [{"crn": "2123", "quota": 1}]}', "courses[0].crn"),
-    ('{"courses": [{"crn": "21234", "quota": -1}]}', "courses[0].quota"),
-    ('{"courses": [{"crn": "21234", "quota": 1, "slots": [["Mon", "8:30", "9:30"]]}]}',
-     "slots"),
-    ('{"courses": [{"crn": "21234", "quota": 1, "slots": [["Xyz", "08:30", "09:30"]]}]}',
-     "slots"),
-    ('{"debounce": 3}', "unknown field"),
-    ('{"faults": [{"kind": "explode", "on_posts": [1]}]}', "kind"),
-    ('{"date_phase_s": 1.5}', "date_phase_s"),
-    ("{not json", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"courses": [{"crn": "2123", "quota": 1}]}', "courses[0].crn"),
+        ('{"courses": [{"crn": "21234", "quota": -1}]}', "courses[0].quota"),
+        (
+            '{"courses": [{"crn": "21234", "quota": 1, "slots": [["Mon", "8:30", "9:30"]]}]}',
+            "slots",
+        ),
+        (
+            '{"courses": [{"crn": "21234", "quota": 1, "slots": [["Xyz", "08:30", "09:30"]]}]}',
+            "slots",
+        ),
+        ('{"debounce": 3}', "unknown field"),
+        ('{"faults": [{"kind": "explode", "on_posts": [1]}]}', "kind"),
+        ('{"date_phase_s": 1.5}', "date_phase_s"),
+        ("{not json", "malformed"),
+    ],
+)
 def test_bad_files_are_refused_with_the_place(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "sim.json"
     path.write_text(text)
@@ -59,19 +66,25 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.json")
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    (SimConfig(courses=[Course(crn="21234", quota=1), Course(crn="21234", quota=2)]),
-     "listed twice"),
-    (SimConfig(students=[Student(subject="a"), Student(subject="a")]), "listed twice"),
-    (SimConfig(students=[Student(subject="a", registered=["21234"])]), "not in courses"),
-    (SimConfig(courses=[Course(crn="21234", quota=1, slots=[("Mon", "10:00", "09:00")])]),
-     "ends before it starts"),
-    (SimConfig(faults=[FaultRule(kind="reset")]), "exactly one"),
-    (SimConfig(faults=[FaultRule(kind="reset", on_posts=[1], probability=0.5)]),
-     "exactly one"),
-    (SimConfig(faults=[FaultRule(kind="reset", on_posts=[0])]), "on_posts"),
-    (SimConfig(volume_limit=0), "volume_limit"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            SimConfig(courses=[Course(crn="21234", quota=1), Course(crn="21234", quota=2)]),
+            "listed twice",
+        ),
+        (SimConfig(students=[Student(subject="a"), Student(subject="a")]), "listed twice"),
+        (SimConfig(students=[Student(subject="a", registered=["21234"])]), "not in courses"),
+        (
+            SimConfig(courses=[Course(crn="21234", quota=1, slots=[("Mon", "10:00", "09:00")])]),
+            "ends before it starts",
+        ),
+        (SimConfig(faults=[FaultRule(kind="reset")]), "exactly one"),
+        (SimConfig(faults=[FaultRule(kind="reset", on_posts=[1], probability=0.5)]), "exactly one"),
+        (SimConfig(faults=[FaultRule(kind="reset", on_posts=[0])]), "on_posts"),
+        (SimConfig(volume_limit=0), "volume_limit"),
+    ],
+)
 def test_inconsistent_configs_are_refused(config: SimConfig, message: str) -> None:
     with pytest.raises(SimConfigError, match=message):
         validate_config(config)
@@ -87,9 +100,16 @@ def test_default_catalogue_has_every_situation_the_demo_needs() -> None:
     registrar = Registrar(config)
     student = config.students[0].subject
     result = registrar.register(
-        student, ["21234", "22001", "22002", "23100", "24010", "24020"], ["20456"], 0)
+        student, ["21234", "22001", "22002", "23100", "24010", "24020"], ["20456"], 0
+    )
     assert [r.result_code for r in result.ecrn_result_list] == [
-        "successResult", "VAL06", "successResult", "VAL11", "successResult", "VAL09"]
+        "successResult",
+        "VAL06",
+        "successResult",
+        "VAL11",
+        "successResult",
+        "VAL09",
+    ]
     assert [r.result_code for r in result.scrn_result_list] == ["successResult"]
     assert config.opening_at is None
 

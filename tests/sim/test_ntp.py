@@ -33,11 +33,20 @@ def test_timestamps_convert_both_ways_to_the_nanosecond() -> None:
 
 def test_a_client_query_is_parsed() -> None:
     assert parse_query(client_packet(version=4)) == NtpQuery(
-        version=4, poll=6, transmit=0x1234_5678_9ABC_DEF0)
+        version=4, poll=6, transmit=0x1234_5678_9ABC_DEF0
+    )
 
 
-@pytest.mark.parametrize("data", [b"", client_packet()[:47], client_packet(mode=4),
-                                  client_packet(mode=1), client_packet(version=0)])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        client_packet()[:47],
+        client_packet(mode=4),
+        client_packet(mode=1),
+        client_packet(version=0),
+    ],
+)
 def test_anything_but_a_client_query_is_ignored(data: bytes) -> None:
     assert parse_query(data) is None
 
@@ -46,8 +55,19 @@ def test_the_reply_echoes_the_client_transmit_as_origin() -> None:
     query = parse_query(client_packet())
     assert query is not None
     receive_ns, transmit_ns = 1_770_120_000 * S + 250, 1_770_120_000 * S + 90_000
-    first, stratum, poll, _precision, _delay, _dispersion, _ref_id, _reference, origin, \
-        receive, transmit = struct.unpack("!BBBb3I4Q", build_reply(query, receive_ns, transmit_ns))
+    (
+        first,
+        stratum,
+        poll,
+        _precision,
+        _delay,
+        _dispersion,
+        _ref_id,
+        _reference,
+        origin,
+        receive,
+        transmit,
+    ) = struct.unpack("!BBBb3I4Q", build_reply(query, receive_ns, transmit_ns))
     assert (first >> 3 & 7, first & 7, stratum, poll) == (3, 4, 1, 6)
     assert origin == 0x1234_5678_9ABC_DEF0
     assert abs(from_ntp_timestamp(receive) - receive_ns) <= 1

@@ -15,8 +15,13 @@ COURSES = [
     Course(crn="11111", code="BLG 101E", quota=2, slots=[("Mon", "08:30", "10:30")]),
     # Overlaps 11111 on Monday 10:00-10:30.
     Course(crn="22222", code="MAT 103E", quota=1, slots=[("Mon", "10:00", "12:00")]),
-    Course(crn="33333", code="BLG 223E", quota=5, slots=[("Tue", "08:30", "10:30")],
-           prerequisite="MAT 103E"),
+    Course(
+        crn="33333",
+        code="BLG 223E",
+        quota=5,
+        slots=[("Tue", "08:30", "10:30")],
+        prerequisite="MAT 103E",
+    ),
     Course(crn="44444", code="FIZ 101E", quota=5, retake_blocked=True),
     Course(crn="55555", code="ING 112", quota=5, slots=[("Wed", "08:30", "10:30")]),
     Course(crn="66666", code="EHB 211E", quota=1, enrolled=1),
@@ -28,8 +33,11 @@ COURSES = [
 def make(**changes: object) -> Registrar:
     config = SimConfig(
         courses=COURSES,
-        students=[Student(subject="alice", registered=["55555"]),
-                  Student(subject="bob", passed=["MAT 103E"])])
+        students=[
+            Student(subject="alice", registered=["55555"]),
+            Student(subject="bob", passed=["MAT 103E"]),
+        ],
+    )
     return Registrar(validate_config(msgspec.structs.replace(config, **changes)))
 
 
@@ -65,11 +73,23 @@ def test_results_have_obs_shape() -> None:
     result = make().register("bob", ["11111", "99999"], [], OPENING_S * S)
     assert msgspec.to_builtins(result) == {
         "ecrnResultList": [
-            {"crn": "11111", "operationFinished": True, "statusCode": 0,
-             "resultCode": "successResult", "resultData": None},
-            {"crn": "99999", "operationFinished": True, "statusCode": 1,
-             "resultCode": "CRNNotFound", "resultData": None}],
-        "scrnResultList": []}
+            {
+                "crn": "11111",
+                "operationFinished": True,
+                "statusCode": 0,
+                "resultCode": "successResult",
+                "resultData": None,
+            },
+            {
+                "crn": "99999",
+                "operationFinished": True,
+                "statusCode": 1,
+                "resultCode": "CRNNotFound",
+                "resultData": None,
+            },
+        ],
+        "scrnResultList": [],
+    }
 
 
 def test_unknown_crn_is_not_found_for_adds_and_drops(clock: Clock) -> None:
@@ -90,7 +110,8 @@ def test_before_the_opening_every_crn_gets_val02() -> None:
 def test_the_opening_instant_itself_is_open() -> None:
     registrar = make(opening_at=float(OPENING_S))
     assert codes(registrar.register("bob", ["11111"], [], OPENING_S * S).ecrn_result_list) == [
-        "successResult"]
+        "successResult"
+    ]
 
 
 def test_already_registered_is_val03(clock: Clock) -> None:
@@ -200,14 +221,18 @@ def test_debounce_refuses_and_restarts_the_window() -> None:
     registrar = make()
     t0 = OPENING_S * S
     assert all_codes(registrar.register("bob", ["11111"], ["55555"], t0)) == {
-        "successResult", "VAL10"}
+        "successResult",
+        "VAL10",
+    }
     assert all_codes(registrar.register("bob", ["77777"], ["11111"], t0 + 2_900_000_000)) == {
-        "VAL16"}
+        "VAL16"
+    }
     # 5.8 s after the first, but only 2.9 s after the refused one: the window restarted.
     assert all_codes(registrar.register("bob", ["77777"], [], t0 + 5_800_000_000)) == {"VAL16"}
     # Exactly the window after the previous POST is outside it.
     assert all_codes(registrar.register("bob", ["77777"], [], t0 + 8_800_000_000)) == {
-        "successResult"}
+        "successResult"
+    }
 
 
 def test_debounce_is_per_subject() -> None:
@@ -270,7 +295,11 @@ def test_debounced_posts_count_toward_the_volume() -> None:
     registrar = make(volume_limit=3)
     t0 = OPENING_S * S
     assert [registrar.count_post("bob", t0 + i * S) for i in range(4)] == [
-        None, "VAL16", "VAL16", "VAL21"]
+        None,
+        "VAL16",
+        "VAL16",
+        "VAL21",
+    ]
 
 
 def test_snapshot_counts_enrolled_and_configured_students() -> None:
@@ -278,4 +307,6 @@ def test_snapshot_counts_enrolled_and_configured_students() -> None:
     taken = {course.crn: course.taken for course in state.courses}
     assert taken["55555"] == 1 and taken["66666"] == 1 and taken["11111"] == 0
     assert [(s.subject, s.registered) for s in state.students] == [
-        ("alice", ["55555"]), ("bob", [])]
+        ("alice", ["55555"]),
+        ("bob", []),
+    ]

@@ -21,17 +21,20 @@ from obsd.sim import NotLoopback, Simulator, cli, default_config
 from .helpers import CLIENT_TIMEOUT_S, REGISTER, STUDENT, bearer, codes, config
 
 # The CLI is wired into `obsd` elsewhere; this runs the same functions as a subcommand would.
-CLI_SCRIPT = ("import argparse, sys; from obsd.sim import cli; "
-              "parser = argparse.ArgumentParser(); cli.add_arguments(parser); "
-              "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))")
+CLI_SCRIPT = (
+    "import argparse, sys; from obsd.sim import cli; "
+    "parser = argparse.ArgumentParser(); cli.add_arguments(parser); "
+    "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))"
+)
 STARTUP_TIMEOUT_S = 20.0
 
 
 def test_serve_in_thread_for_synchronous_callers() -> None:
     with Simulator(config()).serve_in_thread() as sim:
         with httpx.Client(base_url=sim.base_url, timeout=CLIENT_TIMEOUT_S) as client:
-            response = client.post(REGISTER, json={"ECRN": ["21234"]},
-                                   headers=bearer(sim.token(STUDENT)))
+            response = client.post(
+                REGISTER, json={"ECRN": ["21234"]}, headers=bearer(sim.token(STUDENT))
+            )
         assert codes(response) == ["successResult"]
         assert [r.status for r in sim.requests()] == [200]
         assert "21234" in sim.state().students[0].registered
@@ -47,8 +50,10 @@ def test_serve_in_thread_reports_start_up_failures_to_the_caller() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        with pytest.raises(OSError), Simulator(config()).serve_in_thread(
-                port=taken.getsockname()[1]):
+        with (
+            pytest.raises(OSError),
+            Simulator(config()).serve_in_thread(port=taken.getsockname()[1]),
+        ):
             pass
 
 
@@ -79,8 +84,9 @@ def test_port_options_are_checked(port: str) -> None:
 
 
 @pytest.mark.parametrize("argv", [("--host", "0.0.0.0"), ("--config", "/nonexistent.json")])
-def test_bad_options_exit_2_with_a_message(argv: tuple[str, ...],
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_options_exit_2_with_a_message(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.run(parse(*argv)) == 2
     assert capsys.readouterr().err.startswith("obsd sim: ")
 
@@ -94,9 +100,12 @@ def read_line(process: subprocess.Popen[str]) -> str:
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_obsd_sim_announces_itself_and_stops_on_a_signal(stop: signal.Signals) -> None:
-    process = subprocess.Popen([sys.executable, "-c", CLI_SCRIPT, "--offset", "-3600",
-                                "--open-in", "30"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI_SCRIPT, "--offset", "-3600", "--open-in", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         announcement = json.loads(read_line(process))
         assert announcement["ntp_server"].startswith("127.0.0.1:")
@@ -104,10 +113,8 @@ def test_obsd_sim_announces_itself_and_stops_on_a_signal(stop: signal.Signals) -
         assert announcement["opening_at"] == pytest.approx(time.time() - 3570, abs=10)
         token = announcement["tokens"][STUDENT]
         with httpx.Client(base_url=announcement["base_url"], timeout=CLIENT_TIMEOUT_S) as client:
-            opening = client.get("/api/ogrenci/Takvim/KayitZamaniKontrolu",
-                                 headers=bearer(token))
-        assert opening.json() == {"kayitZamanKontrolResult": {
-            "ogrenciSinifaKayitOlabilir": False}}
+            opening = client.get("/api/ogrenci/Takvim/KayitZamaniKontrolu", headers=bearer(token))
+        assert opening.json() == {"kayitZamanKontrolResult": {"ogrenciSinifaKayitOlabilir": False}}
         process.send_signal(stop)
         assert process.wait(timeout=STARTUP_TIMEOUT_S) == 0
     finally:

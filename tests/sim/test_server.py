@@ -36,15 +36,23 @@ Served = tuple[RunningSimulator, httpx.AsyncClient, ManualClock]
 @asynccontextmanager
 async def serve(sim_config: SimConfig) -> AsyncIterator[Served]:
     wall = ManualClock()
-    async with (Simulator(sim_config, wall_clock_ns=wall).serve() as sim,
-                httpx.AsyncClient(base_url=sim.base_url, timeout=CLIENT_TIMEOUT_S) as client):
+    async with (
+        Simulator(sim_config, wall_clock_ns=wall).serve() as sim,
+        httpx.AsyncClient(base_url=sim.base_url, timeout=CLIENT_TIMEOUT_S) as client,
+    ):
         yield sim, client, wall
 
 
-async def register(sim: RunningSimulator, client: httpx.AsyncClient, ecrn: list[str],
-                   scrn: list[str] | None = None, path: str = REGISTER) -> httpx.Response:
-    return await client.post(path, json={"ECRN": ecrn, "SCRN": scrn or []},
-                             headers=bearer(sim.token(STUDENT)))
+async def register(
+    sim: RunningSimulator,
+    client: httpx.AsyncClient,
+    ecrn: list[str],
+    scrn: list[str] | None = None,
+    path: str = REGISTER,
+) -> httpx.Response:
+    return await client.post(
+        path, json={"ECRN": ecrn, "SCRN": scrn or []}, headers=bearer(sim.token(STUDENT))
+    )
 
 
 @pytest.mark.parametrize("path", [REGISTER, REGISTER + "/"])
@@ -55,13 +63,31 @@ async def test_registration_post_with_and_without_trailing_slash(path: str) -> N
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {
         "ecrnResultList": [
-            {"crn": "21234", "operationFinished": True, "statusCode": 0,
-             "resultCode": "successResult", "resultData": None},
-            {"crn": "22001", "operationFinished": True, "statusCode": 1,
-             "resultCode": "VAL06", "resultData": None}],
+            {
+                "crn": "21234",
+                "operationFinished": True,
+                "statusCode": 0,
+                "resultCode": "successResult",
+                "resultData": None,
+            },
+            {
+                "crn": "22001",
+                "operationFinished": True,
+                "statusCode": 1,
+                "resultCode": "VAL06",
+                "resultData": None,
+            },
+        ],
         "scrnResultList": [
-            {"crn": "20456", "operationFinished": True, "statusCode": 0,
-             "resultCode": "successResult", "resultData": None}]}
+            {
+                "crn": "20456",
+                "operationFinished": True,
+                "statusCode": 0,
+                "resultCode": "successResult",
+                "resultData": None,
+            }
+        ],
+    }
     [record] = sim.requests()
     assert (record.path, record.subject, record.post_number) == (path, STUDENT, 1)
 
@@ -88,8 +114,14 @@ async def test_unusable_tokens_get_401_and_do_not_count() -> None:
             foreign = other.token(STUDENT)
         expired = sim.token(STUDENT, issued_at_s=sim.true_time_ns() / S - 21600)
         body = {"ECRN": ["21234"], "SCRN": []}
-        for headers in ({}, {"Authorization": "Basic eDp5"}, bearer("abc"), bearer(expired),
-                        bearer(foreign), {"Authorization": sim.token(STUDENT)}):
+        for headers in (
+            {},
+            {"Authorization": "Basic eDp5"},
+            bearer("abc"),
+            bearer(expired),
+            bearer(foreign),
+            {"Authorization": sim.token(STUDENT)},
+        ):
             response = await client.post(REGISTER, json=body, headers=headers)
             assert response.status_code == 401 and response.json() == {"message": "Unauthorized"}
         assert codes(await register(sim, client, ["21234"])) == ["successResult"]
@@ -108,16 +140,18 @@ async def test_the_token_check_does_not_count_toward_the_debounce() -> None:
     async with serve(config()) as (sim, client, wall):
         await register(sim, client, ["21234"])
         wall.advance(3.1)
-        check = await client.get("/api/ogrenci/OgrenciYetkiListesi",
-                                 headers=bearer(sim.token(STUDENT)))
+        check = await client.get(
+            "/api/ogrenci/OgrenciYetkiListesi", headers=bearer(sim.token(STUDENT))
+        )
         assert check.status_code == 200
         assert codes(await register(sim, client, ["21345"])) == ["successResult"]
         assert (await client.get("/api/ogrenci/OgrenciYetkiListesi")).status_code == 401
 
 
 @pytest.mark.parametrize(("skew_s", "expected"), [(-0.003, "VAL02"), (0.003, "successResult")])
-async def test_opening_is_judged_by_the_server_clock_at_arrival(skew_s: float,
-                                                                expected: str) -> None:
+async def test_opening_is_judged_by_the_server_clock_at_arrival(
+    skew_s: float, expected: str
+) -> None:
     opening = (WALL_NS / S) + OFFSET_S + 10
     async with serve(config(opening_at=opening, server_skew_s=skew_s)) as (sim, client, wall):
         opening_check = "/api/ogrenci/Takvim/KayitZamaniKontrolu"
@@ -136,13 +170,17 @@ async def test_the_date_header_ticks_at_its_phase_not_on_the_true_second() -> No
             wall.ns = round((second + true_s - OFFSET_S) * S)
             seen.append((await client.head(REGISTER)).headers["date"])
     # Just after the true second the header still shows the previous one, until 0.37 s in.
-    assert seen == [http_date(second - 1), http_date(second - 1), http_date(second),
-                    http_date(second), http_date(second + 1)]
+    assert seen == [
+        http_date(second - 1),
+        http_date(second - 1),
+        http_date(second),
+        http_date(second),
+        http_date(second + 1),
+    ]
 
 
 async def test_every_request_is_recorded_with_true_time_and_injected_delay() -> None:
-    sim_config = config(request_delay_s=0.05, request_jitter_s=0.01, response_delay_s=0.02,
-                        seed=3)
+    sim_config = config(request_delay_s=0.05, request_jitter_s=0.01, response_delay_s=0.02, seed=3)
     async with serve(sim_config) as (sim, client, _):
         token = sim.token(STUDENT)
         started = time.monotonic()
@@ -159,10 +197,19 @@ async def test_every_request_is_recorded_with_true_time_and_injected_delay() -> 
     assert elapsed_s >= 0.055
     assert post.connection == head.connection
     assert (post.method, post.token_fingerprint, post.body, post.status, post.fault) == (
-        "POST", fingerprint(token), {"ECRN": ["21234"]}, 200, None)
+        "POST",
+        fingerprint(token),
+        {"ECRN": ["21234"]},
+        200,
+        None,
+    )
     assert post.response["ecrnResultList"][0]["resultCode"] == "successResult"
     assert (head.method, head.status, head.response, head.token_fingerprint) == (
-        "HEAD", 405, None, None)
+        "HEAD",
+        405,
+        None,
+        None,
+    )
     # The admin endpoint shows the same records, and is not recorded itself.
     assert [r["seq"] for r in admin] == [post.seq, head.seq]
     assert admin[0]["arrival_ns"] == post.arrival_ns
@@ -179,10 +226,15 @@ async def test_state_endpoint() -> None:
 
 async def test_bad_json_is_400_and_does_not_count() -> None:
     async with serve(config()) as (sim, client, _):
-        for content in (b"{not json", b'{"ECRN": "21234"}', b'{"ECRN": [21234]}',
-                        b'{"x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"):
-            response = await client.post(REGISTER, content=content,
-                                         headers=bearer(sim.token(STUDENT)))
+        for content in (
+            b"{not json",
+            b'{"ECRN": "21234"}',
+            b'{"ECRN": [21234]}',
+            b'{"x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        ):
+            response = await client.post(
+                REGISTER, content=content, headers=bearer(sim.token(STUDENT))
+            )
             assert response.status_code == 400
         assert codes(await register(sim, client, ["21234"])) == ["successResult"]
     assert sim.requests()[0].body == "{not json"
@@ -190,7 +242,8 @@ async def test_bad_json_is_400_and_does_not_count() -> None:
 
 @pytest.mark.parametrize("kind", ["http_500", "http_503", "expired"])
 async def test_error_faults_answer_their_status_and_count_without_registering(
-        kind: FaultKind) -> None:
+    kind: FaultKind,
+) -> None:
     faults = [FaultRule(kind=kind, on_posts=[1])]
     async with serve(config(faults=faults)) as (sim, client, wall):
         failed = await register(sim, client, ["21234"])
@@ -202,19 +255,25 @@ async def test_error_faults_answer_their_status_and_count_without_registering(
 
 
 async def test_reset_drops_the_connection_before_obs_sees_the_post() -> None:
-    async with serve(config(faults=[FaultRule(kind="reset", on_posts=[1])])) as (
-            sim, client, _):
+    async with serve(config(faults=[FaultRule(kind="reset", on_posts=[1])])) as (sim, client, _):
         with pytest.raises(httpx.TransportError):
             await register(sim, client, ["21234"])
         assert codes(await register(sim, client, ["21234"])) == ["successResult"]
     first = sim.requests()[0]
     assert (first.fault, first.status, first.response, first.post_number) == (
-        "reset", None, None, 1)
+        "reset",
+        None,
+        None,
+        1,
+    )
 
 
 async def test_reset_after_registers_then_drops_the_connection() -> None:
     async with serve(config(faults=[FaultRule(kind="reset_after", on_posts=[1])])) as (
-            sim, client, wall):
+        sim,
+        client,
+        wall,
+    ):
         with pytest.raises(httpx.TransportError):
             await register(sim, client, ["21234"])
         wall.advance(3.5)
@@ -226,15 +285,19 @@ async def test_slow_answers_after_the_clients_timeout_but_registers() -> None:
     faults = [FaultRule(kind="slow", on_posts=[1], slow_s=0.3)]
     async with serve(config(faults=faults)) as (sim, client, _):
         with pytest.raises(httpx.ReadTimeout):
-            await client.post(REGISTER, json={"ECRN": ["21234"]},
-                              headers=bearer(sim.token(STUDENT)), timeout=0.1)
+            await client.post(
+                REGISTER, json={"ECRN": ["21234"]}, headers=bearer(sim.token(STUDENT)), timeout=0.1
+            )
         assert "21234" in sim.state().students[0].registered
         assert sim.requests()[0].fault == "slow"
 
 
 async def test_malformed_json_fault_sends_a_broken_200() -> None:
     async with serve(config(faults=[FaultRule(kind="malformed_json", on_posts=[1])])) as (
-            sim, client, _):
+        sim,
+        client,
+        _,
+    ):
         response = await register(sim, client, ["21234"])
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
@@ -248,8 +311,11 @@ async def read_response(stream: anyio.abc.ByteStream, buffer: bytearray) -> byte
         while b"\r\n\r\n" not in buffer:
             buffer += await stream.receive()
         head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
         total = len(head) + 4 + length
         while len(buffer) < total:
             buffer += await stream.receive()
@@ -275,8 +341,10 @@ def host_port(sim: RunningSimulator) -> tuple[str, int]:
 
 async def test_keep_alive_and_pipelining_on_one_connection() -> None:
     async with serve(config()) as (sim, _, _):
-        request = f"GET /api/ogrenci/OgrenciYetkiListesi HTTP/1.1\r\nHost: x\r\n" \
-                  f"Authorization: Bearer {sim.token(STUDENT)}\r\n\r\n".encode()
+        request = (
+            f"GET /api/ogrenci/OgrenciYetkiListesi HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {sim.token(STUDENT)}\r\n\r\n".encode()
+        )
         async with await anyio.connect_tcp(*host_port(sim)) as stream:
             buffer = bytearray()
             for _ in range(3):
@@ -288,12 +356,15 @@ async def test_keep_alive_and_pipelining_on_one_connection() -> None:
         assert {record.connection for record in sim.requests()} == {1}
 
 
-@pytest.mark.parametrize("garbage", [
-    b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(256)) + b"\r\n\r\n",
-    b"GET / HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
-    b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
-    b"GET /" + b"a" * 20_000,
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(256)) + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        b"GET /" + b"a" * 20_000,
+    ],
+)
 async def test_garbage_gets_an_error_and_the_connection_closes(garbage: bytes) -> None:
     async with serve(config()) as (sim, client, _):
         async with await anyio.connect_tcp(*host_port(sim)) as stream:
@@ -307,8 +378,7 @@ async def test_garbage_gets_an_error_and_the_connection_closes(garbage: bytes) -
 
 
 async def test_a_half_closed_connection_still_gets_its_answer() -> None:
-    async with (serve(config()) as (sim, _, _),
-                await anyio.connect_tcp(*host_port(sim)) as stream):
+    async with serve(config()) as (sim, _, _), await anyio.connect_tcp(*host_port(sim)) as stream:
         await stream.send(b"HEAD /api/ders-kayit/v21 HTTP/1.1\r\nHost: x\r\n\r\n")
         await stream.send_eof()
         assert (await read_to_eof(stream)).startswith(b"HTTP/1.1 405")
@@ -318,8 +388,9 @@ async def test_a_client_that_vanishes_mid_request_harms_nothing() -> None:
     async with serve(config(request_delay_s=0.05)) as (sim, client, _):
         for _ in range(3):
             async with await anyio.connect_tcp(*host_port(sim)) as stream:
-                await stream.send(b"POST /api/ders-kayit/v21 HTTP/1.1\r\nContent-Length: 50\r\n"
-                                  b"\r\n{")
+                await stream.send(
+                    b"POST /api/ders-kayit/v21 HTTP/1.1\r\nContent-Length: 50\r\n\r\n{"
+                )
             async with await anyio.connect_tcp(*host_port(sim)) as stream:
                 await stream.send(b"HEAD / HTTP/1.1\r\n\r\n")
         assert (await client.head(REGISTER)).status_code == 405
@@ -329,8 +400,9 @@ async def test_tls_with_the_generated_certificate() -> None:
     async with Simulator(config(tls=True)).serve() as sim:
         assert sim.base_url.startswith("https://127.0.0.1:") and sim.ca_cert is not None
         context = ssl.create_default_context(cafile=str(sim.ca_cert))
-        async with httpx.AsyncClient(base_url=sim.base_url, verify=context,
-                                     timeout=CLIENT_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(
+            base_url=sim.base_url, verify=context, timeout=CLIENT_TIMEOUT_S
+        ) as client:
             response = await register(sim, client, ["21234"])
             head = await client.head(REGISTER)
     assert codes(response) == ["successResult"] and head.status_code == 405

@@ -60,9 +60,19 @@ def test_tampered_claims_are_refused() -> None:
         verify_token(f"{header}.{forged}.{signature}", NOW, key=KEY)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "a.b", "a.b.c.d", "é.é.é", "!!.??.**",
-                                  f"{_part({'alg': 'HS256'})}.{_part({'sub': 1})}.x",
-                                  f"{_part({'alg': 'HS256'})}.WzFd.x"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "é.é.é",
+        "!!.??.**",
+        f"{_part({'alg': 'HS256'})}.{_part({'sub': 1})}.x",
+        f"{_part({'alg': 'HS256'})}.WzFd.x",
+    ],
+)
 def test_malformed_tokens_are_refused(text: str) -> None:
     with pytest.raises(TokenRejected):
         verify_token(text, NOW, key=KEY)

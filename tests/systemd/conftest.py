@@ -19,8 +19,12 @@ import pytest
 WAIT_S = 20.0
 RECEIVE_BYTES = 4096
 # The Debian package of each tool that is not in the systemd package itself.
-PACKAGES = {"systemd-nspawn": "systemd-container", "mmdebstrap": "mmdebstrap",
-            "nsenter": "util-linux", "unshare": "util-linux"}
+PACKAGES = {
+    "systemd-nspawn": "systemd-container",
+    "mmdebstrap": "mmdebstrap",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+}
 
 
 def require_tool(name: str) -> str:
@@ -29,8 +33,10 @@ def require_tool(name: str) -> str:
     if path is not None:
         return path
     package = PACKAGES.get(name, "systemd")
-    message = (f"{name} not found: install Debian's {package} package "
-               f"(apt-get install {package}; .ci/run does this)")
+    message = (
+        f"{name} not found: install Debian's {package} package "
+        f"(apt-get install {package}; .ci/run does this)"
+    )
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -77,8 +83,9 @@ class NotifySocket:
         with self._lock:
             return list(self._received)
 
-    def wait_for(self, matches: Callable[[Notification], bool],
-                 timeout_s: float = WAIT_S) -> Notification:
+    def wait_for(
+        self, matches: Callable[[Notification], bool], timeout_s: float = WAIT_S
+    ) -> Notification:
         """The first datagram that `matches`, waiting up to `timeout_s` for it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -48,26 +48,38 @@ def require_containers() -> None:
 
 def run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a host command; with `check`, fail the test with its output if it fails."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S,
-                            check=False)
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
+    )
     if check:
-        assert result.returncode == 0, f"{shlex.join(argv)[:200]} failed:\n{result.stdout}\n" \
-                                       f"{result.stderr}"
+        assert result.returncode == 0, (
+            f"{shlex.join(argv)[:200]} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
 def build_root(release: str, directory: Path, user: str) -> Path:
     """A minimal Debian `release` in `directory`/root, with `user` who may sudo."""
     root = directory / "root"
-    run(["mmdebstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}", release,
-         str(root), MIRROR])
+    run(
+        [
+            "mmdebstrap",
+            "--variant=minbase",
+            f"--include={','.join(IMAGE_PACKAGES)}",
+            release,
+            str(root),
+            MIRROR,
+        ]
+    )
     run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/sh", user])
     (root / "etc" / "sudoers.d" / user).write_text(f"{user} ALL=(ALL) NOPASSWD: ALL\n")
     # The registries are reached the way this machine reaches them: with its CA bundle.
-    shutil.copyfile("/etc/ssl/certs/ca-certificates.crt",
-                    root / "etc" / "ssl" / "certs" / "ca-certificates.crt")
+    shutil.copyfile(
+        "/etc/ssl/certs/ca-certificates.crt", root / "etc" / "ssl" / "certs" / "ca-certificates.crt"
+    )
     (root / "etc" / "pip.conf").write_text(
-        "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\ndefault-timeout = 180\n")
+        "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\ndefault-timeout = 180\n"
+    )
     (root / "src").mkdir()
     return root
 
@@ -79,15 +91,34 @@ class Container:
         self.process = process
         self.init_pid = init_pid
 
-    def run(self, script: str, *, user: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: str, *, user: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """`sh -euc script` inside, as root or (a fresh login's groups) as `user`."""
         as_user = ["runuser", "-u", user, "--"] if user else []
         home = f"/home/{user}" if user else "/root"
-        environment = ["env", "-i", f"PATH={PATH}", f"HOME={home}", f"USER={user or 'root'}",
-                       "LANG=C.UTF-8"]
-        return run(["nsenter", "-t", str(self.init_pid), "-a", *as_user, *environment, "sh",
-                    "-euc", f"cd {home}; {script}"], check=check)
+        environment = [
+            "env",
+            "-i",
+            f"PATH={PATH}",
+            f"HOME={home}",
+            f"USER={user or 'root'}",
+            "LANG=C.UTF-8",
+        ]
+        return run(
+            [
+                "nsenter",
+                "-t",
+                str(self.init_pid),
+                "-a",
+                *as_user,
+                *environment,
+                "sh",
+                "-euc",
+                f"cd {home}; {script}",
+            ],
+            check=check,
+        )
 
 
 def _children(pid: int) -> list[int]:
@@ -123,12 +154,18 @@ def _init_of(nspawn_pid: int, deadline: float) -> int:
 @contextmanager
 def booted(root: Path) -> Iterator[Container]:
     """Boot `root` with systemd as PID 1 until the block ends, then power it off."""
-    nspawn = (f"mkdir -p /run/systemd/nspawn && mount -t tmpfs tmpfs /run/systemd/nspawn && "
-              f"exec systemd-nspawn -D {shlex.quote(str(root))} -b --register=no --keep-unit "
-              f"--console=pipe --bind-ro={shlex.quote(str(CHECKOUT))}:/src")
-    process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-euc",
-                                nspawn], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    nspawn = (
+        f"mkdir -p /run/systemd/nspawn && mount -t tmpfs tmpfs /run/systemd/nspawn && "
+        f"exec systemd-nspawn -D {shlex.quote(str(root))} -b --register=no --keep-unit "
+        f"--console=pipe --bind-ro={shlex.quote(str(CHECKOUT))}:/src"
+    )
+    process = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-euc", nspawn],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         container = Container(process, _init_of(process.pid, deadline))
@@ -136,8 +173,9 @@ def booted(root: Path) -> Iterator[Container]:
 
         def booted_up() -> bool:
             # Until systemd has its bus socket, systemctl cannot even ask it (and says nothing).
-            states.append(container.run("systemctl is-system-running --wait",
-                                        check=False).stdout.strip())
+            states.append(
+                container.run("systemctl is-system-running --wait", check=False).stdout.strip()
+            )
             return states[-1] != ""
 
         wait_until(booted_up, BOOT_TIMEOUT_S, "the container's systemd answers")
@@ -145,9 +183,19 @@ def booted(root: Path) -> Iterator[Container]:
         yield container
     finally:
         if process.poll() is None:
-            subprocess.run(["nsenter", "-t", str(_init_of(process.pid, time.monotonic() + 5)),
-                            "-a", "systemctl", "poweroff"], capture_output=True, timeout=30,
-                           check=False)
+            subprocess.run(
+                [
+                    "nsenter",
+                    "-t",
+                    str(_init_of(process.pid, time.monotonic() + 5)),
+                    "-a",
+                    "systemctl",
+                    "poweroff",
+                ],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
             try:
                 process.wait(timeout=BOOT_TIMEOUT_S)
             except subprocess.TimeoutExpired:

@@ -23,7 +23,7 @@ USER: Final = "student"
 def guide_blocks() -> tuple[str, str]:
     """§2's shell blocks: those before "Check it:" (install) and the one after (check)."""
     text = GUIDE.read_text()
-    section = text[text.index("## 2. Install"):text.index("### Where the token goes")]
+    section = text[text.index("## 2. Install") : text.index("### Where the token goes")]
     before, after = section.split("Check it:", 1)
     install = "\n".join(FENCED.findall(before))
     assert install.count("REPOSITORY_URL") == 1, "the guide clones from one placeholder URL"
@@ -33,9 +33,16 @@ def guide_blocks() -> tuple[str, str]:
 
 def test_the_install_section_has_every_step() -> None:
     install, check = guide_blocks()
-    for step in ("apt-get install", "git clone /src /opt/obsd/src", "pip install",
-                 "install -D", "systemd-sysusers", "systemd-tmpfiles --create",
-                 "systemctl enable --now", "usermod -aG obsd"):
+    for step in (
+        "apt-get install",
+        "git clone /src /opt/obsd/src",
+        "pip install",
+        "install -D",
+        "systemd-sysusers",
+        "systemd-tmpfiles --create",
+        "systemctl enable --now",
+        "usermod -aG obsd",
+    ):
         assert step in install, step
     assert "systemctl status obsd" in check and "obsctl ping" in check
 
@@ -55,4 +62,5 @@ def test_the_guide_installs_and_starts_obsd_on_a_fresh_debian(release: str) -> N
         assert container.run("getent passwd obsd | cut -d: -f6").stdout == "/var/lib/obsd\n"
         assert container.run("stat -c '%a %U %s' /etc/obsd/obs-token").stdout == "600 root 0\n"
         assert container.run("systemctl is-enabled obsd.socket obsd.service").stdout == (
-            "enabled\nenabled\n")
+            "enabled\nenabled\n"
+        )

@@ -43,6 +43,7 @@ RUN_ID = "0b7e3f5c-6c1e-4c1d-9f0e-2d5b8a7c9e11"
 
 # -- the sender ------------------------------------------------------------------------------
 
+
 def _receiver(address: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
@@ -124,11 +125,13 @@ def test_listen_fds_for_another_process_are_ignored_and_unset() -> None:
 
 # -- the reporter's cadence, on a fake clock -------------------------------------------------
 
+
 class RecordingNotifier:
     """Notifier's interface, noting when (on the fake clock) each message was sent."""
 
-    def __init__(self, watchdog_s: float, clock: FakeClock, pings_wanted: int,
-                 done: anyio.Event) -> None:
+    def __init__(
+        self, watchdog_s: float, clock: FakeClock, pings_wanted: int, done: anyio.Event
+    ) -> None:
         self.watchdog_s = watchdog_s
         self.enabled = True
         self.pings: list[int] = []
@@ -147,8 +150,9 @@ class RecordingNotifier:
 
 
 @pytest.mark.parametrize(("watchdog_s", "every_s"), [(1.0, 0.5), (30.0, 15.0)])
-async def test_the_watchdog_is_pinged_at_half_its_interval(watchdog_s: float,
-                                                           every_s: float) -> None:
+async def test_the_watchdog_is_pinged_at_half_its_interval(
+    watchdog_s: float, every_s: float
+) -> None:
     clock = FakeClock()
     done = anyio.Event()
     notifier = RecordingNotifier(watchdog_s, clock, pings_wanted=20, done=done)
@@ -165,12 +169,24 @@ async def test_the_watchdog_is_pinged_at_half_its_interval(watchdog_s: float,
 
 # -- a real daemon ---------------------------------------------------------------------------
 
-def _spawn(short_dir: Path, processes: list[subprocess.Popen[bytes]],
-           **env: str) -> subprocess.Popen[bytes]:
+
+def _spawn(
+    short_dir: Path, processes: list[subprocess.Popen[bytes]], **env: str
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "obsd", "--socket", str(short_dir / "obsd.sock"),
-         "--state-dir", str(short_dir / "state")],
-        env=os.environ | env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(short_dir / "obsd.sock"),
+            "--state-dir",
+            str(short_dir / "state"),
+        ],
+        env=os.environ | env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     processes.append(process)
     return process
 
@@ -180,8 +196,8 @@ def _fields(notifications: list[Notification], key: str) -> list[str]:
 
 
 def test_ready_comes_after_the_replay_and_the_socket_greets_at_once(
-        short_dir: Path, notify_socket: NotifySocket,
-        processes: list[subprocess.Popen[bytes]]) -> None:
+    short_dir: Path, notify_socket: NotifySocket, processes: list[subprocess.Popen[bytes]]
+) -> None:
     # A log with history: a configured plan whose target lies ahead.
     first = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
     target = time.time_ns() + 3 * 3600 * NS
@@ -208,23 +224,27 @@ def test_ready_comes_after_the_replay_and_the_socket_greets_at_once(
 
 
 def _head_seq(state_dir: Path) -> int:
-    return sum(path.read_bytes().count(b"\n") for path in (state_dir / "log").iterdir()
-               if path.suffix == ".jsonl")
+    return sum(
+        path.read_bytes().count(b"\n")
+        for path in (state_dir / "log").iterdir()
+        if path.suffix == ".jsonl"
+    )
 
 
 def test_a_real_daemon_keeps_pinging_the_watchdog(
-        short_dir: Path, notify_socket: NotifySocket,
-        processes: list[subprocess.Popen[bytes]]) -> None:
+    short_dir: Path, notify_socket: NotifySocket, processes: list[subprocess.Popen[bytes]]
+) -> None:
     # The cadence itself is shown on a fake clock above; here the pings really arrive.
     _spawn(short_dir, processes, NOTIFY_SOCKET=str(notify_socket.path), WATCHDOG_USEC="1000000")
     notify_socket.wait_for(lambda n: "READY" in n.fields)
     notify_socket.wait_for(
-        lambda n: sum(m.fields.get("WATCHDOG") == "1" for m in notify_socket.received) >= 4)
+        lambda n: sum(m.fields.get("WATCHDOG") == "1" for m in notify_socket.received) >= 4
+    )
 
 
 def test_stopping_is_announced_on_sigterm(
-        short_dir: Path, notify_socket: NotifySocket,
-        processes: list[subprocess.Popen[bytes]]) -> None:
+    short_dir: Path, notify_socket: NotifySocket, processes: list[subprocess.Popen[bytes]]
+) -> None:
     process = _spawn(short_dir, processes, NOTIFY_SOCKET=str(notify_socket.path))
     notify_socket.wait_for(lambda n: "READY" in n.fields)
     process.send_signal(signal.SIGTERM)
@@ -234,8 +254,9 @@ def test_stopping_is_announced_on_sigterm(
     assert notify_socket.received[-1] == stopping
 
 
-def test_status_follows_a_run(short_dir: Path, notify_socket: NotifySocket,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_follows_a_run(
+    short_dir: Path, notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
     with registration(short_dir, opening_in_s=7.0) as reg:
@@ -244,7 +265,8 @@ def test_status_follows_a_run(short_dir: Path, notify_socket: NotifySocket,
         reg.wait_for("done", timeout_s=30)
         run = reg.run_detail(run_id)
         final = notify_socket.wait_for(
-            lambda n: n.fields.get("STATUS", "").startswith("idle; last run done"))
+            lambda n: n.fields.get("STATUS", "").startswith("idle; last run done")
+        )
     statuses = _fields(notify_socket.received, "STATUS")
     assert statuses[0] == "idle; no runs yet"  # Sent with READY, before the plan.
     waiting = [s for s in statuses if s.startswith("waiting: fires in ")]
@@ -260,13 +282,24 @@ def test_status_follows_a_run(short_dir: Path, notify_socket: NotifySocket,
 
 
 def test_a_failed_start_says_why_in_the_status(
-        short_dir: Path, notify_socket: NotifySocket, daemon: DaemonProcess) -> None:
+    short_dir: Path, notify_socket: NotifySocket, daemon: DaemonProcess
+) -> None:
     # A second daemon on the same state directory: `systemctl status` should say so.
     result = subprocess.run(
-        [sys.executable, "-m", "obsd", "--socket", str(short_dir / "second.sock"),
-         "--state-dir", str(daemon.state_dir)],
-        env=os.environ | {"NOTIFY_SOCKET": str(notify_socket.path)}, capture_output=True,
-        timeout=WAIT_S, check=False)
+        [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(short_dir / "second.sock"),
+            "--state-dir",
+            str(daemon.state_dir),
+        ],
+        env=os.environ | {"NOTIFY_SOCKET": str(notify_socket.path)},
+        capture_output=True,
+        timeout=WAIT_S,
+        check=False,
+    )
     assert result.returncode == 1
     failed = notify_socket.wait_for(lambda n: "STATUS" in n.fields)
     assert failed.fields["STATUS"].startswith("failed to start: another obsd (pid ")

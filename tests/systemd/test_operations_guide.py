@@ -21,8 +21,9 @@ PLACEHOLDERS = {"...": "21234", "…": "", "SEQ": "42"}
 def _obsctl_lines() -> list[str]:
     """Every obsctl command in the guide (shell blocks and inline code), minus `sudo`."""
     text = GUIDE.read_text()
-    lines = [line.split("#", 1)[0] for block in FENCED.findall(text)
-             for line in block.splitlines()] + INLINE.findall(text)
+    lines = [
+        line.split("#", 1)[0] for block in FENCED.findall(text) for line in block.splitlines()
+    ] + INLINE.findall(text)
     commands = []
     for line in lines:
         for part in line.split("&&"):

@@ -49,17 +49,28 @@ def _greeting(path: Path) -> dict[str, object]:
 
 
 def test_the_daemon_serves_on_a_socket_passed_as_fd_3(
-        short_dir: Path, notify_socket: NotifySocket,
-        processes: list[subprocess.Popen[bytes]]) -> None:
+    short_dir: Path, notify_socket: NotifySocket, processes: list[subprocess.Popen[bytes]]
+) -> None:
     path = short_dir / "activated.sock"
     listening = _listening(path)
     # A --socket path as well: with a socket passed, the daemon must leave it unbound.
     own = short_dir / "own.sock"
     process = subprocess.Popen(
-        [sys.executable, "-c", ACTIVATE, str(listening.fileno()), "--socket", str(own),
-         "--state-dir", str(short_dir / "state")],
-        pass_fds=(listening.fileno(),), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=os.environ | {"NOTIFY_SOCKET": str(notify_socket.path)})
+        [
+            sys.executable,
+            "-c",
+            ACTIVATE,
+            str(listening.fileno()),
+            "--socket",
+            str(own),
+            "--state-dir",
+            str(short_dir / "state"),
+        ],
+        pass_fds=(listening.fileno(),),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"NOTIFY_SOCKET": str(notify_socket.path)},
+    )
     processes.append(process)
     listening.close()  # The daemon holds it now, as systemd's copy would stay with systemd.
     notify_socket.wait_for(lambda n: n.fields.get("READY") == "1")
@@ -77,41 +88,73 @@ def test_the_daemon_serves_on_a_socket_passed_as_fd_3(
     assert path.exists()
 
 
-def test_a_passed_descriptor_that_is_no_listening_socket_stops_the_start(
-        short_dir: Path) -> None:
+def test_a_passed_descriptor_that_is_no_listening_socket_stops_the_start(short_dir: Path) -> None:
     with open(short_dir / "not-a-socket", "w") as file:
         result = subprocess.run(
-            [sys.executable, "-c", ACTIVATE, str(file.fileno()), "--socket",
-             str(short_dir / "own.sock"), "--state-dir", str(short_dir / "state")],
-            pass_fds=(file.fileno(),), capture_output=True, text=True, timeout=WAIT_S)
+            [
+                sys.executable,
+                "-c",
+                ACTIVATE,
+                str(file.fileno()),
+                "--socket",
+                str(short_dir / "own.sock"),
+                "--state-dir",
+                str(short_dir / "state"),
+            ],
+            pass_fds=(file.fileno(),),
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
     assert result.returncode == 1
     assert "is not a socket" in result.stderr
 
 
 def test_a_socket_for_another_pid_is_not_taken(
-        short_dir: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    short_dir: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
     # LISTEN_PID names the parent (as when a wrapper forgot to set it): the daemon must ignore
     # the variables and bind its own socket.
     own = short_dir / "own.sock"
     process = subprocess.Popen(
-        [sys.executable, "-m", "obsd", "--socket", str(own), "--state-dir",
-         str(short_dir / "state")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=os.environ | {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())})
+        [
+            sys.executable,
+            "-m",
+            "obsd",
+            "--socket",
+            str(own),
+            "--state-dir",
+            str(short_dir / "state"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ | {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())},
+    )
     processes.append(process)
     assert _greeting(own)["access"] == "rw"
 
 
 def test_the_daemon_runs_under_systemd_socket_activate(
-        short_dir: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    short_dir: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
     activate = require_tool("systemd-socket-activate")
     path = short_dir / "obsd.sock"
     # It passes only a few variables on (-E adds ours) and execs the daemon on the first
     # connection, with LISTEN_PID set to the daemon's pid.
     process = subprocess.Popen(
-        [activate, "--listen", str(path), "-E", f"OBSD_STATE_DIR={short_dir / 'state'}",
-         sys.executable, "-m", "obsd"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            activate,
+            "--listen",
+            str(path),
+            "-E",
+            f"OBSD_STATE_DIR={short_dir / 'state'}",
+            sys.executable,
+            "-m",
+            "obsd",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     processes.append(process)
     deadline = time.monotonic() + WAIT_S
     while not path.exists():

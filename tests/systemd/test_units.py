@@ -45,8 +45,9 @@ def _unit(path: Path) -> _UnitFile:
 
 
 def _run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd,
-                          timeout=TOOL_TIMEOUT_S, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, timeout=TOOL_TIMEOUT_S, check=False
+    )
 
 
 def _installed_obsd() -> Path:
@@ -64,8 +65,9 @@ def test_units_pass_systemd_analyze_verify_without_a_word(tmp_path: Path) -> Non
     original = SERVICE.read_text()
     assert original.count(f"ExecStart={INSTALLED_EXEC} ") == 1
     copy = original.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={_installed_obsd()} ")
-    differing = [(a, b) for a, b in zip(original.splitlines(), copy.splitlines(), strict=True)
-                 if a != b]
+    differing = [
+        (a, b) for a, b in zip(original.splitlines(), copy.splitlines(), strict=True) if a != b
+    ]
     assert len(differing) == 1 and differing[0][0].startswith("ExecStart=")
     (tmp_path / SERVICE.name).write_text(copy)
     shutil.copy(SOCKET, tmp_path / SOCKET.name)
@@ -77,8 +79,9 @@ def test_units_pass_systemd_analyze_verify_without_a_word(tmp_path: Path) -> Non
 def test_verify_does_report_problems(tmp_path: Path) -> None:
     # The test above relies on verify speaking up; make sure it does for a typo.
     analyze = require_tool("systemd-analyze")
-    broken = SERVICE.read_text().replace(f"ExecStart={INSTALLED_EXEC} ",
-                                         f"ExecStart={_installed_obsd()} ")
+    broken = SERVICE.read_text().replace(
+        f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={_installed_obsd()} "
+    )
     (tmp_path / SERVICE.name).write_text(broken.replace("NoNewPrivileges=", "NoNewPrivilege="))
     result = _run(analyze, "verify", SERVICE.name, cwd=tmp_path)
     assert "NoNewPrivilege" in result.stdout + result.stderr
@@ -113,8 +116,11 @@ def test_service_runs_as_the_sysusers_user_with_systemds_directories() -> None:
     assert service["RuntimeDirectory"] == "obsd"
     assert service["LoadCredential"] == "obs-token:/etc/obsd/obs-token"
     assert service["WatchdogSec"].endswith("s")
-    declared = [line.split() for line in SYSUSERS.read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    declared = [
+        line.split()
+        for line in SYSUSERS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert ["u", service["User"]] == declared[0][:2]
     assert service["Group"] == service["User"]  # sysusers' `u` makes a group of that name
 
@@ -147,11 +153,18 @@ def test_sysusers_snippet_creates_the_user_and_group(tmp_path: Path) -> None:
     sysusers = require_tool("systemd-sysusers")
     (tmp_path / "etc").mkdir()
     # --root confines it to tmp_path; '-' reads the snippet from stdin (paths are rooted).
-    result = subprocess.run([sysusers, f"--root={tmp_path}", "-"], input=SYSUSERS.read_text(),
-                            capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False)
+    result = subprocess.run(
+        [sysusers, f"--root={tmp_path}", "-"],
+        input=SYSUSERS.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^obsd:x:\d+:\d+:.*:/var/lib/obsd:", (tmp_path / "etc/passwd").read_text(),
-                     re.MULTILINE)
+    assert re.search(
+        r"^obsd:x:\d+:\d+:.*:/var/lib/obsd:", (tmp_path / "etc/passwd").read_text(), re.MULTILINE
+    )
     assert re.search(r"^obsd:x:\d+:", (tmp_path / "etc/group").read_text(), re.MULTILINE)
 
 
@@ -161,9 +174,14 @@ def test_tmpfiles_snippet_makes_an_empty_private_credential(tmp_path: Path) -> N
         pytest.skip("the snippet creates root-owned files: run as root (CI does)")
 
     def create() -> None:
-        result = subprocess.run([tmpfiles, "--create", f"--root={tmp_path}", "-"],
-                                input=TMPFILES.read_text(), capture_output=True, text=True,
-                                timeout=TOOL_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            [tmpfiles, "--create", f"--root={tmp_path}", "-"],
+            input=TMPFILES.read_text(),
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT_S,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
 
     create()

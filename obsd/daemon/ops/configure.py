@@ -21,8 +21,10 @@ def _checked_token(text: str, ctx: Context) -> str:
     except TokenError as exc:
         raise ConfigError(TOKEN_FIELD, str(exc)) from None
     if expired(info, ctx.now()):
-        raise ConfigError(TOKEN_FIELD, f"the token expired at {info.exp}; log in to OBS again "
-                                       "and paste a fresh one")
+        raise ConfigError(
+            TOKEN_FIELD,
+            f"the token expired at {info.exp}; log in to OBS again and paste a fresh one",
+        )
     return token
 
 
@@ -30,8 +32,10 @@ async def configure(ctx: Context, request: Configure, caller: Caller) -> ConfigR
     """Apply the patch; a token is stored (0600) only once the change is sure to be recorded."""
     patch = request.config
     if not patch.changed_fields():
-        raise ProtocolError(ErrorCode.VALIDATION_ERROR,
-                            "config is empty: give at least one field to change - at `$.config`")
+        raise ProtocolError(
+            ErrorCode.VALIDATION_ERROR,
+            "config is empty: give at least one field to change - at `$.config`",
+        )
     config = apply_patch(ctx.state.config, patch, ctx.now())
     token_info: TokenInfo | UnsetType | None = UNSET
     if patch.token is not UNSET:
@@ -41,6 +45,9 @@ async def configure(ctx: Context, request: Configure, caller: Caller) -> ConfigR
         await anyio.to_thread.run_sync(ctx.tokens.replace, token)
         # Clearing falls back to a systemd credential, if there is one: record what is in use.
         token_info = ctx.tokens.stored.info
-    await ctx.journal.append(ConfigChangedPayload(
-        actor=caller.actor, changed=patch.changed_fields(), config=config, token=token_info))
+    await ctx.journal.append(
+        ConfigChangedPayload(
+            actor=caller.actor, changed=patch.changed_fields(), config=config, token=token_info
+        )
+    )
     return ConfigReply(config=ctx.state.config, token=ctx.tokens.stored)

@@ -14,8 +14,7 @@ from obsd.daemon.calibration import calibrate as measure
 from obsd.daemon.context import Caller, Context
 
 # What OBS's answer to the cheap token check means.
-TOKEN_CHECK_WORDS = {200: "OBS accepts the token",
-                     401: "OBS refuses the token (401): log in again"}
+TOKEN_CHECK_WORDS = {200: "OBS accepts the token", 401: "OBS refuses the token (401): log in again"}
 
 
 def _target(ctx: Context) -> datetime | None:
@@ -27,8 +26,9 @@ async def test_token(ctx: Context, request: TestToken, caller: Caller) -> TokenT
     """OBS's cheap GET with the token (never a registration), and its expiry against the target."""
     token, info = ctx.tokens.token, ctx.tokens.stored.info
     if token is None or info is None:
-        raise ProtocolError(ErrorCode.TOKEN_MISSING,
-                            ctx.tokens.stored.problem or "no OBS token is configured")
+        raise ProtocolError(
+            ErrorCode.TOKEN_MISSING, ctx.tokens.stored.problem or "no OBS token is configured"
+        )
     verdict = judge_expiry(info, _target(ctx), ctx.now())
     config = ctx.state.config
     status: int | None = None
@@ -40,10 +40,19 @@ async def test_token(ctx: Context, request: TestToken, caller: Caller) -> TokenT
     else:
         message = TOKEN_CHECK_WORDS.get(status, f"OBS answered HTTP {status}")
     valid = status == 200 and verdict.error is None
-    await ctx.journal.append(TokenTestedPayload(
-        token=info, valid=valid, http_status=status, message=verdict.error or message))
-    return TokenTestReply(valid=valid, http_status=status, message=message, token=info,
-                          error=verdict.error, warnings=verdict.warnings)
+    await ctx.journal.append(
+        TokenTestedPayload(
+            token=info, valid=valid, http_status=status, message=verdict.error or message
+        )
+    )
+    return TokenTestReply(
+        valid=valid,
+        http_status=status,
+        message=message,
+        token=info,
+        error=verdict.error,
+        warnings=verdict.warnings,
+    )
 
 
 async def calibrate(ctx: Context, request: Calibrate, caller: Caller) -> CalibrationPayload:

@@ -56,23 +56,36 @@ def _active_run(ctx: Context) -> ActiveRun | None:
         return None
     run = state.runs[state.active_run]
     calibration = run.calibration
-    return ActiveRun(**msgspec.structs.asdict(summary(run)),
-                     fire_at=calibration.fire_at if calibration else None,
-                     remaining_s=round((run.target_ns - ctx.clock.wall_ns()) / NS, 3))
+    return ActiveRun(
+        **msgspec.structs.asdict(summary(run)),
+        fire_at=calibration.fire_at if calibration else None,
+        remaining_s=round((run.target_ns - ctx.clock.wall_ns()) / NS, 3),
+    )
 
 
 async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
     """`status`."""
     state, log = ctx.state, ctx.journal.log
     return StatusReply(
-        daemon=DaemonInfo(version=__version__, pid=os.getpid(), started_at=state.last_start,
-                          uptime_s=round((ctx.clock.mono_ns() - ctx.started_mono_ns) / NS, 3),
-                          replayed_events=ctx.replayed_events),
+        daemon=DaemonInfo(
+            version=__version__,
+            pid=os.getpid(),
+            started_at=state.last_start,
+            uptime_s=round((ctx.clock.mono_ns() - ctx.started_mono_ns) / NS, 3),
+            replayed_events=ctx.replayed_events,
+        ),
         phase=state.phase,
         active_run=_active_run(ctx),
-        log=LogInfo(log_id=state.log_id, head_seq=log.head_seq, durable_seq=log.durable_seq,
-                    segments=log.segment_count, directory=str(log.directory),
-                    damage=log.damage, failure=log.failure, repairs=state.repairs),
+        log=LogInfo(
+            log_id=state.log_id,
+            head_seq=log.head_seq,
+            durable_seq=log.durable_seq,
+            segments=log.segment_count,
+            directory=str(log.directory),
+            damage=log.damage,
+            failure=log.failure,
+            repairs=state.repairs,
+        ),
         access=caller.access,
     )
 
@@ -96,16 +109,22 @@ async def events(ctx: Context, request: Events, caller: Caller) -> EventsPage:
                 items.append(msgspec.Raw(line))
                 if len(items) == request.limit:
                     break
-    return EventsPage(items=items, next_after_seq=cursor, head_seq=log.head_seq,
-                      has_more=cursor < log.head_seq)
+    return EventsPage(
+        items=items, next_after_seq=cursor, head_seq=log.head_seq, has_more=cursor < log.head_seq
+    )
 
 
 def clock_health(state: DaemonState) -> tuple[ClockHealth, list[str]]:
     """The last calibration's verdict on the clock, and the problems it shows."""
     calibration = state.calibration
     if calibration is None:
-        return ClockHealth(status="unknown", detail="not calibrated yet (obsctl calibrate)",
-                           checked_at=None, ntp_offset_ms=None, ntp_delay_ms=None), []
+        return ClockHealth(
+            status="unknown",
+            detail="not calibrated yet (obsctl calibrate)",
+            checked_at=None,
+            ntp_offset_ms=None,
+            ntp_delay_ms=None,
+        ), []
     problems = []
     status: ClockStatus = "ok"
     if calibration.ntp_error:
@@ -113,11 +132,17 @@ def clock_health(state: DaemonState) -> tuple[ClockHealth, list[str]]:
         problems.append(f"NTP failed at the last calibration: {calibration.ntp_error}")
     elif abs(calibration.ntp_offset_ms or 0) > CLOCK_OFFSET_WARNING_MS:
         status = "offset"
-        problems.append(f"the system clock is {calibration.ntp_offset_ms:+.1f} ms off NTP time "
-                        "(obsd corrects for it; check chrony/timesyncd)")
-    return ClockHealth(status=status, detail=calibration.ntp_server,
-                       checked_at=state.calibrated_at, ntp_offset_ms=calibration.ntp_offset_ms,
-                       ntp_delay_ms=calibration.ntp_delay_ms), problems
+        problems.append(
+            f"the system clock is {calibration.ntp_offset_ms:+.1f} ms off NTP time "
+            "(obsd corrects for it; check chrony/timesyncd)"
+        )
+    return ClockHealth(
+        status=status,
+        detail=calibration.ntp_server,
+        checked_at=state.calibrated_at,
+        ntp_offset_ms=calibration.ntp_offset_ms,
+        ntp_delay_ms=calibration.ntp_delay_ms,
+    ), problems
 
 
 async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
@@ -138,11 +163,19 @@ async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
     clock, clock_problems = clock_health(ctx.state)
     problems += clock_problems
     return HealthReply(
-        ok=not problems, problems=problems,
-        log=LogHealth(writable=log.damage is None and log.failure is None,
-                      head_seq=log.head_seq, durable_seq=log.durable_seq),
-        disk=DiskHealth(path=str(log.directory), free_bytes=usage.free,
-                        total_bytes=usage.total, low=usage.free < LOW_DISK_BYTES),
+        ok=not problems,
+        problems=problems,
+        log=LogHealth(
+            writable=log.damage is None and log.failure is None,
+            head_seq=log.head_seq,
+            durable_seq=log.durable_seq,
+        ),
+        disk=DiskHealth(
+            path=str(log.directory),
+            free_bytes=usage.free,
+            total_bytes=usage.total,
+            low=usage.free < LOW_DISK_BYTES,
+        ),
         clock=clock,
     )
 

@@ -28,8 +28,9 @@ async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
         raise ProtocolError(verdict.code, verdict.message)
     run_id = str(uuid.uuid4())
     config = ctx.state.config
-    await ctx.journal.append(RunCreatedPayload(run_id, caller.actor, config, verdict.token,
-                                               verdict.target_ns))
+    await ctx.journal.append(
+        RunCreatedPayload(run_id, caller.actor, config, verdict.token, verdict.target_ns)
+    )
     ctx.runner.start(run_id)
     return StartReply(run_id=run_id, target=config.target, warnings=verdict.warnings)
 
@@ -57,10 +58,15 @@ async def runs(ctx: Context, request: Runs, caller: Caller) -> RunsPage:
     pages = max(1, math.ceil(total / request.limit))
     first = (request.page - 1) * request.limit
     return RunsPage(
-        items=[summary(run) for run in found[first:first + request.limit]],
-        pagination=Pagination(page=request.page, limit=request.limit, total_items=total,
-                              total_pages=pages, has_next=request.page < pages,
-                              has_prev=request.page > 1),
+        items=[summary(run) for run in found[first : first + request.limit]],
+        pagination=Pagination(
+            page=request.page,
+            limit=request.limit,
+            total_items=total,
+            total_pages=pages,
+            has_next=request.page < pages,
+            has_prev=request.page > 1,
+        ),
     )
 
 
@@ -74,15 +80,18 @@ def _find(ctx: Context, run_id: str) -> RunState:
 async def run(ctx: Context, request: GetRun, caller: Caller) -> RunReply:
     """One run in full."""
     found = _find(ctx, request.run_id)
-    return RunReply(**{name: getattr(found, name) for name in found.__struct_fields__},
-                    durations=durations(found))
+    return RunReply(
+        **{name: getattr(found, name) for name in found.__struct_fields__},
+        durations=durations(found),
+    )
 
 
 async def delete_run(ctx: Context, request: DeleteRun, caller: Caller) -> DeleteReply:
     """Drop a finished run from the history."""
     found = _find(ctx, request.run_id)
     if found.active:
-        raise ProtocolError(ErrorCode.RUN_IN_PROGRESS,
-                            f"run {found.run_id} is {found.phase}; cancel it first")
+        raise ProtocolError(
+            ErrorCode.RUN_IN_PROGRESS, f"run {found.run_id} is {found.phase}; cancel it first"
+        )
     await ctx.journal.append(RunDeletedPayload(found.run_id, caller.actor))
     return DeleteReply(run_id=found.run_id)
