@@ -16,7 +16,7 @@ from obsd.core.protocol import ProtocolError, decode_request
 from tests import contract
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-EXAMPLES = 300
+EXAMPLES = 150
 
 
 def configure(fields: dict[str, Any]) -> Config | str:

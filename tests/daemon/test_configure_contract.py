@@ -16,7 +16,7 @@ from tests import contract
 from tests.conftest import DaemonProcess
 
 # Each example is a round trip and, when accepted, a durable append: a few ms each.
-EXAMPLES = 150
+EXAMPLES = 100
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import httpx
+import pytest
 
 from obsd.core.phases import Phase
 from obsd.core.waiting import RECHECK_NTP_EVERY_S
@@ -189,3 +190,24 @@ async def test_obs_failing_every_way_is_retried_as_unknown_then_succeeds(tmp_pat
         assert record.responded_ns is not None
         assert gap_s(record.responded_ns, next_arrival) >= 5.0
     assert run.phase == Phase.DONE and run.crns[0].state == "success"
+
+
+class Crash(BaseException):
+    """The process dies here (nothing catches a BaseException on its way out)."""
+
+
+async def test_a_crash_between_the_post_and_its_answer_resends_no_sooner_than_5_s(
+    tmp_path: Path,
+) -> None:
+    def crash(request: httpx.Request) -> httpx.Response:
+        raise Crash  # OBS has the POST; the daemon dies before any answer is logged.
+
+    drive = await planned(tmp_path, [crash, obs_answer({"21234": "VAL03"})])
+    with pytest.raises(Crash):
+        await drive.driver().drive()
+    (sent,) = drive.run.requests
+    assert sent.outcome is None and drive.run.phase == Phase.REGISTERING
+    run = await drive.to_the_end()  # the daemon restarted
+    _, second = drive.obs.posts
+    assert gap_s(sent.at_ns, second.true_ns) >= 5.0, "the lost answer counts as unknown"
+    assert run.crns[0].state == "already" and run.phase == Phase.DONE

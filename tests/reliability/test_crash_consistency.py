@@ -212,7 +212,7 @@ def _cut(label: str, *, slow: bool = True, bug: str | None = None) -> Any:
         _cut("state:waiting"),
         _cut("countdown#1"),
         _cut("state:registering", slow=False),
-        _cut("request_sent#1", slow=False),
+        _cut("request_sent#1"),
         _cut("crn_update#1"),
         _cut("log#1"),
         _cut("log#2"),
