@@ -54,15 +54,26 @@ def _run_created(p: Payload) -> str:
 
 def _calibration(p: Payload) -> str:
     if p.get("ntp_offset_ms") is not None:
-        ntp = f"NTP {p['ntp_offset_ms']:+.3f} ms (delay {p['ntp_delay_ms']:.3f} ms)"
+        error = p.get("time_error_ms")
+        bound = "" if error is None else f" ± {error:.3f} ms"
+        ntp = f"time {p.get('time_status') or 'agreed'} {p['ntp_offset_ms']:+.3f} ms{bound}"
+        chosen = [s["source"] for s in p.get("sources", []) if s["verdict"] == "chosen"]
+        rejected = [
+            f"{s['source']} {s['verdict']}"
+            for s in p.get("sources", [])
+            if s["verdict"] not in ("chosen", "truechimer", "unused")
+        ]
+        ntp += f" (by {', '.join(chosen)})" if chosen else ""
+        ntp += f" [{'; '.join(rejected)}]" if rejected else ""
     else:
-        ntp = f"NTP failed: {p.get('ntp_error')}"
+        ntp = f"NO TRUSTWORTHY TIME: {p.get('ntp_error')}"
     rtt = (
         f"RTT min {p['rtt_min_ms']:.2f} / median {p['rtt_median_ms']:.2f} ms"
         if p.get("rtt_min_ms") is not None
         else f"RTT unknown: {p.get('rtt_error')}"
     )
-    fire = f", fire at {local_time(p['fire_at'])}" if p.get("fire_at") else ""
+    margin = f" (+{p['margin_ms']:.3f} ms margin)" if p.get("margin_ms") else ""
+    fire = f", fire at {local_time(p['fire_at'])}{margin}" if p.get("fire_at") else ""
     return f"{ntp}, {rtt}, send {p.get('send_delay_ms')} ms, Date {p['date_check']}{fire}"
 
 

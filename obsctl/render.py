@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from obsctl.text import rows
+from obsctl.time_view import fire_text, kernel_text, source_line, time_text
 from obsd.core.events import CalibrationPayload
 from obsd.core.replies import (
     ActiveRun,
@@ -80,7 +81,9 @@ def health(reply: HealthReply) -> str:
             f"{disk.free_bytes / 2**30:.1f} GiB free of "
             f"{disk.total_bytes / 2**30:.1f} GiB at {disk.path}",
         ),
-        ("clock", reply.clock.status),
+        ("clock", reply.clock.status + (f": {reply.clock.detail}" if reply.clock.detail else "")),
+        *[("source", source_line(view)) for view in reply.clock.sources],
+        ("kernel", kernel_text(reply.clock.kernel)),
     ]
     pairs += [("problem", problem) for problem in reply.problems]
     return rows(pairs)
@@ -103,13 +106,9 @@ def calibration(reply: CalibrationPayload) -> str:
     """`obsctl calibrate`."""
     return rows(
         [
-            (
-                "NTP",
-                f"offset {reply.ntp_offset_ms} ms, delay {reply.ntp_delay_ms} ms "
-                f"({reply.ntp_server}, {reply.ntp_samples} samples)"
-                if reply.ntp_offset_ms is not None
-                else f"FAILED: {reply.ntp_error}",
-            ),
+            ("time", time_text(reply)),
+            *[("source", source_line(view)) for view in reply.sources],
+            ("kernel", kernel_text(reply.kernel)),
             (
                 "RTT to OBS",
                 f"min {reply.rtt_min_ms} ms, median {reply.rtt_median_ms} ms, "
@@ -119,7 +118,7 @@ def calibration(reply: CalibrationPayload) -> str:
             ),
             ("send delay", f"{reply.send_delay_ms} ms (call to wire, subtracted)"),
             ("Date header", reply.date_check),
-            ("fire at", reply.fire_at or "no target configured"),
+            ("fire at", fire_text(reply)),
         ]
     )
 

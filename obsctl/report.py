@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from obsctl.text import value
+from obsctl.time_view import fire_text, kernel_text, source_cells, time_text
 from obsd.core.replies import RunReply
 from obsd.core.results import CrnKind
 from obsd.core.runs import CrnStatus
@@ -57,11 +58,8 @@ def markdown(run: RunReply) -> str:
         lines += _table(
             ["measure", "value"],
             [
-                [
-                    "NTP offset / delay",
-                    f"{calibration.ntp_offset_ms} / "
-                    f"{calibration.ntp_delay_ms} ms ({calibration.ntp_server})",
-                ],
+                ["time", time_text(calibration)],
+                ["kernel", kernel_text(calibration.kernel)],
                 [
                     "RTT min / median / jitter",
                     f"{calibration.rtt_min_ms} / "
@@ -69,9 +67,15 @@ def markdown(run: RunReply) -> str:
                 ],
                 ["send delay (call to wire)", f"{calibration.send_delay_ms} ms"],
                 ["Date header check", calibration.date_check],
-                ["planned fire instant", calibration.fire_at],
+                ["planned fire instant", fire_text(calibration, config.safety_buffer)],
             ],
         )
+        if calibration.sources:
+            lines += ["", "Time sources, as judged at the last re-check before the shot:", ""]
+            lines += _table(
+                ["verdict", "source", "offset", "delay", "error bound", "detail"],
+                [source_cells(view) for view in calibration.sources],
+            )
     durations = run.durations
     if durations.first_post_after_target_ms is not None:
         lines += [

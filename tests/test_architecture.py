@@ -21,7 +21,7 @@ IO_MODULES = {
     "anyio",
     "httpx",
     "h11",
-    "ntplib",
+    "ctypes",
     "socket",
     "subprocess",
     "threading",

@@ -1,46 +1,74 @@
-"""NTP queries (ntplib, in a worker thread so the event loop never waits on the network)."""
+"""NTP queries over UDP: one datagram out, one back, stamped on the monotonic clock.
+
+The packet is built and judged by obsd.core.ntp_packet; this module only moves the bytes and
+says when they moved, so a test can stand a scripted exchange in its place. Each query runs
+on a blocking socket in a worker thread: the receive stamp is taken the moment the datagram
+is in, not when the event loop next gets round to it (that wait would widen the error bound
+and skew the midpoint the engine dates its events by).
+"""
 
 from __future__ import annotations
 
+import secrets
+import socket
 from typing import Final
 
+import anyio
 import anyio.to_thread
-import ntplib
 
+from obsd.adapters.clock import Clock
 from obsd.core.config import split_host_port
-from obsd.core.timing import NS, NtpSample
+from obsd.core.ntp_packet import encode_query
+from obsd.core.time_sources import Exchange
 
-# Several exchanges per server: the lowest-delay one bounds the offset error best.
-SAMPLES_PER_SERVER: Final = 4
-NTP_TIMEOUT_S: Final = 2.0
+# A reply later than this is not waited for: a far server answers well within it, and a
+# silent one (UDP 123 blocked) must not hold a calibration up for long.
+NTP_TIMEOUT_S: Final = 1.5
 NTP_PORT: Final = 123
+# Room for a reply with extension fields; anything longer is cut and judged as it is.
+MAX_DATAGRAM: Final = 1024
 
 
-def _query(servers: tuple[str, ...], samples: int) -> tuple[list[NtpSample], list[str]]:
-    client = ntplib.NTPClient()
-    found: list[NtpSample] = []
-    errors: list[str] = []
-    for server in servers:
-        host, port = split_host_port(server)
-        for _ in range(samples):
-            try:
-                stats = client.request(
-                    host, version=3, port=port or NTP_PORT, timeout=NTP_TIMEOUT_S
-                )
-            except (ntplib.NTPException, OSError) as exc:
-                errors.append(f"{server}: {exc}")
-                break
-            found.append(
-                NtpSample(
-                    server=server, offset_ns=int(stats.offset * NS), delay_ns=int(stats.delay * NS)
-                )
-            )
-    return found, errors
+def exchange_with(server: str, clock: Clock) -> Exchange:
+    """Send one query to `server` and wait for its answer (or say why there is none)."""
+    host, port = split_host_port(server)
+    port = port or NTP_PORT
+    cookie = secrets.randbits(64)
+    sent = clock.mono_ns()
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_DGRAM
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(NTP_TIMEOUT_S)
+            sock.connect(address)
+            query = encode_query(cookie)
+            sent = clock.mono_ns()
+            sock.send(query)
+            data = sock.recv(MAX_DATAGRAM)
+            received = clock.mono_ns()
+    except TimeoutError:
+        error = f"no answer within {NTP_TIMEOUT_S} s (is outgoing UDP port {port} open?)"
+    except socket.gaierror as exc:
+        error = f"cannot resolve {host}: {exc.strerror}"
+    except OSError as exc:
+        error = exc.strerror or str(exc)
+    else:
+        return Exchange(server, cookie, sent, received, clock.wall_ns(), data)
+    return Exchange(server, cookie, sent, clock.mono_ns(), clock.wall_ns(), None, error)
 
 
-async def query_servers(
-    servers: tuple[str, ...],
-    samples: int = SAMPLES_PER_SERVER,
-) -> tuple[list[NtpSample], list[str]]:
-    """Samples from every server that answered, and what went wrong with the others."""
-    return await anyio.to_thread.run_sync(_query, servers, samples)
+async def exchange_all(servers: list[str], clock: Clock) -> list[Exchange]:
+    """One query to each server, all at once; the exchanges in the servers' order."""
+    found: dict[str, Exchange] = {}
+
+    async def one(server: str) -> None:
+        # A cancelled run does not wait out a silent server's timeout.
+        found[server] = await anyio.to_thread.run_sync(
+            exchange_with, server, clock, abandon_on_cancel=True
+        )
+
+    async with anyio.create_task_group() as group:
+        for server in servers:
+            group.start_soon(one, server)
+    return [found[server] for server in servers]

@@ -18,8 +18,17 @@ ISTANBUL = timezone(timedelta(hours=3), "Europe/Istanbul")
 # OBS refuses more than 12 CRNs in one request with VAL15 (obs-facts.md); check before sending.
 MAX_CRNS = 12
 DEFAULT_OBS_BASE_URL = "https://obs.itu.edu.tr"
-# Pool servers in Türkiye plus one anycast service; none of them smear leap seconds.
-DEFAULT_NTP_SERVERS = ("0.tr.pool.ntp.org", "1.tr.pool.ntp.org", "time.cloudflare.com")
+# Four independent operators, so that one liar is outvoted (docs/operations.md): Türkiye's
+# national time laboratory (TÜBİTAK UME, next to Istanbul), two pool zones (different
+# volunteers' servers), and Germany's PTB. None smears leap seconds (national labs serve UTC,
+# and the pool forbids smearing); the big cloud services smear, so none of them is here, for
+# a smeared and an unsmeared source would disagree by up to half a second on a leap day.
+DEFAULT_NTP_SERVERS = (
+    "time.ume.tubitak.gov.tr",
+    "0.tr.pool.ntp.org",
+    "1.europe.pool.ntp.org",
+    "ptbtime1.ptb.de",
+)
 
 CRN_PATTERN: Final = r"^[0-9]{5}$"
 # Python's `$` also matches before a final newline ("12345\n"); the length bound closes that,
@@ -69,7 +78,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     target: str | None = None
     max_attempts: int = 60
     retry_interval: float = 3.5
-    safety_buffer: float = 0.005
+    safety_buffer: float = 0.001
     obs_base_url: str = DEFAULT_OBS_BASE_URL
     ntp_servers: tuple[str, ...] = DEFAULT_NTP_SERVERS
     # Keep retrying full courses (within the budget and max_attempts) in case a seat frees up.

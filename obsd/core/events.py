@@ -11,6 +11,7 @@ from typing import Any, Final, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from obsd.core.clock_select import KernelClock, SourceView, TimeStatus
 from obsd.core.config import Config
 from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState, Outcome
@@ -102,7 +103,12 @@ class MessagePayload(msgspec.Struct, frozen=True):
 
 
 class CalibrationPayload(msgspec.Struct, frozen=True, kw_only=True):
-    """What was measured about the clock and the path to OBS, and the instant planned from it."""
+    """What was measured about the clock and the path to OBS, and the instant planned from it.
+
+    `ntp_offset_ms` is how far true time is ahead of the system clock by the estimate;
+    `ntp_server` and `ntp_delay_ms` are the chosen server's. Events written before time
+    sources were judged lack `time_status`, `sources`, `kernel` and `margin_ms`.
+    """
 
     run_id: str | None
     ntp_server: str | None
@@ -110,6 +116,11 @@ class CalibrationPayload(msgspec.Struct, frozen=True, kw_only=True):
     ntp_delay_ms: float | None
     ntp_samples: int
     ntp_error: str | None = None
+    time_status: TimeStatus | None = None
+    time_error_ms: float | None = None
+    time_conflict: str | None = None
+    sources: list[SourceView] = msgspec.field(default_factory=list)
+    kernel: KernelClock | None = None
     rtt_min_ms: float | None
     rtt_median_ms: float | None
     rtt_jitter_ms: float | None
@@ -120,6 +131,7 @@ class CalibrationPayload(msgspec.Struct, frozen=True, kw_only=True):
     send_delay_ms: float | None
     fire_at: str | None = None
     fire_at_ns: int | None = None
+    margin_ms: float | None = None
     lead_ms: float = 0.0
 
 

@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from obsd.core.clock_select import KernelClock, SourceView
 from obsd.core.config import Config
 from obsd.core.events import CalibrationPayload
 from obsd.core.logformat import SegmentDamage
@@ -98,17 +99,20 @@ class DiskHealth(msgspec.Struct, frozen=True, kw_only=True):
     low: bool
 
 
-ClockStatus = Literal["unknown", "ok", "no_ntp", "offset"]
+ClockStatus = Literal["unknown", "ok", "offset", "conflict", "system_clock", "obs_date", "no_time"]
 
 
 class ClockHealth(msgspec.Struct, frozen=True, kw_only=True):
-    """The last calibration's verdict on the clock."""
+    """The last calibration's verdict on the clock, and the kernel's view now."""
 
     status: ClockStatus
     detail: str | None
     checked_at: str | None
     ntp_offset_ms: float | None
     ntp_delay_ms: float | None
+    error_ms: float | None = None
+    sources: list[SourceView] = msgspec.field(default_factory=list)
+    kernel: KernelClock | None = None
 
 
 class HealthReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,4 +1,4 @@
-"""Fire-time arithmetic: true time from NTP, the fire instant, and how long to sleep vs spin.
+"""Fire-time arithmetic: the monotonic-to-true mapping, the fire instant, sleeping vs spinning.
 
 All values are integer nanoseconds. "True" time is UTC as NTP tells it; the local wall clock
 may be off by `offset`, and the monotonic clock is what the daemon actually waits on, so a
@@ -32,14 +32,6 @@ def epoch_ns(instant: datetime) -> int:
     return whole * NS + instant.microsecond * 1000
 
 
-class NtpSample(msgspec.Struct, frozen=True):
-    """One NTP exchange: the clock offset it implies and the round-trip delay it had."""
-
-    server: str
-    offset_ns: int
-    delay_ns: int
-
-
 class ClockMap(msgspec.Struct, frozen=True):
     """Maps the monotonic clock onto true time: true = true_ref + (mono - mono_ref)."""
 
@@ -55,35 +47,32 @@ class ClockMap(msgspec.Struct, frozen=True):
         return self.mono_ref_ns + (true_ns - self.true_ref_ns)
 
 
-def best_sample(samples: list[NtpSample]) -> NtpSample | None:
-    """The lowest-delay sample: its offset error is bounded by half its delay (RFC 5905)."""
-    return min(samples, key=lambda s: s.delay_ns, default=None)
+class ShotPlan(msgspec.Struct, frozen=True):
+    """When the first POST leaves and when send is called for it (true ns), and why then."""
+
+    fire_ns: int
+    call_ns: int
+    margin_ns: int  # the time estimate's error bound at the shot, added so it is never early
+    lead_ns: int  # aimed this much earlier, only with aim_early_fraction
 
 
-def clock_map(mono_ns: int, wall_ns: int, offset_ns: int) -> ClockMap:
-    """A mapping taken from simultaneous monotonic and wall readings and the NTP offset."""
-    return ClockMap(mono_ref_ns=mono_ns, true_ref_ns=wall_ns + offset_ns)
+def plan_shot(
+    target_ns: int,
+    safety_buffer_s: float,
+    margin_ns: int,
+    one_way_ns: int | None,
+    aim_early_fraction: float,
+    send_delay_ns: int | None,
+) -> ShotPlan:
+    """The fire instant: by the estimate, the lower edge of true time is then past the opening.
 
-
-def fire_at(
-    target_ns: int, safety_buffer_s: float, one_way_ns: int | None, aim_early_fraction: float
-) -> int:
-    """The true instant the request should reach the wire: never before the opening by default.
-
-    With `aim_early_fraction` > 0 (an explicit option) the shot leads by that part of the
-    measured one-way latency, so it *arrives* closer to the opening.
+    The safety buffer sits on top for what no bound covers (how long send takes this time
+    against the measured median). With `aim_early_fraction` > 0 (an explicit option) the shot
+    leads by that part of the measured one-way latency, so it *arrives* closer to the opening.
     """
-    return target_ns + int(safety_buffer_s * NS) - lead_for(one_way_ns, aim_early_fraction)
-
-
-def lead_for(one_way_ns: int | None, aim_early_fraction: float) -> int:
-    """How far before target + safety buffer the shot is aimed (0 unless asked for)."""
-    return int((one_way_ns or 0) * aim_early_fraction)
-
-
-def call_at(fire_ns: int, send_delay_ns: int | None) -> int:
-    """When to call send so that the first byte leaves at `fire_ns`."""
-    return fire_ns - (send_delay_ns or 0)
+    lead = int((one_way_ns or 0) * aim_early_fraction)
+    fire = target_ns + int(safety_buffer_s * NS) + margin_ns - lead
+    return ShotPlan(fire, fire - (send_delay_ns or 0), margin_ns, lead)
 
 
 def spin_from(deadline_ns: int, now_ns: int) -> int:

@@ -1,10 +1,12 @@
 """The wait before the first shot, as a pure "what next" the run driver executes.
 
 From far to near: a countdown event now and then (each second only in the last minute), NTP
-re-checked every ten minutes and once more shortly before the instant, keep-alive probes only
+re-checked every ten minutes (every thirty seconds while the sources are in conflict or none
+can be trusted) and twice shortly before the instant, keep-alive probes only
 in the last minute (no traffic to OBS for hours before) and never in the last two seconds
 (no answer may be in flight at the instant), and a quiet final approach with no events,
-probes or disk writes at all.
+probes or disk writes at all. A jump of the system clock against the monotonic one (a step,
+a paused or migrated VM) breaks into any of it: the time is estimated again at once.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ WARM_UP_S: Final = 60.0
 KEEPALIVE_EVERY_S: Final = 5.0
 # and stop early enough that no answer is in flight on the connection at the instant.
 STOP_PROBING_BEFORE_S: Final = 2.0
-# NTP again shortly before the instant, and every so often during a long wait.
-RECHECK_NTP_BEFORE_S: Final = 10.0
+# NTP again shortly before the instant, twice: the last re-check is late enough that little
+# can happen after it, outside the quiet final approach, and two seconds after the one before
+# (the politeness rule). Every so often during a long wait, too,
+RECHECK_NTP_BEFORE_S: Final = (10.0, 3.5)
 RECHECK_NTP_EVERY_S: Final = 600.0
+# and more often while no estimate is agreed: the conflict may resolve, the servers come back.
+UNSETTLED_RECHECK_EVERY_S: Final = 30.0
 # The last stretch is left quiet: no events, probes or disk writes on the event loop.
 FINAL_APPROACH_S: Final = 1.5
 # Countdown events: each second in the last minute, then sparser, so that a wait of hours
@@ -37,7 +43,7 @@ class WaitProgress(msgspec.Struct, frozen=True):
 
     last_probe_ns: int
     last_ntp_ns: int
-    rechecked_before_shot: bool = False
+    rechecks_before_shot: int = 0  # how many of RECHECK_NTP_BEFORE_S are done
 
 
 class FinalApproach(msgspec.Struct, frozen=True):
@@ -45,9 +51,10 @@ class FinalApproach(msgspec.Struct, frozen=True):
 
 
 class RecheckNtp(msgspec.Struct, frozen=True):
-    """Query NTP again; `before_shot` marks the one re-check close to the instant."""
+    """Estimate the time again; `before_shot` marks the re-checks close to the instant."""
 
     before_shot: bool
+    jumped: bool = False  # the system clock jumped: forget the samples taken before
 
 
 class ProbeObs(msgspec.Struct, frozen=True):
@@ -69,21 +76,39 @@ def countdown_tick(remaining_s: float) -> float:
     return next(tick for limit, tick in COUNTDOWN_TICKS if remaining_s <= limit)
 
 
-def next_wait_step(shot_ns: int, now_ns: int, progress: WaitProgress) -> WaitStep:
-    """What to do at monotonic `now_ns` while waiting for a shot at monotonic `shot_ns`."""
+def next_wait_step(
+    shot_ns: int,
+    now_ns: int,
+    progress: WaitProgress,
+    *,
+    settled: bool = True,
+    jumped: bool = False,
+) -> WaitStep:
+    """What to do at monotonic `now_ns` while waiting for a shot at monotonic `shot_ns`.
+
+    `settled`: the estimate is agreed (else re-check more often); `jumped`: the system clock
+    moved against the monotonic one since the estimate.
+    """
     remaining = (shot_ns - now_ns) / NS
+    if jumped:
+        return RecheckNtp(before_shot=False, jumped=True)
     if remaining <= FINAL_APPROACH_S:
         return FinalApproach()
-    if remaining <= RECHECK_NTP_BEFORE_S and not progress.rechecked_before_shot:
+    done = progress.rechecks_before_shot
+    if done < len(RECHECK_NTP_BEFORE_S) and remaining <= RECHECK_NTP_BEFORE_S[done]:
         return RecheckNtp(before_shot=True)
-    if now_ns - progress.last_ntp_ns > RECHECK_NTP_EVERY_S * NS:
+    every = RECHECK_NTP_EVERY_S if settled else UNSETTLED_RECHECK_EVERY_S
+    if now_ns - progress.last_ntp_ns > every * NS:
         return RecheckNtp(before_shot=False)
     if (
         STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
         and now_ns - progress.last_probe_ns >= KEEPALIVE_EVERY_S * NS
     ):
         return ProbeObs()
-    # Wake on the next whole tick of the countdown, or at the final approach.
+    # Wake on the next whole tick of the countdown, at the next re-check, or at the final
+    # approach.
     tick = countdown_tick(remaining)
     step = min(remaining % tick or tick, remaining - FINAL_APPROACH_S)
+    if done < len(RECHECK_NTP_BEFORE_S) and remaining > RECHECK_NTP_BEFORE_S[done]:
+        step = min(step, remaining - RECHECK_NTP_BEFORE_S[done])
     return Tick(round(remaining, 1), now_ns + int(max(step, MIN_STEP_S) * NS))

@@ -1,61 +1,111 @@
-"""Calibration: the clock against NTP, the path to OBS, our own send delay, the fire instant."""
+"""Calibration: true time from every source, the path to OBS, our own send delay, the shot.
+
+OBS is probed first, so that its Date headers can arbitrate between the time sources. Each
+re-check of the time during the wait makes a new calibration on the same path figures, with
+the shot planned again on the new estimate.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from typing import Final
 
-from obsd.adapters.clock import Clock
 from obsd.adapters.obs_client import ObsClient, ObsError
+from obsd.core.clock_select import DateProbe, KernelClock, TimeEstimate, date_interval
 from obsd.core.config import Config
 from obsd.core.events import CalibrationPayload, utc_timestamp
-from obsd.core.timing import (
-    MS,
-    NS,
-    ClockMap,
-    NtpSample,
-    best_sample,
-    call_at,
-    clock_map,
-    fire_at,
-    lead_for,
-)
+from obsd.core.time_advice import date_check, no_time_advice
+from obsd.core.time_sources import SYSTEM_CLOCK, Verdict
+from obsd.core.timing import MS, NS, ClockMap, ShotPlan, plan_shot
 from obsd.daemon.instruments import Instruments
 
 # HEAD probes per calibration after the one that opens the connection (not counted).
 RTT_PROBES: Final = 5
-# OBS's Date header comes from a cached clock whose second transitions were seen spread over
-# -20..+140 ms; it is only a coarse check (obs-facts.md): flag it beyond this.
-DATE_TOLERANCE_S: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class Calibrated:
-    """A calibration's event payload and what the engine computes with."""
+    """What a calibration measured, and the shot planned from it."""
 
-    payload: CalibrationPayload
-    clock: ClockMap
-    call_true_ns: int | None  # when to call send for the first shot (true time)
+    run_id: str | None
+    config: Config
+    target_ns: int | None
+    estimate: TimeEstimate
+    kernel: KernelClock | None
+    date: tuple[int, int] | None  # where OBS's Date headers put true - mono
+    rtts: list[int]
+    rtt_error: str | None
+    send_delay_ns: int
 
+    @property
+    def one_way_ns(self) -> int | None:
+        """Half the fastest round trip to OBS."""
+        return min(self.rtts) // 2 if self.rtts else None
 
-@dataclass(frozen=True, slots=True)
-class ClockSync:
-    """The monotonic-to-true mapping and the NTP sample it came from (None: local clock)."""
+    @property
+    def shot(self) -> ShotPlan | None:
+        """The shot on this estimate, its error bound at the shot added.
 
-    clock: ClockMap
-    best: NtpSample | None
-    samples: int
-    error: str | None
+        None: no target, or no trustworthy time to plan on.
+        """
+        mapping = self.estimate.clock()
+        if mapping is None or self.target_ns is None:
+            return None
+        return plan_shot(
+            self.target_ns,
+            self.config.safety_buffer,
+            self.estimate.margin_at(mapping.mono_ns(self.target_ns)),
+            self.one_way_ns,
+            self.config.aim_early_fraction,
+            self.send_delay_ns,
+        )
 
+    @property
+    def clock(self) -> ClockMap:
+        """The estimate's mapping; without one, the system clock (to schedule re-checks only)."""
+        mapping = self.estimate.clock()
+        if mapping is not None:
+            return mapping
+        return ClockMap(self.estimate.ref_mono_ns, self.estimate.ref_wall_ns)
 
-async def sync_clock(config: Config, clock: Clock, instruments: Instruments) -> ClockSync:
-    """Map the monotonic clock to true time from the best NTP sample (local clock if none)."""
-    samples, errors = await instruments.ntp(config.ntp_servers)
-    best = best_sample(samples)
-    mapping = clock_map(clock.mono_ns(), clock.wall_ns(), best.offset_ns if best else 0)
-    error = None if best else ("; ".join(errors) or "no NTP server answered")
-    return ClockSync(mapping, best, len(samples), error)
+    def again(self, estimate: TimeEstimate, kernel: KernelClock | None) -> Calibrated:
+        """The same calibration on a new time estimate (a re-check)."""
+        return dataclasses.replace(self, estimate=estimate, kernel=kernel)
+
+    @property
+    def payload(self) -> CalibrationPayload:
+        """The calibration event: every source with its verdict, the estimate, the shot."""
+        estimate, rtts, shot = self.estimate, self.rtts, self.shot
+        chosen = next((s for s in estimate.sources if s.verdict == Verdict.CHOSEN), None)
+        server = chosen if chosen is not None and chosen.source != SYSTEM_CLOCK else None
+        date_offset = estimate.date_offset_ns
+        return CalibrationPayload(
+            run_id=self.run_id,
+            ntp_server=server.source if server else None,
+            ntp_offset_ms=_ms(estimate.wall_offset_ns),
+            ntp_delay_ms=server.delay_ms if server else None,
+            ntp_samples=sum(1 for s in estimate.sources if s.offset_ms is not None),
+            ntp_error=no_time_advice(estimate, self.config.ntp_servers),
+            time_status=estimate.status,
+            time_error_ms=_ms(estimate.error_ns),
+            time_conflict=estimate.conflict,
+            sources=estimate.sources,
+            kernel=self.kernel,
+            rtt_min_ms=_ms(min(rtts)) if rtts else None,
+            rtt_median_ms=_ms(int(statistics.median(rtts))) if rtts else None,
+            rtt_jitter_ms=_ms(max(rtts) - min(rtts)) if rtts else None,
+            rtt_samples=len(rtts),
+            rtt_error=self.rtt_error,
+            date_offset_s=None if date_offset is None else round(date_offset / NS, 3),
+            date_check=date_check(estimate),
+            send_delay_ms=_ms(self.send_delay_ns),
+            fire_at=utc_timestamp(shot.fire_ns) if shot else None,
+            fire_at_ns=shot.fire_ns if shot else None,
+            margin_ms=_ms(shot.margin_ns) if shot else None,
+            lead_ms=round(shot.lead_ns / MS, 3) if shot else 0.0,
+        )
 
 
 async def calibrate(
@@ -63,13 +113,11 @@ async def calibrate(
     config: Config,
     target_ns: int | None,
     obs: ObsClient,
-    clock: Clock,
     instruments: Instruments,
 ) -> Calibrated:
     """Measure everything the fire instant depends on."""
-    sync = await sync_clock(config, clock, instruments)
     rtts: list[int] = []
-    date_offsets: list[float] = []
+    probes: list[DateProbe] = []
     rtt_error = None
     try:
         for index in range(RTT_PROBES + 1):
@@ -78,48 +126,26 @@ async def calibrate(
                 continue  # It paid for the connection (and TLS); that is not the path's RTT.
             rtts.append(probe.received_mono_ns - probe.sent_mono_ns)
             if probe.date_epoch_s is not None:
-                mid = sync.clock.true_ns((probe.sent_mono_ns + probe.received_mono_ns) // 2)
-                date_offsets.append(probe.date_epoch_s - mid / NS)
+                probes.append(
+                    DateProbe(probe.sent_mono_ns, probe.received_mono_ns, int(probe.date_epoch_s))
+                )
     except ObsError as exc:
         rtt_error = f"OBS did not answer HEAD: {exc}"
+    date = date_interval(probes)
+    estimate = await instruments.time.estimate(config.ntp_servers, date)
     send_delay = await instruments.send_delay(list(config.ecrn), list(config.scrn))
-    one_way = min(rtts) // 2 if rtts else None
-    fire = call = None
-    if target_ns is not None:
-        fire = fire_at(target_ns, config.safety_buffer, one_way, config.aim_early_fraction)
-        call = call_at(fire, send_delay)
-    date_offset = statistics.median(date_offsets) if date_offsets else None
-    best = sync.best
-    payload = CalibrationPayload(
-        run_id=run_id,
-        ntp_server=best.server if best else None,
-        ntp_offset_ms=_ms(best.offset_ns) if best else None,
-        ntp_delay_ms=_ms(best.delay_ns) if best else None,
-        ntp_samples=sync.samples,
-        ntp_error=sync.error,
-        rtt_min_ms=_ms(min(rtts)) if rtts else None,
-        rtt_median_ms=_ms(int(statistics.median(rtts))) if rtts else None,
-        rtt_jitter_ms=_ms(max(rtts) - min(rtts)) if rtts else None,
-        rtt_samples=len(rtts),
-        rtt_error=rtt_error,
-        date_offset_s=None if date_offset is None else round(date_offset, 3),
-        date_check=_date_check(date_offset),
-        send_delay_ms=_ms(send_delay),
-        fire_at=utc_timestamp(fire) if fire is not None else None,
-        fire_at_ns=fire,
-        lead_ms=_ms(lead_for(one_way, config.aim_early_fraction)),
+    return Calibrated(
+        run_id,
+        config,
+        target_ns,
+        estimate,
+        instruments.time.kernel,
+        date,
+        rtts,
+        rtt_error,
+        send_delay,
     )
-    return Calibrated(payload=payload, clock=sync.clock, call_true_ns=call)
 
 
-def _ms(ns: int) -> float:
-    return round(ns / MS, 3)
-
-
-def _date_check(offset_s: float | None) -> str:
-    if offset_s is None:
-        return "no Date header"
-    # The header is truncated to the second, so it trails true time by up to one second.
-    if -1.0 - DATE_TOLERANCE_S < offset_s < DATE_TOLERANCE_S:
-        return "ok"
-    return f"OBS's Date header disagrees with NTP time by {offset_s:+.1f} s"
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / MS, 3)

@@ -13,8 +13,8 @@ import msgspec
 
 from obsd.adapters.clock import Clock, collector_paused
 from obsd.adapters.obs_client import Answer, ObsClient, ObsError, ObsTimeout, PreparedPost
+from obsd.core.clock_select import TimeStatus
 from obsd.core.events import (
-    CalibrationPayload,
     CountdownPayload,
     CrnUpdatePayload,
     DonePayload,
@@ -29,6 +29,8 @@ from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
 from obsd.core.runs import RunState, crn_results
+from obsd.core.time_advice import no_time_advice
+from obsd.core.time_sources import Verdict
 from obsd.core.timing import NS, ClockMap
 from obsd.core.waiting import (
     FinalApproach,
@@ -38,7 +40,7 @@ from obsd.core.waiting import (
     WaitProgress,
     next_wait_step,
 )
-from obsd.daemon.calibration import Calibrated, calibrate, sync_clock
+from obsd.daemon.calibration import Calibrated, calibrate
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
 
@@ -103,54 +105,87 @@ class RunDriver:
             if self.run.phase != Phase.REGISTERING:
                 await self._enter(Phase.CALIBRATING)
             calibrated = await calibrate(
-                self._run_id, config, self.run.target_ns, obs, self._clock, self._instruments
+                self._run_id, config, self.run.target_ns, obs, self._instruments
             )
             await self._emit(calibrated.payload)
-            await self._report_calibration(calibrated.payload)
+            await self._report_calibration(calibrated)
             # A run that reached registering (even with no POST logged yet) never waits again.
             if not self.run.requests and self.run.phase != Phase.REGISTERING:
                 await self._enter(Phase.WAITING)
                 calibrated = await self._wait_for_opening(obs, calibrated)
+                if calibrated.shot is None:
+                    advice = no_time_advice(calibrated.estimate, config.ntp_servers)
+                    await self._finish(Stop(Phase.FAILED, advice or "no trustworthy time"))
+                    return
             await self._register(obs, calibrated)
 
-    async def _report_calibration(self, payload: CalibrationPayload) -> None:
-        if payload.ntp_error:
-            await self._say(f"NTP failed ({payload.ntp_error}); using the system clock", "warning")
+    async def _report_calibration(self, calibrated: Calibrated) -> None:
+        payload = calibrated.payload
+        await self._report_time(calibrated, None)
         if payload.rtt_error:
             await self._say(payload.rtt_error, "warning")
-        if payload.date_check != "ok":
-            await self._say(payload.date_check, "warning")
+
+    async def _report_time(self, now: Calibrated, before: Calibrated | None) -> None:
+        """Say what changed about the time: trust lost or won, a conflict, a kiss."""
+        estimate = now.estimate
+        kisses = [v for v in estimate.sources if v.verdict == Verdict.KISS and v.detail]
+        for view in kisses:
+            if before is None or view not in before.estimate.sources:
+                await self._say(f"NTP server {view.source}: {view.detail}", "warning")
+        if before is not None and before.estimate.status == estimate.status:
+            return
+        if not estimate.trusted:
+            advice = no_time_advice(estimate, self.run.config.ntp_servers)
+            await self._say(f"{advice}; trying again", "warning")
+        elif estimate.status != TimeStatus.AGREED:
+            margin = (now.shot.margin_ns / 1e6) if now.shot else 0.0
+            what = estimate.conflict or f"time from {estimate.status}"
+            await self._say(
+                f"{what}: the shot waits {margin:.1f} ms for the latest credible instant", "warning"
+            )
+        elif before is not None:
+            await self._say("the time sources agree again")
 
     async def _wait_for_opening(self, obs: ObsClient, calibrated: Calibrated) -> Calibrated:
-        """Count down, keep the connection warm, re-check NTP; return just before the shot."""
-        assert calibrated.call_true_ns is not None
-        call_ns = calibrated.call_true_ns
-        clock = calibrated.clock
+        """Count down, keep the connection warm, re-check the time; return just before the shot."""
+        target_ns = self.run.target_ns
+        config = self.run.config
         start = self._clock.mono_ns()
         progress = WaitProgress(last_probe_ns=start, last_ntp_ns=start)
-        # An unreachable OBS or NTP server fails every retry: say it once, then count.
+        # An unreachable OBS fails every retry: say it once, then count.
         probe_failures = RepeatedFailure("keep-alive probe to OBS")
-        ntp_failures = RepeatedFailure("NTP re-check (the last good clock mapping stays)")
         while True:
             now = self._clock.mono_ns()
-            step = next_wait_step(clock.mono_ns(call_ns), now, progress)
+            shot = calibrated.shot.call_ns if calibrated.shot else target_ns
+            step = next_wait_step(
+                calibrated.clock.mono_ns(shot),
+                now,
+                progress,
+                settled=calibrated.estimate.status == TimeStatus.AGREED,
+                jumped=calibrated.estimate.wall_jumped(now, self._clock.wall_ns()),
+            )
             match step:
                 case FinalApproach():
-                    return Calibrated(calibrated.payload, clock, call_ns)
+                    return calibrated
                 case RecheckNtp():
-                    sync = await sync_clock(self.run.config, self._clock, self._instruments)
-                    checked = self._clock.mono_ns()
-                    if sync.best is not None:
-                        clock = sync.clock
-                        await self._say_if(ntp_failures.succeeded(checked))
-                    else:
-                        await self._say_if(
-                            ntp_failures.failed(sync.error or "", checked), "warning"
+                    if step.jumped:
+                        await self._say(
+                            "the system clock jumped against the monotonic clock; "
+                            "estimating the time again from fresh samples",
+                            "warning",
                         )
+                        self._instruments.time.sources.forget_samples()
+                    estimate = await self._instruments.time.estimate(
+                        config.ntp_servers, calibrated.date
+                    )
+                    replanned = calibrated.again(estimate, self._instruments.time.kernel)
+                    await self._emit(replanned.payload)
+                    await self._report_time(replanned, calibrated)
+                    calibrated = replanned
                     progress = msgspec.structs.replace(
                         progress,
-                        last_ntp_ns=checked,
-                        rechecked_before_shot=progress.rechecked_before_shot or step.before_shot,
+                        last_ntp_ns=self._clock.mono_ns(),
+                        rechecks_before_shot=progress.rechecks_before_shot + int(step.before_shot),
                     )
                 case ProbeObs():
                     progress = msgspec.structs.replace(progress, last_probe_ns=now)
@@ -175,8 +210,12 @@ class RunDriver:
                 await self._finish(step)
                 return
             call_ns = step.not_before_ns
-            if not self.run.requests and calibrated.call_true_ns is not None:
-                call_ns = max(call_ns, calibrated.call_true_ns)
+            if self.run.requests:
+                # OBS judges the spacing in true time: the estimate's lower edge must pass
+                # the earliest instant too (the first shot's plan has its margin already).
+                call_ns += calibrated.estimate.margin_at(self._clock.mono_ns())
+            elif calibrated.shot is not None:
+                call_ns = max(call_ns, calibrated.shot.call_ns)
             call_mono = clock.mono_ns(call_ns)
             wait_s = (call_mono - self._clock.mono_ns()) / NS
             if wait_s > ANNOUNCE_WAITS_OVER_S:

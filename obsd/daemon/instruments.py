@@ -1,8 +1,8 @@
-"""What the engine measures and talks with: NTP, its own send delay, and OBS.
+"""What the engine measures and talks with: true time, its own send delay, and OBS.
 
 The daemon hands the real ones to the run driver and the ops; in-process tests hand fakes
-(scripted NTP samples, an httpx.MockTransport behind the OBS client), so a whole run can be
-driven on a fake clock.
+(scripted NTP exchanges and kernel views, an httpx.MockTransport behind the OBS client), so
+a whole run can be driven on a fake clock.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from obsd.adapters.clock import Clock
-from obsd.adapters.ntp_client import query_servers
+from obsd.adapters.kernel_clock import read_kernel_clock
+from obsd.adapters.ntp_client import exchange_all
 from obsd.adapters.obs_client import ObsClient
 from obsd.adapters.send_delay import measure_send_delay
 from obsd.core.config import Config
-from obsd.core.timing import NtpSample
+from obsd.daemon.timekeeper import TimeKeeper
 
-# The samples of every server that answered, and what went wrong with the others.
-NtpQuery = Callable[[tuple[str, ...]], Awaitable[tuple[list[NtpSample], list[str]]]]
 # Median nanoseconds from calling send to the first byte on the wire, for these CRNs.
 SendDelayMeasure = Callable[[list[str], list[str]], Awaitable[int]]
 # A client for the OBS a configuration names, with this token.
@@ -27,9 +26,9 @@ ObsConnector = Callable[[Config, str], ObsClient]
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """NTP, the send-delay measurement and the way to OBS, as the engine uses them."""
+    """True time, the send-delay measurement and the way to OBS, as the engine uses them."""
 
-    ntp: NtpQuery
+    time: TimeKeeper
     send_delay: SendDelayMeasure
     connect_obs: ObsConnector
 
@@ -37,7 +36,7 @@ class Instruments:
 def real_instruments(clock: Clock) -> Instruments:
     """The instruments of a running daemon: the network, on `clock`."""
     return Instruments(
-        ntp=query_servers,
+        time=TimeKeeper(clock, lambda servers: exchange_all(servers, clock), read_kernel_clock),
         send_delay=measure_send_delay,
         connect_obs=lambda config, token: ObsClient.for_config(config, token, clock),
     )

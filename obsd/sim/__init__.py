@@ -8,6 +8,7 @@ from obsd.sim.app import RequestRecord
 from obsd.sim.config import (
     Course,
     FaultRule,
+    NtpBehaviour,
     SimConfig,
     SimConfigError,
     Student,
@@ -23,6 +24,7 @@ __all__ = [
     "CrnResult",
     "FaultRule",
     "NotLoopback",
+    "NtpBehaviour",
     "RegistrationResult",
     "RequestRecord",
     "RunningSimulator",

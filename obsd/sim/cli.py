@@ -30,6 +30,7 @@ class Announcement(msgspec.Struct, frozen=True, kw_only=True):
 
     base_url: str
     ntp_server: str
+    ntp_servers: list[str]
     ca_cert: str | None
     opening_at: float | None
     clock_offset_s: float
@@ -104,6 +105,7 @@ async def _serve(simulator: Simulator, host: str, port: int, ntp_port: int) -> N
             announcement = Announcement(
                 base_url=sim.base_url,
                 ntp_server=sim.ntp_server,
+                ntp_servers=sim.ntp_servers,
                 ca_cert=None if sim.ca_cert is None else str(sim.ca_cert),
                 opening_at=config.opening_at,
                 clock_offset_s=config.clock_offset_s,

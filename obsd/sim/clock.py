@@ -27,16 +27,27 @@ class SimClock:
     """True time (local clock + offset) and the server's own clock (true + skew)."""
 
     def __init__(
-        self, wall_clock_ns: Callable[[], int], offset_s: float, skew_s: float, date_phase_s: float
+        self,
+        wall_clock_ns: Callable[[], int],
+        offset_s: float,
+        skew_s: float,
+        date_phase_s: float,
+        step_at_s: float | None = None,
+        step_s: float = 0.0,
     ) -> None:
         self._wall_clock_ns = wall_clock_ns
         self._offset_ns = round(offset_s * NS)
         self._skew_ns = round(skew_s * NS)
         self._phase_ns = round(date_phase_s * NS)
+        self._step_at_ns = None if step_at_s is None else round(step_at_s * NS)
+        self._step_ns = round(step_s * NS)
 
     def true_ns(self) -> int:
-        """The simulator's true time now, in epoch nanoseconds."""
-        return self._wall_clock_ns() + self._offset_ns
+        """The simulator's true time now, in epoch nanoseconds (stepped once, if scripted)."""
+        true = self._wall_clock_ns() + self._offset_ns
+        if self._step_at_ns is not None and true >= self._step_at_ns:
+            true += self._step_ns
+        return true
 
     def server_ns(self, true_ns: int) -> int:
         """What the server's own clock reads at true time `true_ns`."""

@@ -64,6 +64,20 @@ class FaultRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     slow_s: NonNegative = DEFAULT_SLOW_S
 
 
+NtpKind = Literal["honest", "kiss", "unsynchronised", "garbage", "silent"]
+
+
+class NtpBehaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One simulated NTP server: how it answers, how wrong it is, how slow its path."""
+
+    kind: NtpKind = "honest"
+    # Served time = true time + lie_s: a falseticker when it is not 0.
+    lie_s: float = 0.0
+    # The round trip of its path, honestly stamped (half each way).
+    delay_s: Annotated[float, Meta(ge=0, le=5)] = 0.0
+    kiss_code: Annotated[str, Meta(pattern="^[A-Z]{4}$")] = "RATE"
+
+
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything about one simulated OBS. Times are epoch seconds of the simulator's true time."""
 
@@ -72,6 +86,14 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # True time = local clock + clock_offset_s; the server's own clock = true + server_skew_s.
     clock_offset_s: float = 0.0
     server_skew_s: float = 0.0
+    # At this true time (epoch s) true time steps by true_step_s against the local clocks, as
+    # after a paused or migrated VM (positive: the local clocks fell behind).
+    true_step_at: float | None = None
+    true_step_s: float = 0.0
+    # One NTP server per entry, on its own port.
+    ntp: Annotated[list[NtpBehaviour], Meta(min_length=1, max_length=8)] = msgspec.field(
+        default_factory=lambda: [NtpBehaviour()]
+    )
     debounce_s: NonNegative = 3.0
     volume_limit: Annotated[int, Meta(ge=1)] = 100
     volume_window_s: Positive = 360.0

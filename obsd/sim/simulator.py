@@ -18,7 +18,7 @@ from obsd.core.timing import NS
 from obsd.sim.app import RequestRecord, SimApp
 from obsd.sim.clock import SimClock
 from obsd.sim.config import SimConfig, validate_config
-from obsd.sim.ntp import start_ntp
+from obsd.sim.ntp import NtpArrival, start_ntp
 from obsd.sim.rules import SimState
 from obsd.sim.server import HttpServer, start_http
 from obsd.sim.tls import make_test_certificate
@@ -64,14 +64,18 @@ class RunningSimulator:
         key: bytes,
         *,
         base_url: str,
-        ntp_server: str,
+        ntp_servers: list[str],
+        ntp_log: list[NtpArrival],
         ca_cert: Path | None,
         http: HttpServer,
     ) -> None:
         self.config = config
         self.base_url = base_url
-        # `host:port` or `[v6]:port`, the form obsd's `ntp_servers` accepts.
-        self.ntp_server = ntp_server
+        # `host:port` or `[v6]:port`, the form obsd's `ntp_servers` accepts: one per
+        # SimConfig.ntp entry, in order; the first is `ntp_server`.
+        self.ntp_servers = ntp_servers
+        self.ntp_server = ntp_servers[0]
+        self._ntp_log = ntp_log
         # The CA to trust over TLS; None for plain HTTP.
         self.ca_cert = ca_cert
         self._app = app
@@ -93,6 +97,10 @@ class RunningSimulator:
     def requests(self) -> list[RequestRecord]:
         """Every request so far except admin ones, in arrival order."""
         return self._app.records()
+
+    def ntp_queries(self) -> list[NtpArrival]:
+        """Every NTP query so far, by responder (its index in SimConfig.ntp) and true time."""
+        return list(self._ntp_log)
 
     def state(self) -> SimState:
         """Seats and registrations as they stand."""
@@ -125,7 +133,12 @@ class Simulator:
         require_loopback(host)
         config = self.config
         clock = SimClock(
-            self._wall_clock_ns, config.clock_offset_s, config.server_skew_s, config.date_phase_s
+            self._wall_clock_ns,
+            config.clock_offset_s,
+            config.server_skew_s,
+            config.date_phase_s,
+            config.true_step_at,
+            config.true_step_s,
         )
         key = secrets.token_bytes(32)
         app = SimApp(config, clock, key)
@@ -137,23 +150,32 @@ class Simulator:
             )
             context = None if certificate is None else certificate.server_context()
             http = await start_http(app, clock, host, port, context)
+            ntp_log: list[NtpArrival] = []
+            responders: list[asyncio.DatagramTransport] = []
             try:
-                ntp, bound_ntp_port = await start_ntp(clock, host, ntp_port)
-                try:
-                    scheme = "http" if certificate is None else "https"
-                    yield RunningSimulator(
-                        config,
-                        app,
-                        clock,
-                        key,
-                        base_url=f"{scheme}://{_host_port(host, http.port)}",
-                        ntp_server=_host_port(host, bound_ntp_port),
-                        ca_cert=None if certificate is None else certificate.ca,
-                        http=http,
+                servers = []
+                for index, behaviour in enumerate(config.ntp):
+                    # The first may have a fixed port; the others take any free one.
+                    transport, bound = await start_ntp(
+                        clock, host, behaviour, index, ntp_log, ntp_port if index == 0 else 0
                     )
-                finally:
-                    ntp.close()
+                    responders.append(transport)
+                    servers.append(_host_port(host, bound))
+                scheme = "http" if certificate is None else "https"
+                yield RunningSimulator(
+                    config,
+                    app,
+                    clock,
+                    key,
+                    base_url=f"{scheme}://{_host_port(host, http.port)}",
+                    ntp_servers=servers,
+                    ntp_log=ntp_log,
+                    ca_cert=None if certificate is None else certificate.ca,
+                    http=http,
+                )
             finally:
+                for transport in responders:
+                    transport.close()
                 await http.close()
 
     @contextmanager

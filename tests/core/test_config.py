@@ -30,7 +30,7 @@ def refused(**fields: object) -> ConfigError:
 
 def test_defaults_match_the_documented_plan() -> None:
     config = Config()
-    assert (config.max_attempts, config.retry_interval, config.safety_buffer) == (60, 3.5, 0.005)
+    assert (config.max_attempts, config.retry_interval, config.safety_buffer) == (60, 3.5, 0.001)
     assert config.obs_base_url == "https://obs.itu.edu.tr"
     assert config.ecrn == config.scrn == () and config.target is None
 

@@ -2,51 +2,31 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from obsd.core.timing import (
-    MS,
-    NS,
-    ClockMap,
-    NtpSample,
-    best_sample,
-    call_at,
-    clock_map,
-    epoch_ns,
-    fire_at,
-    spin_from,
-)
+from obsd.core.timing import MS, NS, ClockMap, ShotPlan, epoch_ns, plan_shot, spin_from
 
 T = 1_770_112_800 * NS
 
 
-def test_the_lowest_delay_sample_wins() -> None:
-    samples = [
-        NtpSample("a", 5 * MS, 30 * MS),
-        NtpSample("b", 2 * MS, 4 * MS),
-        NtpSample("c", 9 * MS, 12 * MS),
-    ]
-    assert best_sample(samples) == samples[1]
-    assert best_sample([]) is None
-
-
 def test_the_clock_map_turns_monotonic_into_true_time_and_back() -> None:
-    mapping = clock_map(mono_ns=1_000, wall_ns=T, offset_ns=-250 * MS)
-    assert mapping == ClockMap(1_000, T - 250 * MS)
+    mapping = ClockMap(mono_ref_ns=1_000, true_ref_ns=T - 250 * MS)
     assert mapping.true_ns(1_000 + NS) == T - 250 * MS + NS
     assert mapping.mono_ns(mapping.true_ns(123_456_789)) == 123_456_789
 
 
-def test_the_default_fire_instant_is_target_plus_buffer_never_earlier() -> None:
-    assert fire_at(T, 0.005, one_way_ns=20 * MS, aim_early_fraction=0.0) == T + 5 * MS
-    assert fire_at(T, 0.0, one_way_ns=None, aim_early_fraction=0.5) == T
+def test_the_default_shot_is_target_plus_buffer_plus_the_error_bound() -> None:
+    plan = plan_shot(T, 0.001, 300_000, one_way_ns=20 * MS, aim_early_fraction=0.0, send_delay_ns=0)
+    assert plan == ShotPlan(
+        fire_ns=T + MS + 300_000, call_ns=T + MS + 300_000, margin_ns=300_000, lead_ns=0
+    )
+    assert plan_shot(T, 0.0, 0, None, 0.5, None).fire_ns == T
 
 
 def test_aiming_early_leads_by_part_of_the_one_way_latency() -> None:
-    assert fire_at(T, 0.005, one_way_ns=20 * MS, aim_early_fraction=0.5) == T - 5 * MS
+    assert plan_shot(T, 0.005, 0, 20 * MS, 0.5, None).fire_ns == T - 5 * MS
 
 
 def test_the_send_is_called_early_by_the_measured_send_delay() -> None:
-    assert call_at(T, 350_000) == T - 350_000
-    assert call_at(T, None) == T
+    assert plan_shot(T, 0.0, 0, None, 0.0, 350_000).call_ns == T - 350_000
 
 
 def test_spinning_starts_2_ms_plus_a_fraction_before() -> None:

@@ -4,7 +4,9 @@ from obsd.core.timing import NS
 from obsd.core.waiting import (
     FINAL_APPROACH_S,
     KEEPALIVE_EVERY_S,
+    RECHECK_NTP_BEFORE_S,
     RECHECK_NTP_EVERY_S,
+    UNSETTLED_RECHECK_EVERY_S,
     FinalApproach,
     ProbeObs,
     RecheckNtp,
@@ -33,17 +35,40 @@ def test_far_away_it_counts_down_and_sleeps_to_the_next_whole_minute() -> None:
 
 
 def test_the_last_wake_up_before_the_shot_is_the_final_approach() -> None:
-    step = at(1.8, WaitProgress(SHOT, SHOT, rechecked_before_shot=True))
+    step = at(1.8, WaitProgress(SHOT, SHOT, rechecks_before_shot=2))
     assert isinstance(step, Tick) and step.wake_ns == SHOT - int(FINAL_APPROACH_S * NS)
     assert at(FINAL_APPROACH_S) == FinalApproach()
 
 
-def test_ntp_is_rechecked_every_ten_minutes_and_once_close_to_the_shot() -> None:
+def test_ntp_is_rechecked_every_ten_minutes_and_twice_close_to_the_shot() -> None:
     now = SHOT - 3600 * NS
     stale = WaitProgress(now, now - int(RECHECK_NTP_EVERY_S * NS) - 1)
     assert next_wait_step(SHOT, now, stale) == RecheckNtp(before_shot=False)
     assert at(9.0) == RecheckNtp(before_shot=True)
-    fresh = WaitProgress(SHOT, SHOT, rechecked_before_shot=True)
+    now = SHOT - 3 * NS
+    once = WaitProgress(now, now, rechecks_before_shot=1)
+    assert next_wait_step(SHOT, now, once) == RecheckNtp(before_shot=True)
+    early = SHOT - 4 * NS
+    assert next_wait_step(SHOT, early, WaitProgress(early, early, 1)) == Tick(
+        4.0, SHOT - int(RECHECK_NTP_BEFORE_S[1] * NS)
+    ), "it wakes for the last re-check, not at the next whole second"
+
+
+def test_an_unsettled_estimate_is_rechecked_every_thirty_seconds() -> None:
+    now = SHOT - 3600 * NS
+    progress = WaitProgress(now, now - int(UNSETTLED_RECHECK_EVERY_S * NS) - 1)
+    assert isinstance(next_wait_step(SHOT, now, progress), Tick)
+    assert next_wait_step(SHOT, now, progress, settled=False) == RecheckNtp(before_shot=False)
+
+
+def test_a_jump_of_the_system_clock_breaks_even_into_the_final_approach() -> None:
+    now = SHOT - NS
+    progress = WaitProgress(now, now, rechecks_before_shot=2)
+    assert next_wait_step(SHOT, now, progress) == FinalApproach()
+    assert next_wait_step(SHOT, now, progress, jumped=True) == RecheckNtp(
+        before_shot=False, jumped=True
+    )
+    fresh = WaitProgress(SHOT, SHOT, rechecks_before_shot=2)
     assert isinstance(next_wait_step(SHOT, SHOT - 9 * NS, fresh), Tick)
 
 
@@ -51,7 +76,7 @@ def test_probes_only_in_the_last_minute_and_never_in_the_last_two_seconds() -> N
     def probing(seconds_before: float) -> bool:
         now = SHOT - int(seconds_before * NS)
         long_ago = now - int(KEEPALIVE_EVERY_S * NS)
-        progress = WaitProgress(long_ago, now, rechecked_before_shot=True)
+        progress = WaitProgress(long_ago, now, rechecks_before_shot=2)
         return next_wait_step(SHOT, now, progress) == ProbeObs()
 
     assert [probing(s) for s in (300, 61, 59, 11, 3, 1.9)] == [

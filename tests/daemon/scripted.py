@@ -7,8 +7,10 @@ early, the spacing, the budget) can be judged exactly and hours of schedule take
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,20 +18,30 @@ import httpx
 import msgspec
 
 from obsd.adapters.obs_client import ObsClient
+from obsd.core.clock_select import KernelClock
 from obsd.core.config import Config
 from obsd.core.events import Actor, Event, Message, RunCreatedPayload
+from obsd.core.ntp_packet import encode_query
 from obsd.core.runs import RunState
-from obsd.core.timing import NtpSample
+from obsd.core.time_sources import Exchange
 from obsd.core.token import TokenInfo
 from obsd.daemon.driver import RunDriver
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
+from obsd.daemon.timekeeper import NtpExchange, TimeKeeper
+from obsd.sim import NtpBehaviour
+from obsd.sim.ntp import parse_query, reply_for
 from tests.fake_clock import NS, FakeClock
 
 RUN_ID: Final = "run-1"
 # True time runs this far ahead of the fake wall clock, and NTP says so.
 TRUE_OFFSET_NS: Final = 2_500_000_000
 MS: Final = 1_000_000
+NTP_ROUND_TRIP_NS: Final = MS // 10
+# The fake NTP servers' names: the i-th behaves as the i-th behaviour it is given.
+SERVERS: Final = tuple(f"ntp{i}.test:123" for i in range(8))
+# As this machine's kernel reports itself: never synchronised, a 16 s error bound.
+UNSYNCHRONISED_KERNEL: Final = KernelClock(False, 16_000_000, 16_000_000)
 # Each scripted answer takes this long to come back (on the fake clock).
 DEFAULT_LATENCY_S: Final = 0.2
 
@@ -74,16 +86,21 @@ class ScriptedObs:
     answers: list[Answer]
     latency_s: float = DEFAULT_LATENCY_S
     head_failure: Exception | None = None
+    # HEAD answers carry a Date header this far from true time (None: no Date header).
+    date_skew_s: float | None = None
     arrivals: list[Arrival] = field(default_factory=list)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        true_ns = self.clock.wall_ns() + TRUE_OFFSET_NS
+        true_ns = self.clock.true_ns()
         body = msgspec.json.decode(request.content) if request.method == "POST" else None
         self.arrivals.append(Arrival(request.method, true_ns, body))
         if request.method == "HEAD":
             if self.head_failure is not None:
                 raise self.head_failure
-            return httpx.Response(405)
+            if self.date_skew_s is None:
+                return httpx.Response(405)
+            second = (true_ns + round(self.date_skew_s * NS)) // NS
+            return httpx.Response(405, headers={"Date": formatdate(second, usegmt=True)})
         if not self.answers:
             raise AssertionError(f"an unscripted POST: {body}")
         answer = self.answers.pop(0)
@@ -98,13 +115,44 @@ class ScriptedObs:
         return [a for a in self.arrivals if a.method == "POST"]
 
 
-def instruments(clock: FakeClock, obs: ScriptedObs, ntp_answers: bool = True) -> Instruments:
-    """NTP that knows the true offset (or never answers), no send delay, the scripted OBS."""
+def fake_ntp(
+    clock: FakeClock, behaviours: list[NtpBehaviour], log: list[tuple[str, int]]
+) -> NtpExchange:
+    """NTP servers as the simulator scripts them (the i-th server behaves as behaviours[i]),
+    answered in real packets after their round trip (0.1 ms unless scripted) on the fake
+    clock; each query is logged with its true time."""
+    cookies = random.Random(7)
 
-    async def ntp(servers: tuple[str, ...]) -> tuple[list[NtpSample], list[str]]:
-        if not ntp_answers:
-            return [], [f"{servers[0]}: No response received"]
-        return [NtpSample(servers[0], TRUE_OFFSET_NS, MS // 10)], []
+    async def exchange(servers: list[str]) -> list[Exchange]:
+        found = []
+        for server in servers:
+            behaviour = behaviours[SERVERS.index(server)]
+            round_trip = round(behaviour.delay_s * NS) or NTP_ROUND_TRIP_NS
+            cookie = cookies.getrandbits(64)
+            sent = clock.mono_ns()
+            log.append((server, clock.true_ns()))
+            query = parse_query(encode_query(cookie))
+            assert query is not None
+            true = clock.true_ns() + round_trip // 2
+            reply = reply_for(behaviour, query, true, true)
+            clock.advance(round_trip / NS)
+            error = None if reply is not None else "no answer within 1.5 s"
+            found.append(
+                Exchange(server, cookie, sent, clock.mono_ns(), clock.wall_ns(), reply, error)
+            )
+        return found
+
+    return exchange
+
+
+def instruments(
+    clock: FakeClock,
+    obs: ScriptedObs,
+    ntp: list[NtpBehaviour],
+    kernel: KernelClock,
+    log: list[tuple[str, int]],
+) -> Instruments:
+    """Scripted NTP servers, the kernel's view, no send delay, the scripted OBS."""
 
     async def send_delay(ecrn: list[str], scrn: list[str]) -> int:
         return 0
@@ -112,7 +160,11 @@ def instruments(clock: FakeClock, obs: ScriptedObs, ntp_answers: bool = True) ->
     def connect(config: Config, token: str) -> ObsClient:
         return ObsClient.for_config(config, token, clock, httpx.MockTransport(obs.handle))
 
-    return Instruments(ntp=ntp, send_delay=send_delay, connect_obs=connect)
+    return Instruments(
+        time=TimeKeeper(clock, fake_ntp(clock, ntp, log), lambda: kernel),
+        send_delay=send_delay,
+        connect_obs=connect,
+    )
 
 
 @dataclass
@@ -123,7 +175,10 @@ class Drive:
     clock: FakeClock
     obs: ScriptedObs
     target_ns: int
-    ntp_answers: bool = True
+    ntp: list[NtpBehaviour]
+    kernel: KernelClock = UNSYNCHRONISED_KERNEL
+    # Every NTP query: the server, and the true time it was sent.
+    ntp_queries: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def run(self) -> RunState:
@@ -137,7 +192,7 @@ class Drive:
             RUN_ID,
             lambda: "token",
             self.clock,
-            instruments(self.clock, self.obs, self.ntp_answers),
+            instruments(self.clock, self.obs, self.ntp, self.kernel, self.ntp_queries),
         )
 
     async def to_the_end(self) -> RunState:
@@ -163,17 +218,23 @@ async def planned(
     answers: list[Answer],
     *,
     wait_s: float = 30.0,
-    ntp_answers: bool = True,
+    ntp: list[NtpBehaviour] | None = None,
+    kernel: KernelClock = UNSYNCHRONISED_KERNEL,
+    true_offset_ns: int = TRUE_OFFSET_NS,
+    date_skew_s: float | None = None,
     **config: Any,
 ) -> Drive:
     """A run created `wait_s` before its target, with `config` over a small default plan."""
-    clock = FakeClock()
+    clock = FakeClock(true_offset_ns=true_offset_ns)
     journal = Journal.open(directory, clock)
-    target = clock.wall_ns() + TRUE_OFFSET_NS + int(wait_s * NS)
-    plan = msgspec.convert({"ecrn": ["21234"], "scrn": []} | config, Config)
+    target = clock.true_ns() + int(wait_s * NS)
+    behaviours = ntp or [NtpBehaviour()]
+    servers = list(SERVERS[: len(behaviours)])
+    plan = msgspec.convert({"ecrn": ["21234"], "scrn": [], "ntp_servers": servers} | config, Config)
     await journal.append(
         RunCreatedPayload(
             RUN_ID, Actor(0, 1), plan, TokenInfo(fingerprint="sha256:x", exp=None), target
         )
     )
-    return Drive(journal, clock, ScriptedObs(clock, answers), target, ntp_answers)
+    obs = ScriptedObs(clock, answers, date_skew_s=date_skew_s)
+    return Drive(journal, clock, obs, target, behaviours, kernel)

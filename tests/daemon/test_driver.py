@@ -11,7 +11,7 @@ import pytest
 
 from obsd.core.phases import Phase
 from obsd.core.waiting import RECHECK_NTP_EVERY_S
-from tests.daemon.scripted import TRUE_OFFSET_NS, obs_answer, planned
+from tests.daemon.scripted import MS, TRUE_OFFSET_NS, obs_answer, planned
 from tests.fake_clock import NS
 
 REFUSED = httpx.ConnectError("[Errno 111] Connection refused")
@@ -29,8 +29,12 @@ async def test_the_first_post_arrives_at_the_target_plus_the_buffer_never_before
     )
     run = await drive.to_the_end()
     (post,) = drive.obs.posts
-    # The wall clock is 2.5 s behind true time; only NTP time lands the shot.
-    assert post.true_ns - drive.target_ns == 5_000_000
+    # The wall clock is 2.5 s behind true time; only NTP time lands the shot, and it waits
+    # for the error bound of the last re-check (3.5 s before): 0.1 ms on this path.
+    assert run.calibration is not None and run.calibration.margin_ms is not None
+    margin_ns = round(run.calibration.margin_ms * MS)
+    assert abs(post.true_ns - drive.target_ns - 5 * MS - margin_ns) <= 1_000
+    assert 0 < margin_ns < 200_000
     assert run.phase == Phase.DONE and run.crns[0].state == "success"
     assert drive.clock.wall_ns() + TRUE_OFFSET_NS > drive.target_ns
 
@@ -141,12 +145,9 @@ async def test_after_a_restart_the_next_post_keeps_its_spacing(tmp_path: Path) -
     assert run.phase == Phase.DONE and run.crns[0].state == "success"
 
 
-async def test_an_unreachable_obs_and_silent_ntp_are_said_once_each(tmp_path: Path) -> None:
+async def test_an_unreachable_obs_is_said_once_then_counted(tmp_path: Path) -> None:
     drive = await planned(
-        tmp_path,
-        [obs_answer({"21234": "successResult"})],
-        wait_s=3 * RECHECK_NTP_EVERY_S + 120,
-        ntp_answers=False,
+        tmp_path, [obs_answer({"21234": "successResult"})], wait_s=3 * RECHECK_NTP_EVERY_S + 120
     )
     drive.obs.head_failure = REFUSED
     await drive.to_the_end()
@@ -154,11 +155,8 @@ async def test_an_unreachable_obs_and_silent_ntp_are_said_once_each(tmp_path: Pa
     assert len(heads) >= 10, "the probes were tried"
     failures = [line for line in drive.said() if "failed" in line]
     assert failures == [
-        "NTP failed (0.tr.pool.ntp.org: No response received); using the system clock",
-        "NTP re-check (the last good clock mapping stays) failed: "
-        "0.tr.pool.ntp.org: No response received",
         "keep-alive probe to OBS failed: ConnectError('[Errno 111] Connection refused')",
-        "keep-alive probe to OBS failed 10 times in 45 s (said again at 100); "
+        "keep-alive probe to OBS failed 10 times in 46 s (said again at 100); "
         "last: ConnectError('[Errno 111] Connection refused')",
     ]
 

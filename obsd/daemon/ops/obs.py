@@ -61,6 +61,6 @@ async def calibrate(ctx: Context, request: Calibrate, caller: Caller) -> Calibra
     target = _target(ctx)
     target_ns = None if target is None or target <= ctx.now() else epoch_ns(target)
     async with ctx.instruments.connect_obs(config, ctx.tokens.token or "") as obs:
-        calibrated = await measure(None, config, target_ns, obs, ctx.clock, ctx.instruments)
+        calibrated = await measure(None, config, target_ns, obs, ctx.instruments)
     await ctx.journal.append(calibrated.payload)
     return calibrated.payload

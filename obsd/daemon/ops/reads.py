@@ -12,8 +12,6 @@ from obsd import __version__
 from obsd.core.protocol import Events, GetConfig, Health, Ping, Schema, Status
 from obsd.core.replies import (
     ActiveRun,
-    ClockHealth,
-    ClockStatus,
     ConfigReply,
     DaemonInfo,
     DiskHealth,
@@ -27,15 +25,12 @@ from obsd.core.replies import (
 )
 from obsd.core.runs import summary
 from obsd.core.schema import schema
-from obsd.core.state import DaemonState
+from obsd.core.time_advice import clock_health
 from obsd.core.timing import NS
 from obsd.daemon.context import Caller, Context
 
 # `health` warns before a full disk bites: below this, a burst of events could fail to land.
 LOW_DISK_BYTES: Final = 64 * 1024 * 1024
-# obsd fires on NTP time whatever the system clock says, but a clock this far off means the
-# machine's own time sync is broken, which an operator should hear about.
-CLOCK_OFFSET_WARNING_MS: Final = 100.0
 
 
 class _TypeOnly(msgspec.Struct):
@@ -114,37 +109,6 @@ async def events(ctx: Context, request: Events, caller: Caller) -> EventsPage:
     )
 
 
-def clock_health(state: DaemonState) -> tuple[ClockHealth, list[str]]:
-    """The last calibration's verdict on the clock, and the problems it shows."""
-    calibration = state.calibration
-    if calibration is None:
-        return ClockHealth(
-            status="unknown",
-            detail="not calibrated yet (obsctl calibrate)",
-            checked_at=None,
-            ntp_offset_ms=None,
-            ntp_delay_ms=None,
-        ), []
-    problems = []
-    status: ClockStatus = "ok"
-    if calibration.ntp_error:
-        status = "no_ntp"
-        problems.append(f"NTP failed at the last calibration: {calibration.ntp_error}")
-    elif abs(calibration.ntp_offset_ms or 0) > CLOCK_OFFSET_WARNING_MS:
-        status = "offset"
-        problems.append(
-            f"the system clock is {calibration.ntp_offset_ms:+.1f} ms off NTP time "
-            "(obsd corrects for it; check chrony/timesyncd)"
-        )
-    return ClockHealth(
-        status=status,
-        detail=calibration.ntp_server,
-        checked_at=state.calibrated_at,
-        ntp_offset_ms=calibration.ntp_offset_ms,
-        ntp_delay_ms=calibration.ntp_delay_ms,
-    ), problems
-
-
 async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
     """`health`: ok, or what an operator should look at."""
     log = ctx.journal.log
@@ -160,7 +124,8 @@ async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
         problems.append(f"only {usage.free // (1024 * 1024)} MiB free on the state disk")
     if ctx.tokens.stored.problem:
         problems.append(ctx.tokens.stored.problem)
-    clock, clock_problems = clock_health(ctx.state)
+    kernel = ctx.instruments.time.read_kernel()
+    clock, clock_problems = clock_health(ctx.state.calibration, ctx.state.calibrated_at, kernel)
     problems += clock_problems
     return HealthReply(
         ok=not problems,
