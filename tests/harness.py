@@ -31,11 +31,20 @@ COURSES = [
 ]
 
 
-def sim_config(opening_in_s: float, clock_offset_s: float = 1.75, **overrides: Any) -> SimConfig:
-    """A simulated OBS whose true clock is `clock_offset_s` off ours, opening soon."""
+def sim_config(
+    opening_in_s: float,
+    clock_offset_s: float = 1.75,
+    true_step_before_s: float | None = None,
+    **overrides: Any,
+) -> SimConfig:
+    """A simulated OBS whose true clock is `clock_offset_s` off ours, opening soon.
+
+    With `true_step_before_s`, true time steps by `true_step_s` that long before the opening.
+    """
     opening = time.time() + clock_offset_s + opening_in_s
     fields: dict[str, Any] = {
         "opening_at": opening,
+        "true_step_at": None if true_step_before_s is None else opening - true_step_before_s,
         "clock_offset_s": clock_offset_s,
         "courses": COURSES,
         "students": [Student(subject=STUDENT, registered=["20456"])],
@@ -65,7 +74,7 @@ class Registration:
         """Point the daemon at the simulator, with a target at its opening, and `fields`."""
         base = {
             "obs_base_url": self.sim.base_url,
-            "ntp_servers": [self.sim.ntp_server],
+            "ntp_servers": self.sim.ntp_servers,
             "target": iso(self.opening_ns),
             "token": self.sim.token(STUDENT),
         }

@@ -158,17 +158,23 @@ def _first_reaching(need: int, edges: list[tuple[int, int]], sign: int) -> int |
 
 
 def date_interval(probes: list[DateProbe]) -> tuple[int, int] | None:
-    """Where OBS's Date headers put true - mono, intersected over the probes."""
+    """Where OBS's Date headers put true - mono: the newest probes, as far as they agree.
+
+    Walking back from the newest, each probe narrows the interval; the first that cannot
+    meet it is from before the clocks moved against each other, and it and all older ones
+    are left out.
+    """
     low, high = None, None
-    for probe in probes:
+    for probe in reversed(probes):
         second = probe.date_epoch_s * NS
         this_low = second - DATE_EARLY_NS - probe.received_mono_ns
         this_high = second + NS + DATE_LATE_NS - probe.sent_mono_ns
-        low = this_low if low is None else max(low, this_low)
-        high = this_high if high is None else min(high, this_high)
-    if low is None or high is None:
-        return None
-    return (low, high) if low <= high else (high, low)
+        if low is not None and high is not None:
+            if max(low, this_low) > min(high, this_high):
+                break
+            this_low, this_high = max(low, this_low), min(high, this_high)
+        low, high = this_low, this_high
+    return None if low is None or high is None else (low, high)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,17 @@ class TimeSources:
         state.next_query_ns = exchange.sent_mono_ns + MIN_QUERY_INTERVAL_NS
         result = read_exchange(exchange)
         if isinstance(result, Sample):
+            # A kept sample the new one contradicts (their intervals do not meet) says where
+            # true time *was*: the clocks moved against each other since (a paused VM, a
+            # step). Only what still agrees with the newest may compete with it.
+            now = result.taken_mono_ns
+            agreeing = [
+                kept
+                for kept in state.samples
+                if abs(kept.offset_ns - result.offset_ns) <= kept.error_at(now) + result.error_ns
+            ]
+            state.samples.clear()
+            state.samples.extend(agreeing)
             state.samples.append(result)
             state.rate_backoff_ns = 0
             state.failure = None

@@ -55,6 +55,9 @@ class RecheckNtp(msgspec.Struct, frozen=True):
 
     before_shot: bool
     jumped: bool = False  # the system clock jumped: forget the samples taken before
+    # In the last minute, probe OBS first: a Date header from before a step of the clocks
+    # would contradict the fresh samples and only delay the shot.
+    probe_obs: bool = False
 
 
 class ProbeObs(msgspec.Struct, frozen=True):
@@ -90,16 +93,17 @@ def next_wait_step(
     moved against the monotonic one since the estimate.
     """
     remaining = (shot_ns - now_ns) / NS
+    probe = STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
     if jumped:
-        return RecheckNtp(before_shot=False, jumped=True)
+        return RecheckNtp(before_shot=False, jumped=True, probe_obs=probe)
     if remaining <= FINAL_APPROACH_S:
         return FinalApproach()
     done = progress.rechecks_before_shot
     if done < len(RECHECK_NTP_BEFORE_S) and remaining <= RECHECK_NTP_BEFORE_S[done]:
-        return RecheckNtp(before_shot=True)
+        return RecheckNtp(before_shot=True, probe_obs=probe)
     every = RECHECK_NTP_EVERY_S if settled else UNSETTLED_RECHECK_EVERY_S
     if now_ns - progress.last_ntp_ns > every * NS:
-        return RecheckNtp(before_shot=False)
+        return RecheckNtp(before_shot=False, probe_obs=probe)
     if (
         STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
         and now_ns - progress.last_probe_ns >= KEEPALIVE_EVERY_S * NS

@@ -23,6 +23,8 @@ from obsd.daemon.instruments import Instruments
 
 # HEAD probes per calibration after the one that opens the connection (not counted).
 RTT_PROBES: Final = 5
+# The Date headers kept for arbitration: the latest few are all that can still agree.
+MAX_DATE_PROBES: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +36,15 @@ class Calibrated:
     target_ns: int | None
     estimate: TimeEstimate
     kernel: KernelClock | None
-    date: tuple[int, int] | None  # where OBS's Date headers put true - mono
+    probes: list[DateProbe]  # OBS's answers with a Date header, oldest first
     rtts: list[int]
     rtt_error: str | None
     send_delay_ns: int
+
+    @property
+    def date(self) -> tuple[int, int] | None:
+        """Where OBS's Date headers put true - mono."""
+        return date_interval(self.probes)
 
     @property
     def one_way_ns(self) -> int | None:
@@ -70,9 +77,12 @@ class Calibrated:
             return mapping
         return ClockMap(self.estimate.ref_mono_ns, self.estimate.ref_wall_ns)
 
-    def again(self, estimate: TimeEstimate, kernel: KernelClock | None) -> Calibrated:
-        """The same calibration on a new time estimate (a re-check)."""
-        return dataclasses.replace(self, estimate=estimate, kernel=kernel)
+    def again(
+        self, estimate: TimeEstimate, kernel: KernelClock | None, probes: list[DateProbe]
+    ) -> Calibrated:
+        """The same calibration on a new time estimate and the latest Date probes (a re-check)."""
+        kept = probes[-MAX_DATE_PROBES:]
+        return dataclasses.replace(self, estimate=estimate, kernel=kernel, probes=kept)
 
     @property
     def payload(self) -> CalibrationPayload:
@@ -131,8 +141,7 @@ async def calibrate(
                 )
     except ObsError as exc:
         rtt_error = f"OBS did not answer HEAD: {exc}"
-    date = date_interval(probes)
-    estimate = await instruments.time.estimate(config.ntp_servers, date)
+    estimate = await instruments.time.estimate(config.ntp_servers, date_interval(probes))
     send_delay = await instruments.send_delay(list(config.ecrn), list(config.scrn))
     return Calibrated(
         run_id,
@@ -140,7 +149,7 @@ async def calibrate(
         target_ns,
         estimate,
         instruments.time.kernel,
-        date,
+        probes,
         rtts,
         rtt_error,
         send_delay,

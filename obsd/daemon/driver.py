@@ -13,7 +13,7 @@ import msgspec
 
 from obsd.adapters.clock import Clock, collector_paused
 from obsd.adapters.obs_client import Answer, ObsClient, ObsError, ObsTimeout, PreparedPost
-from obsd.core.clock_select import TimeStatus
+from obsd.core.clock_select import DateProbe, TimeStatus, date_interval
 from obsd.core.events import (
     CountdownPayload,
     CrnUpdatePayload,
@@ -175,10 +175,14 @@ class RunDriver:
                             "warning",
                         )
                         self._instruments.time.sources.forget_samples()
+                    probes = list(calibrated.probes)
+                    if step.probe_obs:
+                        probes += await self._probe(obs, probe_failures)
+                        progress = msgspec.structs.replace(progress, last_probe_ns=now)
                     estimate = await self._instruments.time.estimate(
-                        config.ntp_servers, calibrated.date
+                        config.ntp_servers, date_interval(probes)
                     )
-                    replanned = calibrated.again(estimate, self._instruments.time.kernel)
+                    replanned = calibrated.again(estimate, self._instruments.time.kernel, probes)
                     await self._emit(replanned.payload)
                     await self._report_time(replanned, calibrated)
                     calibrated = replanned
@@ -189,17 +193,28 @@ class RunDriver:
                     )
                 case ProbeObs():
                     progress = msgspec.structs.replace(progress, last_probe_ns=now)
-                    try:
-                        await obs.probe()
-                    except ObsError as exc:
-                        await self._say_if(probe_failures.failed(str(exc), now), "warning")
-                    else:
-                        await self._say_if(probe_failures.succeeded(self._clock.mono_ns()))
+                    fresh = await self._probe(obs, probe_failures)
+                    if fresh:
+                        calibrated = calibrated.again(
+                            calibrated.estimate, calibrated.kernel, [*calibrated.probes, *fresh]
+                        )
                 case Tick():
                     await self._emit(
                         CountdownPayload(self._run_id, step.remaining_s), durable=False
                     )
                     await self._clock.sleep_until(step.wake_ns)
+
+    async def _probe(self, obs: ObsClient, failures: RepeatedFailure) -> list[DateProbe]:
+        """A keep-alive HEAD to OBS; its Date header, if it answered with one."""
+        try:
+            probe = await obs.probe()
+        except ObsError as exc:
+            await self._say_if(failures.failed(str(exc), self._clock.mono_ns()), "warning")
+            return []
+        await self._say_if(failures.succeeded(self._clock.mono_ns()))
+        if probe.date_epoch_s is None:
+            return []
+        return [DateProbe(probe.sent_mono_ns, probe.received_mono_ns, int(probe.date_epoch_s))]
 
     async def _register(self, obs: ObsClient, calibrated: Calibrated) -> None:
         """Fire, read, and retry as the policy says until the run ends."""

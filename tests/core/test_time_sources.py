@@ -143,3 +143,27 @@ def test_forgetting_samples_after_a_jump_leaves_only_fresh_ones() -> None:
     sources.forget_samples()
     reading = sources.reading("a", MONO + NS)
     assert reading.sample is None
+
+
+def test_a_new_sample_that_contradicts_the_kept_ones_replaces_them() -> None:
+    """True time stepped against the local clocks: the older, tighter samples are stale."""
+    sources = TimeSources()
+    sources.record(exchange(round_trip=MS // 10))
+    stepped = exchange(round_trip=5 * MS, sent=MONO + 3 * NS)
+    shift = 2 * NS  # as if true time had jumped 2 s between the two queries
+    assert stepped.data is not None
+    query = parse_query(encode_query(COOKIE))
+    assert query is not None
+    true_mid = TRUE_AT_MONO + 3 * NS + shift + 5 * MS // 2
+    stepped = Exchange(
+        "a",
+        COOKIE,
+        MONO + 3 * NS,
+        MONO + 3 * NS + 5 * MS,
+        WALL,
+        reply_for(HONEST, query, true_mid, true_mid),
+    )
+    sources.record(stepped)
+    best = sources.reading("a", MONO + 4 * NS).sample
+    assert best is not None and best.delay_ns == 5 * MS
+    assert abs(best.offset_ns - (TRUE_AT_MONO - MONO + shift)) <= 1

@@ -44,10 +44,10 @@ def test_ntp_is_rechecked_every_ten_minutes_and_twice_close_to_the_shot() -> Non
     now = SHOT - 3600 * NS
     stale = WaitProgress(now, now - int(RECHECK_NTP_EVERY_S * NS) - 1)
     assert next_wait_step(SHOT, now, stale) == RecheckNtp(before_shot=False)
-    assert at(9.0) == RecheckNtp(before_shot=True)
+    assert at(9.0) == RecheckNtp(before_shot=True, probe_obs=True), "with a fresh Date"
     now = SHOT - 3 * NS
     once = WaitProgress(now, now, rechecks_before_shot=1)
-    assert next_wait_step(SHOT, now, once) == RecheckNtp(before_shot=True)
+    assert next_wait_step(SHOT, now, once) == RecheckNtp(before_shot=True, probe_obs=True)
     early = SHOT - 4 * NS
     assert next_wait_step(SHOT, early, WaitProgress(early, early, 1)) == Tick(
         4.0, SHOT - int(RECHECK_NTP_BEFORE_S[1] * NS)
@@ -66,8 +66,8 @@ def test_a_jump_of_the_system_clock_breaks_even_into_the_final_approach() -> Non
     progress = WaitProgress(now, now, rechecks_before_shot=2)
     assert next_wait_step(SHOT, now, progress) == FinalApproach()
     assert next_wait_step(SHOT, now, progress, jumped=True) == RecheckNtp(
-        before_shot=False, jumped=True
-    )
+        before_shot=False, jumped=True, probe_obs=False
+    ), "too close to the shot for a probe"
     fresh = WaitProgress(SHOT, SHOT, rechecks_before_shot=2)
     assert isinstance(next_wait_step(SHOT, SHOT - 9 * NS, fresh), Tick)
 

@@ -156,7 +156,7 @@ async def test_an_unreachable_obs_is_said_once_then_counted(tmp_path: Path) -> N
     failures = [line for line in drive.said() if "failed" in line]
     assert failures == [
         "keep-alive probe to OBS failed: ConnectError('[Errno 111] Connection refused')",
-        "keep-alive probe to OBS failed 10 times in 46 s (said again at 100); "
+        "keep-alive probe to OBS failed 10 times in 42 s (said again at 100); "
         "last: ConnectError('[Errno 111] Connection refused')",
     ]
 

@@ -9,11 +9,15 @@ on time, every result, start's checks, cancel, SIGKILL and resume, the history.
 import signal
 from pathlib import Path
 
+from obsd.sim import NtpBehaviour
 from tests.harness import NS, STUDENT, iso, registration
 
 
 def test_a_run_fires_on_time_and_handles_every_result(short_dir: Path) -> None:
-    with registration(short_dir) as reg:
+    # One of the three NTP servers lies by 10 s and answers fastest: it is outvoted.
+    liar = NtpBehaviour(lie_s=-10.0)
+    honest = NtpBehaviour(delay_s=0.002)
+    with registration(short_dir, ntp=[liar, honest, honest]) as reg:
         reg.plan(
             ecrn=["21234", "22001", "24010", "24020"], scrn=["20456"], backup={"22001": "22002"}
         )
@@ -40,7 +44,13 @@ def test_a_run_fires_on_time_and_handles_every_result(short_dir: Path) -> None:
     assert posts[1].arrival_ns - posts[0].arrival_ns >= 3.5 * NS
     phases = [e["payload"]["phase"] for e in events if e["type"] == "state"]
     assert phases == ["waiting", "registering"]
-    assert any(e["type"] == "calibration" for e in events)
+    # A calibration, and one more at each re-check of the time before the shot.
+    *_, calibration = [e["payload"] for e in events if e["type"] == "calibration"]
+    assert [s["verdict"] for s in calibration["sources"][:3]] == [
+        "falseticker",
+        "chosen",
+        "truechimer",
+    ]
     assert sum(e["type"] == "countdown" for e in events) >= 1
 
 
