@@ -46,11 +46,8 @@ def test_a_run_fires_on_time_and_handles_every_result(short_dir: Path) -> None:
     assert phases == ["waiting", "registering"]
     # A calibration, and one more at each re-check of the time before the shot.
     *_, calibration = [e["payload"] for e in events if e["type"] == "calibration"]
-    assert [s["verdict"] for s in calibration["sources"][:3]] == [
-        "falseticker",
-        "chosen",
-        "truechimer",
-    ]
+    verdicts = [s["verdict"] for s in calibration["sources"][:3]]
+    assert verdicts[0] == "falseticker" and sorted(verdicts[1:]) == ["chosen", "truechimer"]
     assert sum(e["type"] == "countdown" for e in events) >= 1
 
 
