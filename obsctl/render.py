@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from obsctl.text import rows
-from obsctl.time_view import fire_text, kernel_text, source_line, time_text
+from obsctl.time_view import clock_rows, fire_text, kernel_text, source_line, time_text
 from obsd.core.events import CalibrationPayload
 from obsd.core.replies import (
     ActiveRun,
@@ -43,6 +43,7 @@ def status(reply: StatusReply) -> str:
         ("active run", _active_run(reply.active_run)),
         ("log", f"{log.log_id}, head {log.head_seq}, {log.segments} segment(s)"),
         ("access", reply.access),
+        *clock_rows(reply.clock),
     ]
     if log.damage:
         damage = log.damage
@@ -81,9 +82,7 @@ def health(reply: HealthReply) -> str:
             f"{disk.free_bytes / 2**30:.1f} GiB free of "
             f"{disk.total_bytes / 2**30:.1f} GiB at {disk.path}",
         ),
-        ("clock", reply.clock.status + (f": {reply.clock.detail}" if reply.clock.detail else "")),
-        *[("source", source_line(view)) for view in reply.clock.sources],
-        ("kernel", kernel_text(reply.clock.kernel)),
+        *clock_rows(reply.clock),
     ]
     pairs += [("problem", problem) for problem in reply.problems]
     return rows(pairs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from obsd.core.clock_select import KernelClock, SourceView
 from obsd.core.events import CalibrationPayload
+from obsd.core.replies import ClockHealth
 
 
 def _num(value: float | None, unit: str = " ms", sign: str = "") -> str:
@@ -72,3 +73,15 @@ def fire_text(calibration: CalibrationPayload, safety_buffer_s: float | None = N
     if calibration.lead_ms:
         parts.append(f"-{calibration.lead_ms:.3f} ms aimed early")
     return f"{calibration.fire_at}" + (f" (target + {' + '.join(parts)})" if parts else "")
+
+
+def clock_rows(clock: ClockHealth) -> list[tuple[str, str]]:
+    """The clock's health as `status` and `health` show it: the verdict, the sources, the kernel."""
+    verdict = clock.status + (f": {clock.detail}" if clock.detail else "")
+    if clock.error_ms is not None and clock.ntp_offset_ms is not None:
+        verdict += f" (true time {clock.ntp_offset_ms:+.3f} ms ± {clock.error_ms:.3f} ms)"
+    return [
+        ("clock", verdict),
+        *[("source", source_line(view)) for view in clock.sources],
+        ("kernel", kernel_text(clock.kernel)),
+    ]

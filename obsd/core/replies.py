@@ -56,6 +56,22 @@ class LogInfo(msgspec.Struct, frozen=True, kw_only=True):
     repairs: int
 
 
+ClockStatus = Literal["unknown", "ok", "offset", "conflict", "system_clock", "obs_date", "no_time"]
+
+
+class ClockHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """The last calibration's verdict on the clock, and the kernel's view now."""
+
+    status: ClockStatus
+    detail: str | None
+    checked_at: str | None
+    ntp_offset_ms: float | None
+    ntp_delay_ms: float | None
+    error_ms: float | None = None
+    sources: list[SourceView] = msgspec.field(default_factory=list)
+    kernel: KernelClock | None = None
+
+
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     """`status`."""
 
@@ -64,6 +80,7 @@ class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     active_run: ActiveRun | None
     log: LogInfo
     access: Access
+    clock: ClockHealth
 
 
 class ConfigReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,22 +114,6 @@ class DiskHealth(msgspec.Struct, frozen=True, kw_only=True):
     free_bytes: int
     total_bytes: int
     low: bool
-
-
-ClockStatus = Literal["unknown", "ok", "offset", "conflict", "system_clock", "obs_date", "no_time"]
-
-
-class ClockHealth(msgspec.Struct, frozen=True, kw_only=True):
-    """The last calibration's verdict on the clock, and the kernel's view now."""
-
-    status: ClockStatus
-    detail: str | None
-    checked_at: str | None
-    ntp_offset_ms: float | None
-    ntp_delay_ms: float | None
-    error_ms: float | None = None
-    sources: list[SourceView] = msgspec.field(default_factory=list)
-    kernel: KernelClock | None = None
 
 
 class HealthReply(msgspec.Struct, frozen=True, kw_only=True):

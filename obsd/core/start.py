@@ -63,4 +63,11 @@ def check_start(
     verdict = judge_expiry(token, target, now)
     if verdict.error:
         return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
-    return GoAhead(epoch_ns(target), token, verdict.warnings)
+    warnings = list(verdict.warnings)
+    calibration = state.calibration
+    if calibration is not None and calibration.ntp_error:
+        warnings.append(
+            f"the last calibration found {calibration.ntp_error}; the run keeps trying until "
+            "the opening and will not fire on an unknown clock"
+        )
+    return GoAhead(epoch_ns(target), token, warnings)

@@ -183,7 +183,9 @@ class RunDriver:
                         config.ntp_servers, date_interval(probes)
                     )
                     replanned = calibrated.again(estimate, self._instruments.time.kernel, probes)
-                    await self._emit(replanned.payload)
+                    # Not synced: a crash loses nothing a resume does not measure again, and
+                    # no fdatasync runs this close to the shot.
+                    await self._emit(replanned.payload, durable=False)
                     await self._report_time(replanned, calibrated)
                     calibrated = replanned
                     progress = msgspec.structs.replace(

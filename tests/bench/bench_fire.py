@@ -41,7 +41,7 @@ from obsd import __version__
 from obsd.core.config import Config
 from obsd.core.timing import MS, NS
 from obsd.core.waiting import FINAL_APPROACH_S
-from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
+from obsd.sim import Course, NtpBehaviour, RunningSimulator, SimConfig, Simulator, Student
 
 DOC_START: Final = "<!-- bench_fire:start -->"
 DOC_END: Final = "<!-- bench_fire:end -->"
@@ -72,6 +72,8 @@ OPENING_GUARD_NS: Final = 1_000
 # Injected one-way latency of the second configuration (issue 3): 20 ± 2 ms.
 REQUEST_DELAY_S: Final = 0.020
 REQUEST_JITTER_S: Final = 0.002
+# Issue 10: the cost of the error margin is measured with a 4-server honest set.
+NTP_SERVERS: Final = 4
 # One add with free seats: every run ends after its first POST.
 STUDENT: Final = "150200001"
 CRN: Final = "21234"
@@ -115,6 +117,7 @@ class EngineView:
     ntp_offset_ns: int
     ntp_delay_ns: int
     send_delay_ns: int
+    margin_ns: int  # the error bound of the time estimate, added to the fire instant
     fire_at_ns: int
     planned_call_ns: int  # request_sent.at_ns: when the engine meant to call send
     call_ns: int  # crn_update.sent_ns: when it did
@@ -164,9 +167,10 @@ class Shot:
 class Split:
     """An obsd shot's net lateness as the sum of its causes (ns; positive = later)."""
 
-    clock: int  # -(NTP offset - true offset): the clock map's error, from the calibration
+    clock: int  # -(NTP offset - true offset): the clock map's error, from the last re-check
     wake: int  # the send call after the planned instant
-    plan: int  # planned call + subtracted send delay - (target + buffer); 0 unless it was late
+    margin: int  # the time estimate's error bound, added to the fire instant
+    plan: int  # planned call + send delay - (target + buffer + margin); 0 unless it was late
     send: int  # the rest: real call → first byte, minus the send delay obsd subtracted
     send_path: int  # real call → first byte at the simulator (send + subtracted delay)
     ntp_delay: int
@@ -180,11 +184,12 @@ def split(shot: Shot) -> Split:
         raise BenchError("only obsd shots have an engine view")
     clock_error = view.ntp_offset_ns - shot.offset_ns
     wake = view.call_ns - view.planned_call_ns
-    plan = view.planned_call_ns + view.send_delay_ns - shot.fire_ns
-    send = shot.net_lateness_ns + clock_error - wake - plan
+    plan = view.planned_call_ns + view.send_delay_ns - shot.fire_ns - view.margin_ns
+    send = shot.net_lateness_ns + clock_error - wake - view.margin_ns - plan
     return Split(
         clock=-clock_error,
         wake=wake,
+        margin=view.margin_ns,
         plan=plan,
         send=send,
         send_path=send + view.send_delay_ns,
@@ -218,6 +223,7 @@ def simulator(scenario: Scenario, offset_s: float, lead_s: float, seed: int) -> 
         students=[Student(subject=STUDENT)],
         request_delay_s=scenario.request_delay_s,
         request_jitter_s=scenario.request_jitter_s,
+        ntp=[NtpBehaviour()] * NTP_SERVERS,
         seed=seed,
     )
     assert config.opening_at is not None
@@ -305,6 +311,9 @@ class Daemon:
                     payload = event.get("payload") or {}
                     if payload.get("run_id") != run_id:
                         continue
+                    if event["type"] == "calibration":
+                        # The last one: each re-check writes one, and the shot used the last.
+                        found["calibration"] = payload
                     found.setdefault(event["type"], payload)
                     if event["type"] == "done":
                         return found
@@ -328,6 +337,7 @@ def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
         ntp_offset_ns=round(calibration["ntp_offset_ms"] * MS),
         ntp_delay_ns=round(calibration["ntp_delay_ms"] * MS),
         send_delay_ns=round(calibration["send_delay_ms"] * MS),
+        margin_ns=round((calibration.get("margin_ms") or 0.0) * MS),
         fire_at_ns=calibration["fire_at_ns"],
         planned_call_ns=sent["at_ns"],
         call_ns=update["sent_ns"],
@@ -347,7 +357,7 @@ def obsd_shot(
             "configure",
             config={
                 "obs_base_url": sim.base_url,
-                "ntp_servers": [sim.ntp_server],
+                "ntp_servers": sim.ntp_servers,
                 "target": iso(opening.target_ns),
                 "token": sim.token(STUDENT),
                 "ecrn": [CRN],
@@ -548,16 +558,17 @@ def split_lines(results: dict[str, list[Shot]]) -> list[str]:
     """Where obsd's net lateness comes from, per configuration, as a markdown table."""
     splits = {s.key: [split(shot) for shot in results[s.key]] for s in (LOOPBACK, LATENCY)}
     parts: list[tuple[str, Callable[[Split], int]]] = [
-        ("clock: -(NTP offset - true offset) of the calibration sample", lambda p: p.clock),
+        ("clock: -(estimated offset - true offset) at the last re-check", lambda p: p.clock),
         ("wake-up: send called - planned call instant", lambda p: p.wake),
-        ("plan: planned call + subtracted send delay - (target + buffer)", lambda p: p.plan),
+        ("margin: the estimate's error bound, added to the fire instant", lambda p: p.margin),
+        ("plan: planned call + send delay - (target + buffer + margin)", lambda p: p.plan),
         (
             "send path residual: call → first byte at OBS, minus the subtracted send delay",
             lambda p: p.send,
         ),
         ("(send path: call → first byte at OBS)", lambda p: p.send_path),
         ("(send delay obsd measured and subtracted, `send_delay_ms`)", lambda p: p.send_delay),
-        ("(NTP round-trip delay of the calibration sample, `ntp_delay_ms`)", lambda p: p.ntp_delay),
+        ("(NTP round-trip delay of the chosen server, `ntp_delay_ms`)", lambda p: p.ntp_delay),
     ]
     out = [
         f"| component (ms, min / p50 / p95 / p99 / max) | {LOOPBACK.label} | {LATENCY.label} |",
@@ -585,7 +596,8 @@ def worst_notes(results: dict[str, list[Shot]]) -> list[str]:
             described.append(
                 f"round {shot.run + 1} (offset {shot.offset_ns / NS:+.3f} s): "
                 f"{ms(shot.net_lateness_ns):.3f} ms = clock {signed(ms(parts.clock))} + wake-up "
-                f"{signed(ms(parts.wake))} + plan {signed(ms(parts.plan))} + send path "
+                f"{signed(ms(parts.wake))} + margin {signed(ms(parts.margin))} + plan "
+                f"{signed(ms(parts.plan))} + send path "
                 f"residual {signed(ms(parts.send))}"
             )
         notes.append(
@@ -629,7 +641,7 @@ def render(
         "",
         *distribution_lines(results),
         "",
-        "Where obsd's lateness comes from (net of injected delay; the four components add up "
+        "Where obsd's lateness comes from (net of injected delay; the five components add up "
         "to it exactly, the send path residual being what the other three leave):",
         "",
         *split_lines(results),
@@ -638,7 +650,8 @@ def render(
         f"- {runs} rounds; each round runs the three clients in turn with the same true-time "
         f"offset, drawn uniformly in ±{MAX_OFFSET_S:g} s (seed {OFFSET_SEED}), each against a "
         "fresh `obsd.sim.Simulator` in a thread of the benchmark (true time = local clock + "
-        "offset, served by its NTP responder; one course with free seats, so a run ends after "
+        f"offset, served by {NTP_SERVERS} honest NTP servers; one course with free seats, so a "
+        "run ends after "
         "its first POST). One untimed warm-up round with offset 0 comes first.",
         "- Judge: the simulator's record of the first POST. `received_ns` is stamped (true time) "
         "first thing in the server's `data_received`; `arrival_ns` adds the injected request "
@@ -660,12 +673,13 @@ def render(
         "`time.sleep` until the LOCAL clock reads target + safety_buffer, then `httpx.post` "
         "(new client, new connection), as most registration scripts do. Started at least "
         f"{NAIVE_LEAD_S:g} s (local clock) before its deadline.",
-        "- Error split: clock = -(the calibration's `ntp_offset_ms` - the simulator's true "
-        "offset); wake-up = `crn_update.sent_ns` - `request_sent.at_ns` (both the daemon's "
-        "own clock map, so exact); plan = 0 unless the run started too late to keep to its "
-        "plan. The engine re-checks NTP shortly before the instant and fires on that map, "
-        "whose offset no event records, so the clock column is the calibration's sample and "
-        "any difference lands in the send path residual.",
+        "- Error split: clock = -(the last calibration's `ntp_offset_ms` - the simulator's "
+        "true offset), the last calibration being the one written at the re-check just before "
+        "the shot, whose estimate the shot used; wake-up = `crn_update.sent_ns` - "
+        "`request_sent.at_ns` (both the daemon's own clock map, so exact); margin = that "
+        "calibration's `margin_ms` (the estimate's error bound at the shot, added to the fire "
+        "instant so that even its lower edge is past target + buffer); plan = 0 unless the run "
+        "started too late to keep to its plan.",
         *(f"- {note}" for note in notes),
         DOC_END,
     ]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from obsd.core.config import Config
-from obsd.core.events import Actor
+from obsd.core.events import Actor, CalibrationPayload
 from obsd.core.protocol import ErrorCode
 from obsd.core.runs import RunState
 from obsd.core.start import GoAhead, Refusal, check_start
@@ -68,3 +68,29 @@ def test_a_run_in_progress_comes_first() -> None:
     )
     state = DaemonState(config=PLAN, runs={"r1": run}, active_run="r1")
     assert refusal(state) == (ErrorCode.RUN_IN_PROGRESS, "run r1 is calibrating; cancel it first")
+
+
+def test_a_start_after_a_calibration_without_trusted_time_goes_ahead_with_a_warning() -> None:
+    """The servers may answer by the opening; the run keeps trying, and never guesses."""
+    untrusted = CalibrationPayload(
+        run_id=None,
+        ntp_server=None,
+        ntp_offset_ms=None,
+        ntp_delay_ms=None,
+        ntp_samples=0,
+        ntp_error="no trustworthy time: no NTP server answered (pool)",
+        rtt_min_ms=None,
+        rtt_median_ms=None,
+        rtt_jitter_ms=None,
+        rtt_samples=0,
+        date_offset_s=None,
+        date_check="no Date header",
+        send_delay_ms=None,
+    )
+    state = DaemonState(config=PLAN, calibration=untrusted)
+    verdict = check_start(state, token(timedelta(hours=3)), None, NOW)
+    assert isinstance(verdict, GoAhead)
+    assert verdict.warnings == [
+        "the last calibration found no trustworthy time: no NTP server answered (pool); the "
+        "run keeps trying until the opening and will not fire on an unknown clock"
+    ]

@@ -104,7 +104,7 @@ def test_cancel_while_registering_stops_further_posts(short_dir: Path) -> None:
 
 
 def test_a_run_survives_sigkill_before_the_instant(short_dir: Path) -> None:
-    with registration(short_dir, opening_in_s=8) as reg:
+    with registration(short_dir, opening_in_s=6) as reg:
         reg.plan(ecrn=["21234"], scrn=["20456"])
         run_id = reg.start()
         reg.wait_for("countdown", timeout_s=20)

@@ -67,7 +67,7 @@ SMALL_SEGMENT_BYTES: Final = 4096
 PLANTED_SEGMENTS: Final = 60
 MAX_CONFIGURES: Final = 50
 # The run in the secrecy test: enough lead for test-token and calibrate before the instant.
-OPENING_IN_S: Final = 8.0
+OPENING_IN_S: Final = 5.0
 RUN_TIMEOUT_S: Final = 60.0
 OBSCTL_TIMEOUT_S: Final = 60.0
 VICTIM_TEXT: Final = "precious: must never be touched by obsd\n"

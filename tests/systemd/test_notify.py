@@ -259,7 +259,7 @@ def test_status_follows_a_run(
 ) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
-    with registration(short_dir, opening_in_s=7.0) as reg:
+    with registration(short_dir, opening_in_s=5.0) as reg:
         reg.plan(ecrn=["21234", "22001"])
         run_id = reg.start()
         reg.wait_for("done", timeout_s=30)

@@ -82,6 +82,9 @@ async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
             repairs=state.repairs,
         ),
         access=caller.access,
+        clock=clock_health(
+            state.calibration, state.calibrated_at, ctx.instruments.time.read_kernel()
+        )[0],
     )
 
 
