@@ -46,8 +46,9 @@ DOC_COMMAND: Final = ".venv/bin/python tests/bench/bench_time.py"
 DEFAULT_CALIBRATIONS: Final = 20
 # Calibrations are spaced past the politeness interval, so that each one asks every server.
 SPACING_S: Final = MIN_QUERY_INTERVAL_NS / NS + 0.1
-# A run whose opening is this far ahead has both re-checks before the shot, as a real one.
-RUN_LEAD_S: Final = 12.0
+# A run whose opening is this far ahead (less the configure and a politeness pause) has both
+# re-checks before the shot after its calibration, as a real one.
+RUN_LEAD_S: Final = 15.0
 RUN_TIMEOUT_S: Final = 40.0
 STUDENT: Final = "150200001"
 CRN: Final = "21234"
