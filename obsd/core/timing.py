@@ -67,7 +67,7 @@ def plan_shot(
     """The fire instant: by the estimate, the lower edge of true time is then past the opening.
 
     The safety buffer sits on top for what no bound covers (how long send takes this time
-    against the measured median). With `aim_early_fraction` > 0 (an explicit option) the shot
+    against the fastest one measured). With `aim_early_fraction` > 0 (an explicit option) the shot
     leads by that part of the measured one-way latency, so it *arrives* closer to the opening.
     """
     lead = int((one_way_ns or 0) * aim_early_fraction)

@@ -18,7 +18,7 @@ from obsd.adapters.send_delay import measure_send_delay
 from obsd.core.config import Config
 from obsd.daemon.timekeeper import TimeKeeper
 
-# Median nanoseconds from calling send to the first byte on the wire, for these CRNs.
+# The fewest nanoseconds from calling send to the first byte on the wire, for these CRNs.
 SendDelayMeasure = Callable[[list[str], list[str]], Awaitable[int]]
 # A client for the OBS a configuration names, with this token.
 ObsConnector = Callable[[Config, str], ObsClient]
