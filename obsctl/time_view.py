@@ -65,9 +65,9 @@ def fire_text(calibration: CalibrationPayload, safety_buffer_s: float | None = N
     """The planned fire instant and what it adds to the target."""
     if calibration.fire_at is None:
         return "not planned (no target, or no trustworthy time)"
-    parts = []
-    if safety_buffer_s is not None:
-        parts.append(f"{safety_buffer_s * 1000:g} ms buffer")
+    parts = [
+        "safety buffer" if safety_buffer_s is None else f"{safety_buffer_s * 1000:g} ms buffer"
+    ]
     if calibration.margin_ms is not None:
         parts.append(f"{calibration.margin_ms:.3f} ms error margin")
     if calibration.lead_ms:

@@ -27,6 +27,9 @@ NTP_TIMEOUT_S: Final = 1.5
 NTP_PORT: Final = 123
 # Room for a reply with extension fields; anything longer is cut and judged as it is.
 MAX_DATAGRAM: Final = 1024
+# Name resolution has no timeout of its own (the resolver may retry for many seconds): the
+# whole exchange is given up after this, and its thread left to finish on its own.
+EXCHANGE_DEADLINE_S: Final = 3.0
 
 
 def exchange_with(server: str, clock: Clock) -> Exchange:
@@ -63,10 +66,18 @@ async def exchange_all(servers: list[str], clock: Clock) -> list[Exchange]:
     found: dict[str, Exchange] = {}
 
     async def one(server: str) -> None:
-        # A cancelled run does not wait out a silent server's timeout.
-        found[server] = await anyio.to_thread.run_sync(
-            exchange_with, server, clock, abandon_on_cancel=True
-        )
+        began = clock.mono_ns()
+        try:
+            # A cancelled run does not wait out a silent server's timeout either.
+            with anyio.fail_after(EXCHANGE_DEADLINE_S):
+                found[server] = await anyio.to_thread.run_sync(
+                    exchange_with, server, clock, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            error = f"no answer within {EXCHANGE_DEADLINE_S} s (name resolution or the network)"
+            found[server] = Exchange(
+                server, 0, began, clock.mono_ns(), clock.wall_ns(), None, error
+            )
 
     async with anyio.create_task_group() as group:
         for server in servers:

@@ -95,11 +95,10 @@ class ObsClient:
             limits=httpx.Limits(
                 max_connections=1, max_keepalive_connections=1, keepalive_expiry=None
             ),
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
+            # No token (a calibration before one is configured): no Authorization header,
+            # rather than an empty "Bearer " that the HTTP client refuses to send.
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
+            | ({"Authorization": f"Bearer {token}"} if token else {}),
             transport=transport,
         )
 

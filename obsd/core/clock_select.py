@@ -201,8 +201,10 @@ def select(
     ]
     verdicts: dict[str, Verdict] = {}
     conflict = None
+    # What OBS's Date is compared with: the servers' own interval, before any widening.
+    servers_middle = None
     if spans:
-        status, interval, conflict = _majority(spans, verdicts, date)
+        status, interval, conflict, servers_middle = _majority(spans, verdicts, date)
     elif system.sample is not None:
         status = TimeStatus.SYSTEM_CLOCK
         error = system.sample.error_at(now_mono_ns)
@@ -217,7 +219,8 @@ def select(
         return TimeEstimate(status, now_mono_ns, None, None, views, now_wall_ns)
     low, high = interval
     offset = (low + high) // 2
-    date_offset = None if date is None else (date[0] + date[1]) // 2 - offset
+    compared = offset if servers_middle is None else servers_middle
+    date_offset = None if date is None else (date[0] + date[1]) // 2 - compared
     return TimeEstimate(
         status=status,
         ref_mono_ns=now_mono_ns,
@@ -232,8 +235,11 @@ def select(
 
 def _majority(
     spans: list[_Interval], verdicts: dict[str, Verdict], date: tuple[int, int] | None
-) -> tuple[TimeStatus, tuple[int, int], str | None]:
-    """The majority's interval and each server's verdict; on a conflict, the wider interval."""
+) -> tuple[TimeStatus, tuple[int, int], str | None, int]:
+    """The majority's interval and each server's verdict; on a conflict, the wider interval.
+
+    Last comes the middle of what the servers alone say, which OBS's Date is compared with.
+    """
     shared = intersection([(s.low, s.high) for s in spans])
     if shared is not None:
         true = [s for s in spans if s.low <= shared[1] and s.high >= shared[0]]
@@ -243,14 +249,15 @@ def _majority(
         for span in true:
             verdicts[span.reading.source] = Verdict.TRUECHIMER
         verdicts[chosen.reading.source] = Verdict.CHOSEN
-        if date is None or _agrees_with_date(shared, date):
-            return TimeStatus.AGREED, shared, None
         middle = (shared[0] + shared[1]) // 2
+        if date is None or _agrees_with_date(shared, date):
+            return TimeStatus.AGREED, shared, None, middle
         disagreement = ((date[0] + date[1]) // 2 - middle) / NS
         return (
             TimeStatus.CONFLICT,
             _hull([shared, date]),
             f"OBS's Date header disagrees with the NTP majority by {disagreement:+.1f} s",
+            middle,
         )
     for span in spans:
         verdicts[span.reading.source] = Verdict.CONFLICTING
@@ -258,6 +265,7 @@ def _majority(
     if date is not None:
         credible = [s for s in spans if _agrees_with_date((s.low, s.high), date)] or spans
     hull = _hull([(s.low, s.high) for s in credible])
+    middle = (hull[0] + hull[1]) // 2
     if date is not None and credible is spans:
         hull = _hull([hull, date])
     spread = (max(s.sample.offset_ns for s in spans) - min(s.sample.offset_ns for s in spans)) / NS
@@ -271,6 +279,7 @@ def _majority(
         hull,
         f"no majority of the {len(spans)} answering servers agrees "
         f"(offsets spread over {spread:.3f} s){sided}",
+        middle,
     )
 
 

@@ -13,10 +13,10 @@ from obsd.core.timing import NS
 
 def date_check(estimate: TimeEstimate) -> str:
     """`ok`, or how OBS's Date header stands against the estimate."""
+    if estimate.status == TimeStatus.OBS_DATE:
+        return "only the Date header"
     if estimate.date_offset_ns is None:
-        return (
-            "no Date header" if estimate.status != TimeStatus.OBS_DATE else "only the Date header"
-        )
+        return "no Date header"
     if abs(estimate.date_offset_ns) <= DATE_TOLERANCE_NS:
         return "ok"
     return (
@@ -89,8 +89,9 @@ def clock_health(
         )
     elif status == "system_clock":
         problems.append(
-            "no NTP server answered at the last calibration; the shot relies on the kernel's "
-            "clock alone: open outgoing UDP port 123 or configure servers that answer"
+            "no NTP server gave a usable answer at the last calibration; the shot relies on "
+            "the kernel's clock alone: open outgoing UDP port 123 or configure servers that "
+            "answer"
         )
     elif status == "obs_date":
         problems.append(

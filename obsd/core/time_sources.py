@@ -147,6 +147,10 @@ class TimeSources:
         """The servers that may be queried at `now_ns` without breaking the politeness rule."""
         return [s for s in servers if self._get(s).next_query_ns <= now_ns]
 
+    def next_due(self, servers: tuple[str, ...]) -> int:
+        """The earliest monotonic instant at which one of the servers may be queried."""
+        return min(self._get(s).next_query_ns for s in servers)
+
     def queries(self, source: str) -> int:
         """How many queries this server has been sent."""
         return self._get(source).queries

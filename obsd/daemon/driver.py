@@ -30,7 +30,7 @@ from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
 from obsd.core.runs import RunState, crn_results
 from obsd.core.time_advice import no_time_advice
-from obsd.core.time_sources import Verdict
+from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
 from obsd.core.timing import NS, ClockMap
 from obsd.core.waiting import (
     FinalApproach,
@@ -109,10 +109,14 @@ class RunDriver:
             )
             await self._emit(calibrated.payload)
             await self._report_calibration(calibrated)
-            # A run that reached registering (even with no POST logged yet) never waits again.
-            if not self.run.requests and self.run.phase != Phase.REGISTERING:
-                await self._enter(Phase.WAITING)
-                calibrated = await self._wait_for_opening(obs, calibrated)
+            if not self.run.requests:
+                # A run that reached registering (even with no POST logged yet) waits again
+                # only if it has no trusted time to aim its first shot with.
+                if self.run.phase != Phase.REGISTERING:
+                    await self._enter(Phase.WAITING)
+                    calibrated = await self._wait_for_opening(obs, calibrated)
+                elif calibrated.shot is None:
+                    calibrated = await self._wait_for_opening(obs, calibrated)
                 if calibrated.shot is None:
                     advice = no_time_advice(calibrated.estimate, config.ntp_servers)
                     await self._finish(Stop(Phase.FAILED, advice or "no trustworthy time"))
@@ -174,7 +178,13 @@ class RunDriver:
                             "estimating the time again from fresh samples",
                             "warning",
                         )
-                        self._instruments.time.sources.forget_samples()
+                        sources = self._instruments.time.sources
+                        sources.forget_samples()
+                        # Fresh samples need a server that may be asked: at most 2 s away.
+                        due = sources.next_due(config.ntp_servers)
+                        await self._clock.sleep_until(
+                            min(due, self._clock.mono_ns() + MIN_QUERY_INTERVAL_NS)
+                        )
                     probes = list(calibrated.probes)
                     if step.probe_obs:
                         probes += await self._probe(obs, probe_failures)

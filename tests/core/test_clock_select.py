@@ -18,7 +18,7 @@ from obsd.core.clock_select import (
     select,
     system_clock_reading,
 )
-from obsd.core.time_advice import no_time_advice
+from obsd.core.time_advice import date_check, no_time_advice
 from obsd.core.time_sources import SYSTEM_CLOCK, Reading, Sample, Verdict
 from obsd.core.timing import MS, NS
 
@@ -141,6 +141,8 @@ def test_a_majority_the_date_header_contradicts_is_a_conflict_that_waits_for_bot
     assert estimate.offset_ns is not None and estimate.error_ns is not None
     assert estimate.offset_ns - estimate.error_ns == date[0], "no earlier than OBS allows"
     assert estimate.conflict is not None and "Date header disagrees" in estimate.conflict
+    # Judged against what the servers said, not against the interval the Date widened.
+    assert date_check(estimate).startswith("OBS's Date header disagrees with the time estimate")
 
 
 def test_the_date_header_sides_with_one_of_two_and_the_liar_is_dropped() -> None:
@@ -177,6 +179,7 @@ def test_with_only_the_date_header_the_shot_waits_for_its_lower_edge() -> None:
     date = date_interval([probe((TRUE + NOW) // NS)])
     estimate = select([Reading("a", None, Verdict.NO_ANSWER, "silence")], UNSYNCED, NOW, WALL, date)
     assert estimate.status == TimeStatus.OBS_DATE and estimate.trusted
+    assert date_check(estimate) == "only the Date header"
 
 
 def test_nothing_trustworthy_says_what_to_do() -> None:

@@ -11,6 +11,7 @@ import itertools
 from pathlib import Path
 
 from obsd.core.clock_select import KernelClock, TimeStatus
+from obsd.core.events import PhaseChangedPayload
 from obsd.core.phases import Phase
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
 from obsd.core.timing import NS
@@ -170,3 +171,25 @@ async def test_a_paused_vm_is_caught_by_the_watch_or_the_last_recheck(tmp_path: 
         clock.when(clock.mono_ns() + round((60 - before_s) * NS), step)
         await drive.to_the_end()
         assert 1.0 <= late_ms(drive) < 1.2, (corrected, step_s)
+
+
+async def test_a_resumed_run_that_never_sent_its_first_post_needs_trusted_time_too(
+    tmp_path: Path,
+) -> None:
+    """It crashed between entering registering and the shot; on resume no server answers."""
+    drive = await planned(tmp_path, [SUCCESS], ntp=[NtpBehaviour(kind="silent")], wait_s=20)
+    for phase in (Phase.WAITING, Phase.REGISTERING):
+        await drive.journal.append(PhaseChangedPayload(drive.run.run_id, phase, None))
+    run = await drive.to_the_end()
+    assert drive.obs.posts == [], "no shot on an unknown clock"
+    assert run.phase == Phase.FAILED and (run.reason or "").startswith("no trustworthy time")
+
+
+async def test_a_jump_right_after_a_recheck_waits_for_a_server_to_be_due(tmp_path: Path) -> None:
+    drive = await planned(tmp_path, [SUCCESS], ntp=[HONEST] * 3, wait_s=60)
+    clock = drive.clock
+    # Just after the re-check 3.5 s before: every server was asked a moment ago.
+    clock.when(clock.mono_ns() + round(56.6 * NS), lambda: clock.step_wall(-3.0))
+    run = await drive.to_the_end()
+    assert 1.0 <= late_ms(drive) < 1.2 and run.phase == Phase.DONE
+    assert any("the system clock jumped" in m for m in drive.said())

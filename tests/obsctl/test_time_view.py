@@ -44,7 +44,7 @@ def test_calibrate_shows_every_source_with_its_verdict_and_the_margin() -> None:
     assert "falseticker" in lines[0] and "ntp-a:123" in lines[0] and "-8000.000 ms" in lines[0]
     assert "kiss-o'-death RATE" in lines[2]
     assert "NOT synchronised, max error 16000.000 ms" in text
-    assert "(target + 1.300 ms error margin)" in text
+    assert "(target + safety buffer + 1.300 ms error margin)" in text
 
 
 def test_without_trusted_time_calibrate_says_so_first() -> None:

@@ -1,0 +1,48 @@
+"""The NTP adapter on real UDP sockets against the simulator's servers (loopback only)."""
+
+from __future__ import annotations
+
+from obsd.adapters.clock import SystemClock
+from obsd.adapters.kernel_clock import read_kernel_clock
+from obsd.adapters.ntp_client import NTP_TIMEOUT_S, exchange_all
+from obsd.core.time_sources import Sample, TimeSources, read_exchange
+from obsd.core.timing import MS, NS
+from obsd.sim import NtpBehaviour, SimConfig, Simulator
+
+
+async def test_one_query_to_each_server_at_once_in_the_servers_order() -> None:
+    behaviours = [NtpBehaviour(), NtpBehaviour(kind="silent"), NtpBehaviour(lie_s=5.0)]
+    clock = SystemClock()
+    with Simulator(SimConfig(clock_offset_s=1.5, ntp=behaviours)).serve_in_thread() as sim:
+        began = clock.mono_ns()
+        honest, silent, liar = await exchange_all(sim.ntp_servers, clock)
+        took = clock.mono_ns() - began
+        queries = sim.ntp_queries()
+    assert [e.source for e in (honest, silent, liar)] == sim.ntp_servers
+    assert sorted(q.server for q in queries) == [0, 1, 2], "one query each"
+    # All at once: the silent one's timeout is paid once, not after the others.
+    assert took < (NTP_TIMEOUT_S + 1.0) * NS
+    assert silent.data is None and silent.error is not None and "UDP port" in silent.error
+    sample, lie = read_exchange(honest), read_exchange(liar)
+    assert isinstance(sample, Sample) and isinstance(lie, Sample)
+    assert abs(sample.wall_offset_ns - 1_500 * MS) < 5 * MS
+    assert abs(lie.wall_offset_ns - 6_500 * MS) < 5 * MS
+    assert sample.delay_ns < 50 * MS and honest.cookie != liar.cookie
+
+
+async def test_an_unresolvable_name_is_no_answer_with_the_reason() -> None:
+    (exchange,) = await exchange_all(["no-such-host.invalid:123"], SystemClock())
+    assert exchange.data is None and exchange.error is not None
+    assert "no-such-host.invalid" in exchange.error
+    sources = TimeSources()
+    sources.record(exchange)
+    assert sources.reading("no-such-host.invalid:123", 0).verdict == "no_answer"
+
+
+def test_the_kernel_view_reads_without_privilege_or_names_why_not() -> None:
+    kernel = read_kernel_clock()
+    if kernel.problem is None:
+        assert isinstance(kernel.synchronised, bool)
+        assert kernel.max_error_us is not None and kernel.max_error_us >= 0
+    else:
+        assert kernel.problem.startswith("adjtimex") and not kernel.synchronised
