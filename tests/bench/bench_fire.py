@@ -24,20 +24,16 @@ from benchlib import (
     BenchError,
     Row,
     exit_on_sigterm,
-    machine,
     ms,
     obsd_started,
     percentile,
     print_table,
-    revision,
+    section_head,
     stop,
-    this_command,
-    verdict,
     write_section,
 )
 
 from obsctl.client import Client, ClientError
-from obsd import __version__
 from obsd.core.config import Config
 from obsd.core.timing import MS, NS
 from obsd.core.waiting import FINAL_APPROACH_S
@@ -638,18 +634,13 @@ def render(
     """The markdown section for docs/performance.md."""
     out = [
         DOC_START,
-        "## Fire precision: the first POST against the simulator's arrival log",
-        "",
-        f"Command: `{DOC_COMMAND}` (this run: `{this_command(__file__, args)}`, from the "
-        "repository root).",
-        f"Date: {when.isoformat(timespec='seconds')}; obsd {__version__}, {revision()}.",
-        "Machine: " + ", ".join(f"{key} {value}" for key, value in machine().items()) + ".",
-        "",
-        "| measure | result | baseline (same run) | target | met |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-            for r in rows
+        *section_head(
+            "Fire precision: the first POST against the simulator's arrival log",
+            DOC_COMMAND,
+            __file__,
+            args,
+            when,
+            rows,
         ),
         "",
         f"Lateness = arrival - (target + safety_buffer), safety_buffer = {buffer_s * 1000:g} ms"

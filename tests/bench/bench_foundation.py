@@ -28,16 +28,13 @@ from benchlib import (
     Row,
     connect_and_greet,
     exit_on_sigterm,
-    machine,
     ms,
     obsd_started,
     percentile,
     print_table,
-    revision,
+    section_head,
     started,
     stop,
-    this_command,
-    verdict,
     write_section,
 )
 
@@ -464,20 +461,15 @@ def run_all(work: Path, notes: list[str]) -> list[Row]:
 
 def render(rows: list[Row], notes: list[str], when: datetime) -> str:
     """The markdown section for docs/performance.md."""
-    command = this_command(__file__)
     out = [
         DOC_START,
-        "## Foundation: control socket, tail replay, start-up, obsctl, memory",
-        "",
-        f"Command: `{DOC_COMMAND}` (this run: `{command}`, from the repository root).",
-        f"Date: {when.isoformat(timespec='seconds')}; obsd {__version__}, {revision()}.",
-        "Machine: " + ", ".join(f"{key} {value}" for key, value in machine().items()) + ".",
-        "",
-        "| measure | result | baseline (same run) | target | met |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-            for r in rows
+        *section_head(
+            "Foundation: control socket, tail replay, start-up, obsctl, memory",
+            DOC_COMMAND,
+            __file__,
+            (),
+            when,
+            rows,
         ),
         "",
         "Method:",

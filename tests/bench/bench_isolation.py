@@ -30,18 +30,14 @@ from benchlib import (
     BenchError,
     Row,
     exit_on_sigterm,
-    machine,
     ms,
     percentile,
     print_table,
-    revision,
-    this_command,
-    verdict,
+    section_head,
     write_section,
 )
 
 from obsctl.client import Client
-from obsd import __version__
 
 # Run as a script (like bench_foundation.py), so the repository root must be on the path for
 # the shared load generator under tests/.
@@ -316,22 +312,18 @@ def render(
     rows: list[Row], notes: list[str], when: datetime, runs: int, loadavg: tuple[str, str]
 ) -> str:
     """The markdown section for docs/performance.md."""
-    command = this_command(__file__, sys.argv[1:])
     out = [
         DOC_START,
-        "## Isolation: the fire instant under 100 tail clients and a status hammer",
-        "",
-        f"Command: `{DOC_COMMAND}` (this run: `{command}`, from the repository root).",
-        f"Date: {when.isoformat(timespec='seconds')}; obsd {__version__}, {revision()}.",
-        "Machine: "
-        + ", ".join(f"{key} {value}" for key, value in machine().items())
-        + f"; 1-minute load average {loadavg[0]} before the runs, {loadavg[1]} after.",
-        "",
-        "| measure | result (loaded daemon) | baseline (same run) | target | met |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-            for r in rows
+        *section_head(
+            "Isolation: the fire instant under 100 tail clients and a status hammer",
+            DOC_COMMAND,
+            __file__,
+            sys.argv[1:],
+            when,
+            rows,
+            machine_note=f"; 1-minute load average {loadavg[0]} before the runs, "
+            f"{loadavg[1]} after.",
+            result_label="result (loaded daemon)",
         ),
         "",
         "Method:",

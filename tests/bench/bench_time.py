@@ -21,24 +21,20 @@ from benchlib import (
     BenchError,
     Row,
     exit_on_sigterm,
-    machine,
     ms,
     obsd_started,
     percentile,
     print_table,
-    revision,
-    this_command,
-    verdict,
+    section_head,
     write_section,
 )
 
 from obsctl.client import Client, ClientError
-from obsd import __version__
 from obsd.adapters.ntp_client import NTP_TIMEOUT_S
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS
 from obsd.core.timing import NS
 from obsd.core.waiting import RECHECK_NTP_BEFORE_S
-from obsd.sim import Course, NtpBehaviour, SimConfig, Simulator, Student
+from obsd.sim import Course, NtpBehaviour, RunningSimulator, SimConfig, Simulator, Student
 
 DOC_START: Final = "<!-- bench_time:start -->"
 DOC_END: Final = "<!-- bench_time:end -->"
@@ -87,22 +83,27 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="microseconds")
 
 
+def point_at(socket_path: Path, sim: RunningSimulator, opening_at: float) -> None:
+    """Configure the daemon for this simulator, aimed at its opening."""
+    request(
+        socket_path,
+        "configure",
+        config={
+            "obs_base_url": sim.base_url,
+            "ntp_servers": sim.ntp_servers,
+            "target": iso(opening_at),
+            "token": sim.token(STUDENT),
+            "ecrn": [CRN],
+        },
+    )
+
+
 def calibration_times(socket_path: Path, ntp: list[NtpBehaviour], count: int) -> list[int]:
     """Wall time (ns) of `count` calibrate ops against servers behaving as `ntp`."""
     config = sim_config(ntp, 3600.0)
     assert config.opening_at is not None
     with Simulator(config).serve_in_thread() as sim:
-        request(
-            socket_path,
-            "configure",
-            config={
-                "obs_base_url": sim.base_url,
-                "ntp_servers": sim.ntp_servers,
-                "target": iso(config.opening_at),
-                "token": sim.token(STUDENT),
-                "ecrn": [CRN],
-            },
-        )
+        point_at(socket_path, sim, config.opening_at)
         times = []
         for _ in range(count):
             begin = time.perf_counter_ns()
@@ -120,17 +121,7 @@ def queries_per_server(socket_path: Path) -> tuple[list[int], float]:
     config = sim_config(ntp, RUN_LEAD_S)
     assert config.opening_at is not None
     with Simulator(config).serve_in_thread() as sim:
-        request(
-            socket_path,
-            "configure",
-            config={
-                "obs_base_url": sim.base_url,
-                "ntp_servers": sim.ntp_servers,
-                "target": iso(config.opening_at),
-                "token": sim.token(STUDENT),
-                "ecrn": [CRN],
-            },
-        )
+        point_at(socket_path, sim, config.opening_at)
         # Far enough from the calibrations above: every server is due again.
         time.sleep(SPACING_S)
         begin = time.monotonic()
@@ -205,17 +196,13 @@ def main() -> int:
         return 0
     section = [
         DOC_START,
-        "## Time sources: calibration time and NTP politeness",
-        "",
-        f"Command: `{DOC_COMMAND}` (this run: `{this_command(__file__, sys.argv[1:])}`).",
-        f"Date: {when.isoformat(timespec='seconds')}; obsd {__version__}, {revision()}.",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()) + ".",
-        "",
-        "| measure | result | baseline (same run) | target | met |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
-            for r in rows
+        *section_head(
+            "Time sources: calibration time and NTP politeness",
+            DOC_COMMAND,
+            __file__,
+            sys.argv[1:],
+            when,
+            rows,
         ),
         "",
         "Method:",

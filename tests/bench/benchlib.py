@@ -12,8 +12,11 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Final, NoReturn
+
+from obsd import __version__
 
 REPO: Final = Path(__file__).resolve().parents[2]
 DOC_PATH: Final = REPO / "docs" / "performance.md"
@@ -129,6 +132,37 @@ def this_command(script: str, args: Sequence[str] = ()) -> str:
 
 
 # -- the docs -----------------------------------------------------------------------------
+
+
+def section_head(
+    title: str,
+    doc_command: str,
+    script: str,
+    args: Sequence[str],
+    when: datetime,
+    rows: list[Row],
+    *,
+    machine_note: str = "",
+    result_label: str = "result",
+) -> list[str]:
+    """A benchmark section's opening: title, command, date, machine, and the results table."""
+    return [
+        f"## {title}",
+        "",
+        f"Command: `{doc_command}` (this run: `{this_command(script, args)}`, from the "
+        "repository root).",
+        f"Date: {when.isoformat(timespec='seconds')}; obsd {__version__}, {revision()}.",
+        "Machine: "
+        + ", ".join(f"{key} {value}" for key, value in machine().items())
+        + (machine_note or "."),
+        "",
+        f"| measure | {result_label} | baseline (same run) | target | met |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r.measure} | {r.result} | {r.baseline} | {r.target} | {verdict(r.met)} |"
+            for r in rows
+        ),
+    ]
 
 
 def write_section(section: str, start_marker: str, end_marker: str) -> None:
