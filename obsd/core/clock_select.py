@@ -1,8 +1,9 @@
 """Which time to believe, sans I/O: intersect the sources, reject falsetickers, bound the error.
 
 Every source gives an interval that holds true time if the source is honest: its offset plus or
-minus its error bound. RFC 5905's clock-select (Marzullo's intersection) finds the smallest
-interval that a majority of the sources shares; a minority outside it is named falseticker.
+minus its error bound. Marzullo's intersection (as in RFC 5905's clock-select) finds the
+interval holding every point a majority of the sources shares; a minority outside it is named
+falseticker.
 The estimate is that interval: its middle dates events, its *lower* edge plans the shot, so
 that whatever the honest majority says, the shot is not early. With no majority, or when OBS's
 own Date header contradicts the majority, the interval widens to everything still credible:
@@ -135,16 +136,20 @@ def system_clock_reading(kernel: KernelClock, wall_ns: int, mono_ns: int) -> Rea
 
 
 def intersection(intervals: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """RFC 5905 clock-select: the interval a majority shares, allowing fewest falsetickers."""
+    """Marzullo's intersection at the majority: from the lowest to the highest point that more
+    than half of the intervals share (None: no point is shared by a majority).
+
+    Not RFC 5905's "fewest falsetickers first": that can settle on a point all intervals touch
+    at their edges, which a liar overlapping the honest ones at their far side pulls away from
+    true time. Every point an honest majority shares is in this interval, true time with them.
+    """
     edges = sorted([(low, -1) for low, _ in intervals] + [(high, 1) for _, high in intervals])
-    n = len(intervals)
-    for falsetickers in range((n + 1) // 2):
-        need = n - falsetickers
-        low = _first_reaching(need, edges, 1)
-        high = _first_reaching(need, list(reversed(edges)), -1)
-        if low is not None and high is not None and low <= high:
-            return low, high
-    return None
+    need = len(intervals) // 2 + 1
+    low = _first_reaching(need, edges, 1)
+    high = _first_reaching(need, list(reversed(edges)), -1)
+    if low is None or high is None or low > high:
+        return None
+    return low, high
 
 
 def _first_reaching(need: int, edges: list[tuple[int, int]], sign: int) -> int | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from obsd.core.clock_select import (
     DATE_TOLERANCE_NS,
@@ -41,6 +43,12 @@ def server(
         wall_offset_ns=40 * MS + round(offset_ms * MS),
         stratum=2,
     )
+    return Reading(name, sample)
+
+
+def server_ns(name: str, offset_ns: int, error_ns: int) -> Reading:
+    """A server whose best sample puts true - mono at TRUE + offset_ns, within error_ns."""
+    sample = Sample(name, TRUE + offset_ns, 2 * error_ns, error_ns, NOW, offset_ns, 2)
     return Reading(name, sample)
 
 
@@ -207,3 +215,26 @@ def test_margins_grow_after_the_estimate_at_15_ppm() -> None:
     estimate, _ = chosen([server("a", error_ms=1.0)])
     assert estimate.margin_at(NOW) == MS
     assert estimate.margin_at(NOW + 100 * NS) == MS + 1_500_000
+
+
+@given(
+    honest=st.lists(
+        st.tuples(st.integers(1, 50_000_000), st.floats(-1.0, 1.0)), min_size=1, max_size=5
+    ),
+    liars=st.lists(
+        st.tuples(st.integers(-(10**10), 10**10), st.integers(1, 50_000_000)), max_size=4
+    ),
+)
+def test_with_an_honest_majority_true_time_is_always_inside_the_estimate(
+    honest: list[tuple[int, float]], liars: list[tuple[int, int]]
+) -> None:
+    """Whatever a minority claims, the lower edge never passes true time: never early."""
+    liars = liars[: (len(honest) + len(liars) - 1) // 2][: len(honest) - 1]
+    # Truncation keeps each honest offset within its own error of the truth.
+    readings = [
+        server_ns(f"h{i}", int(where * error), error) for i, (error, where) in enumerate(honest)
+    ]
+    readings += [server_ns(f"l{i}", lie, error) for i, (lie, error) in enumerate(liars)]
+    estimate, _ = chosen(readings)
+    assert estimate.offset_ns is not None and estimate.error_ns is not None
+    assert estimate.offset_ns - estimate.error_ns <= TRUE + 1, "the lower edge is not past truth"
