@@ -26,7 +26,6 @@ class TimeKeeper:
         self._exchange = exchange
         self._kernel_clock = kernel_clock
         self.sources = TimeSources()
-        self.latest: TimeEstimate | None = None
         self.kernel: KernelClock | None = None
 
     def read_kernel(self) -> KernelClock:
@@ -43,11 +42,10 @@ class TimeKeeper:
                 self.sources.record(exchange)
         self.kernel = self.read_kernel()
         mono, wall = self._clock.mono_ns(), self._clock.wall_ns()
-        self.latest = select(
+        return select(
             self.sources.readings(servers, mono),
             system_clock_reading(self.kernel, wall, mono),
             mono,
             wall,
             date,
         )
-        return self.latest
