@@ -3,8 +3,9 @@
 Correctness only: every tail client sees every seq once, in order, across reconnects and
 stalls; the run completes; the daemon's memory stays bounded. How far the load moves the fire
 instant is a benchmark (tests/bench/bench_isolation.py), not an assertion here.
-The slow variant adds a flood of events while the stalled clients still do not read, so that
-their live queues overflow and they must go back to the disk.
+Both tests are slow (whole runs of the real daemon). The second adds a flood of events while
+the stalled clients still do not read, so that their live queues overflow and they must go back
+to the disk.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def assert_isolated(outcome: LoadOutcome) -> None:
     assert "connection failed" not in outcome.stderr
 
 
+@pytest.mark.slow
 def test_tail_clients_and_a_status_hammer_during_a_run(short_dir: Path) -> None:
     """No gap or duplicate for any of 100 tail clients; the run completes; RSS bounded."""
     assert_isolated(loaded_run(short_dir, overflow_events=0))
