@@ -18,6 +18,10 @@ MS: Final = 1_000_000
 # before the deadline, then busy-wait; sleeps overshoot by ~0.1-0.3 ms plus ~0.1 %.
 SPIN_BASE_NS: Final = 2 * MS
 SPIN_FRACTION: Final = 0.002
+# The send path is warmed (one loopback request, ~1 ms) this long before send is called: after
+# a quiet second a cold send takes ~0.4 ms longer than the warm samples its delay was measured
+# on, and now and then several ms (bench_fire). Warming must end before the spin begins.
+WARM_UP_LEAD_NS: Final = 5 * MS
 
 
 def instant(epoch_ns: int) -> datetime:

@@ -31,7 +31,7 @@ from obsd.core.results import Outcome
 from obsd.core.runs import RunState, crn_results
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
-from obsd.core.timing import NS, ClockMap
+from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEAD_NS, ClockMap
 from obsd.core.waiting import (
     FinalApproach,
     ProbeObs,
@@ -259,7 +259,7 @@ class RunDriver:
                 RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn, at_ns),
                 durable=False,
             )
-            answer = await self._fire(obs, post, call_mono)
+            answer = await self._fire(obs, post, step, call_mono)
             update = self._read(attempt, step, answer, clock, call_mono)
             await self._emit(update)
             await self._announce(update)
@@ -273,15 +273,22 @@ class RunDriver:
                 )
                 return
 
-    async def _fire(self, obs: ObsClient, post: PreparedPost, call_mono: int) -> Answer | str:
+    async def _fire(
+        self, obs: ObsClient, post: PreparedPost, step: NextPost, call_mono: int
+    ) -> Answer | str:
+        # The warm-up goes to a loopback listener of our own: nothing but the POST reaches OBS.
+        warmer = self._instruments.warm_send_path(step.ecrn, step.scrn, call_mono - SPIN_BASE_NS)
         with collector_paused():
-            await self._clock.arrive_at(call_mono)
-            try:
-                return await obs.send(post)
-            except ObsTimeout:
-                return "no answer within the read timeout; the POST may have been processed"
-            except ObsError as exc:
-                return f"the connection failed ({exc}); the POST may have been processed"
+            async with warmer as warm_up:
+                await self._clock.sleep_until(call_mono - WARM_UP_LEAD_NS)
+                await warm_up()
+                await self._clock.arrive_at(call_mono)
+                try:
+                    return await obs.send(post)
+                except ObsTimeout:
+                    return "no answer within the read timeout; the POST may have been processed"
+                except ObsError as exc:
+                    return f"the connection failed ({exc}); the POST may have been processed"
 
     def _read(
         self, attempt: int, step: NextPost, answer: Answer | str, clock: ClockMap, call_mono: int

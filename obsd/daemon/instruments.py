@@ -1,4 +1,4 @@
-"""What the engine measures and talks with: true time, its own send delay, and OBS.
+"""What the engine measures and talks with: true time, its own send path, and OBS.
 
 The daemon hands the real ones to the run driver and the ops; in-process tests hand fakes
 (scripted NTP exchanges and kernel views, an httpx.MockTransport behind the OBS client), so
@@ -8,28 +8,32 @@ a whole run can be driven on a fake clock.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.kernel_clock import read_kernel_clock
 from obsd.adapters.ntp_client import exchange_all
 from obsd.adapters.obs_client import ObsClient
-from obsd.adapters.send_delay import measure_send_delay
+from obsd.adapters.send_path import WarmUp, measure_send_delay, warm_send_path
 from obsd.core.config import Config
 from obsd.daemon.timekeeper import TimeKeeper
 
 # The fewest nanoseconds from calling send to the first byte on the wire, for these CRNs.
 SendDelayMeasure = Callable[[list[str], list[str]], Awaitable[int]]
+# A warm-up of the send path for these CRNs, for a shot due after the monotonic deadline given.
+SendPathWarmer = Callable[[list[str], list[str], int], AbstractAsyncContextManager[WarmUp]]
 # A client for the OBS a configuration names, with this token.
 ObsConnector = Callable[[Config, str], ObsClient]
 
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """True time, the send-delay measurement and the way to OBS, as the engine uses them."""
+    """True time, the send path's measurement and warm-up, and the way to OBS."""
 
     time: TimeKeeper
     send_delay: SendDelayMeasure
+    warm_send_path: SendPathWarmer
     connect_obs: ObsConnector
 
 
@@ -38,5 +42,6 @@ def real_instruments(clock: Clock) -> Instruments:
     return Instruments(
         time=TimeKeeper(clock, lambda servers: exchange_all(servers, clock), read_kernel_clock),
         send_delay=measure_send_delay,
+        warm_send_path=warm_send_path,
         connect_obs=lambda config, token: ObsClient.for_config(config, token, clock),
     )

@@ -7,8 +7,9 @@ early, the spacing, the budget) can be judged exactly and hours of schedule take
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 import msgspec
 
 from obsd.adapters.obs_client import ObsClient
+from obsd.adapters.send_path import WarmUp
 from obsd.core.clock_select import KernelClock
 from obsd.core.config import Config
 from obsd.core.events import Actor, Event, Message, RunCreatedPayload
@@ -151,11 +153,21 @@ def instruments(
     ntp: list[NtpBehaviour],
     kernel: KernelClock,
     log: list[tuple[str, int]],
+    warm_ups: list[int],
 ) -> Instruments:
-    """Scripted NTP servers, the kernel's view, no send delay, the scripted OBS."""
+    """Scripted NTP servers, the kernel's view, no send delay, warm-ups logged, the scripted OBS."""
 
     async def send_delay(ecrn: list[str], scrn: list[str]) -> int:
         return 0
+
+    @contextlib.asynccontextmanager
+    async def warm_send_path(
+        ecrn: list[str], scrn: list[str], deadline_mono_ns: int
+    ) -> AsyncIterator[WarmUp]:
+        async def warm_up() -> None:
+            warm_ups.append(clock.true_ns())
+
+        yield warm_up
 
     def connect(config: Config, token: str) -> ObsClient:
         return ObsClient.for_config(config, token, clock, httpx.MockTransport(obs.handle))
@@ -163,6 +175,7 @@ def instruments(
     return Instruments(
         time=TimeKeeper(clock, fake_ntp(clock, ntp, log), lambda: kernel),
         send_delay=send_delay,
+        warm_send_path=warm_send_path,
         connect_obs=connect,
     )
 
@@ -179,6 +192,8 @@ class Drive:
     kernel: KernelClock = UNSYNCHRONISED_KERNEL
     # Every NTP query: the server, and the true time it was sent.
     ntp_queries: list[tuple[str, int]] = field(default_factory=list)
+    # Every warm-up of the send path (it never reaches OBS): the true time it was made.
+    warm_ups: list[int] = field(default_factory=list)
 
     @property
     def run(self) -> RunState:
@@ -192,7 +207,9 @@ class Drive:
             RUN_ID,
             lambda: "token",
             self.clock,
-            instruments(self.clock, self.obs, self.ntp, self.kernel, self.ntp_queries),
+            instruments(
+                self.clock, self.obs, self.ntp, self.kernel, self.ntp_queries, self.warm_ups
+            ),
         )
 
     async def to_the_end(self) -> RunState:

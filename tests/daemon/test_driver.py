@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from obsd.core.phases import Phase
+from obsd.core.timing import SPIN_BASE_NS, WARM_UP_LEAD_NS
 from obsd.core.waiting import RECHECK_NTP_EVERY_S
 from tests.daemon.scripted import MS, TRUE_OFFSET_NS, obs_answer, planned
 from tests.fake_clock import NS
@@ -37,6 +38,21 @@ async def test_the_first_post_arrives_at_the_target_plus_the_buffer_never_before
     assert 0 < margin_ns < 200_000
     assert run.phase == Phase.DONE and run.crns[0].state == "success"
     assert drive.clock.wall_ns() + TRUE_OFFSET_NS > drive.target_ns
+
+
+async def test_each_post_follows_one_warm_up_of_the_send_path_just_before_it(
+    tmp_path: Path,
+) -> None:
+    drive = await planned(
+        tmp_path, [obs_answer({"21234": "VAL02"}), obs_answer({"21234": "successResult"})]
+    )
+    await drive.to_the_end()
+    posts = [post.true_ns for post in drive.obs.posts]
+    assert len(drive.warm_ups) == len(posts) == 2
+    # The warm-up ends before the spin: it cannot hold the shot back, nor does OBS see it.
+    for warmed, sent in zip(drive.warm_ups, posts, strict=True):
+        assert sent - WARM_UP_LEAD_NS <= warmed <= sent - SPIN_BASE_NS
+    assert {arrival.method for arrival in drive.obs.arrivals} == {"HEAD", "POST"}
 
 
 async def test_not_open_then_debounce_then_success_each_spaced_from_the_answer(
