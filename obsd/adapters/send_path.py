@@ -9,9 +9,9 @@ instant (the bench saw -1.2 ms with the median). The listener parses requests wi
 server would.
 
 The samples are taken a few milliseconds apart, with the path warm. After the quiet second
-before a shot the same send takes ~0.3 ms longer (caches and the CPU gone cold), so a few
-milliseconds before the shot the path is warmed by one request to a fresh listener: the same
-client code, the same kind of socket, nothing sent to OBS.
+before a shot the same send takes ~0.4 ms longer (caches and the CPU gone cold), so just
+before the shot the path is warmed by requests to a fresh listener (core/timing.py says when):
+the same client code, the same kind of socket, nothing sent to OBS.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from obsd.core.results import Outcome
 from obsd.core.runs import RunState, crn_results
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
-from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEAD_NS, ClockMap
+from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap
 from obsd.core.waiting import (
     FinalApproach,
     ProbeObs,
@@ -280,8 +280,9 @@ class RunDriver:
         warmer = self._instruments.warm_send_path(step.ecrn, step.scrn, call_mono - SPIN_BASE_NS)
         with collector_paused():
             async with warmer as warm_up:
-                await self._clock.sleep_until(call_mono - WARM_UP_LEAD_NS)
-                await warm_up()
+                for lead_ns in WARM_UP_LEADS_NS:
+                    await self._clock.sleep_until(call_mono - lead_ns)
+                    await warm_up()
                 await self._clock.arrive_at(call_mono)
                 try:
                     return await obs.send(post)

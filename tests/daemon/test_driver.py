@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from obsd.core.phases import Phase
-from obsd.core.timing import SPIN_BASE_NS, WARM_UP_LEAD_NS
+from obsd.core.timing import SPIN_BASE_NS, WARM_UP_LEADS_NS
 from obsd.core.waiting import RECHECK_NTP_EVERY_S
 from tests.daemon.scripted import MS, TRUE_OFFSET_NS, obs_answer, planned
 from tests.fake_clock import NS
@@ -40,7 +40,7 @@ async def test_the_first_post_arrives_at_the_target_plus_the_buffer_never_before
     assert drive.clock.wall_ns() + TRUE_OFFSET_NS > drive.target_ns
 
 
-async def test_each_post_follows_one_warm_up_of_the_send_path_just_before_it(
+async def test_each_post_follows_warm_ups_of_the_send_path_just_before_it(
     tmp_path: Path,
 ) -> None:
     drive = await planned(
@@ -48,10 +48,13 @@ async def test_each_post_follows_one_warm_up_of_the_send_path_just_before_it(
     )
     await drive.to_the_end()
     posts = [post.true_ns for post in drive.obs.posts]
-    assert len(drive.warm_ups) == len(posts) == 2
-    # The warm-up ends before the spin: it cannot hold the shot back, nor does OBS see it.
-    for warmed, sent in zip(drive.warm_ups, posts, strict=True):
-        assert sent - WARM_UP_LEAD_NS <= warmed <= sent - SPIN_BASE_NS
+    leads = len(WARM_UP_LEADS_NS)
+    assert len(drive.warm_ups) == leads * len(posts) and len(posts) == 2
+    # The warm-ups end before the spin: they cannot hold the shot back, nor does OBS see them.
+    for number, sent in enumerate(posts):
+        warmed = drive.warm_ups[number * leads : (number + 1) * leads]
+        assert [sent - at for at in warmed] == list(WARM_UP_LEADS_NS)
+        assert min(WARM_UP_LEADS_NS) > SPIN_BASE_NS
     assert {arrival.method for arrival in drive.obs.arrivals} == {"HEAD", "POST"}
 
 
