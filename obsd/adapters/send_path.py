@@ -5,13 +5,15 @@ monotonic clock; the difference from the instant `ObsClient.send` was called is 
 fire instant must absorb. The *fastest* sample is what is subtracted, not the median: the
 listener's wake-up (the GIL, the scheduler) only ever adds to a sample, and a median that
 overstates the real path by a millisecond would send the first byte that much before the fire
-instant (the bench saw -1.2 ms with the median). The listener parses requests with h11, as a
+instant (the bench saw -1.2 ms with the median). Listeners parse requests with h11, as a
 server would.
 
 The samples are taken a few milliseconds apart, with the path warm. After the quiet second
 before a shot the same send takes ~0.4 ms longer (caches and the CPU gone cold), so just
-before the shot the path is warmed by requests to a fresh listener (core/timing.py says when):
-the same client code, the same kind of socket, nothing sent to OBS.
+before the shot the path is warmed by requests to a listener of our own (core/timing.py says
+when): the same client code, the same kind of socket, nothing sent to OBS. That listener is
+served by the event loop itself, not a thread: a thread waking beside the loop makes the two
+hand the GIL back and forth, which cost 5-25 ms stalls in the warm-up, right before the shot.
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 import anyio
+import anyio.abc
 import h11
 
 from obsd.adapters.clock import SystemClock
-from obsd.adapters.obs_client import ObsClient, ObsError
+from obsd.adapters.obs_client import Answer, ObsClient, ObsError
 from obsd.core.timing import NS
 
 SEND_DELAY_SAMPLES: Final = 15
-# Setting up the warm-up (a thread, a connection, a first request) takes a few milliseconds;
-# a shot closer than this goes unwarmed rather than late.
+# Setting up the warm-up (a listener, a connection, a first request) takes a few
+# milliseconds; a shot closer than this goes unwarmed rather than late.
 WARM_UP_SETUP_NS: Final = 200_000_000
 # A loopback answer takes well under a millisecond; one this slow has failed as a warm-up.
 _WARM_UP_TIMEOUT_S: Final = 0.1
@@ -43,6 +46,25 @@ _ANSWER: Final = b"{}"
 _SAMPLE_SPACING_S: Final = 0.002
 # A listener that hears nothing for this long has lost its client; it gives up.
 _LISTENER_TIMEOUT_S: Final = 10.0
+
+
+def _next_answer(http: h11.Connection) -> bytes | None:
+    """The answer to the next complete request; b"" if more data is needed; None at the end."""
+    while True:
+        event = http.next_event()
+        if event is h11.NEED_DATA:
+            return b""
+        if isinstance(event, h11.EndOfMessage):
+            headers = [("content-type", "application/json"), ("content-length", str(len(_ANSWER)))]
+            answer = (
+                http.send(h11.Response(status_code=200, headers=headers))
+                + http.send(h11.Data(data=_ANSWER))
+                + http.send(h11.EndOfMessage())
+            )
+            http.start_next_cycle()
+            return answer
+        if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            return None
 
 
 class _Listener(threading.Thread):
@@ -67,64 +89,30 @@ class _Listener(threading.Thread):
 
     def _serve(self, connection: socket.socket) -> None:
         http = h11.Connection(our_role=h11.SERVER)
-        while True:
-            event = http.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    data = connection.recv(65536)
-                except OSError:
-                    return
-                if http.their_state is h11.IDLE and data:
-                    self.first_bytes.append(time.monotonic_ns())
-                http.receive_data(data)
-                if not data:
-                    return
-            elif isinstance(event, h11.EndOfMessage):
-                headers = [
-                    ("content-type", "application/json"),
-                    ("content-length", str(len(_ANSWER))),
-                ]
-                connection.sendall(
-                    http.send(h11.Response(status_code=200, headers=headers))
-                    + http.send(h11.Data(data=_ANSWER))
-                    + http.send(h11.EndOfMessage())
-                )
-                http.start_next_cycle()
-            elif event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+        while (answer := _next_answer(http)) is not None:
+            if answer:
+                connection.sendall(answer)
+                continue
+            try:
+                data = connection.recv(65536)
+            except OSError:
                 return
-
-
-@contextlib.asynccontextmanager
-async def _loopback_client(
-    ecrn: list[str], scrn: list[str], read_timeout_s: float
-) -> AsyncIterator[_Loopback]:
-    """A listener and a client connected to it, the connection opened by a first request."""
-    listener = _Listener()
-    listener.start()
-    try:
-        async with ObsClient(listener.url, "measurement", read_timeout_s, SystemClock()) as client:
-            loopback = _Loopback(listener, client, ecrn, scrn)
-            await loopback.send()  # Opens the connection: not counted.
-            yield loopback
-    finally:
-        listener.server.close()
-        await anyio.to_thread.run_sync(listener.join, _LISTENER_TIMEOUT_S)
+            if http.their_state is h11.IDLE and data:
+                self.first_bytes.append(time.monotonic_ns())
+            http.receive_data(data)
 
 
 class _Loopback:
-    def __init__(
-        self, listener: _Listener, client: ObsClient, ecrn: list[str], scrn: list[str]
-    ) -> None:
-        self._listener = listener
+    """A client on a loopback listener, sending the registration POST for some CRNs."""
+
+    def __init__(self, client: ObsClient, ecrn: list[str], scrn: list[str]) -> None:
         self._client = client
         self._ecrn = ecrn
         self._scrn = scrn
 
-    async def send(self) -> int:
-        """Send the registration POST; nanoseconds from the call to its first byte."""
-        answer = await self._client.send(self._client.prepare(self._ecrn, self._scrn))
-        # The listener stamps a request before it answers it: the stamp is there.
-        return self._listener.first_bytes[-1] - answer.sent_mono_ns
+    async def send(self) -> Answer:
+        """Send the registration POST once."""
+        return await self._client.send(self._client.prepare(self._ecrn, self._scrn))
 
     async def warm_up(self, deadline_mono_ns: int) -> None:
         """One request, given up at the deadline; its failure is no one else's."""
@@ -133,16 +121,65 @@ class _Loopback:
                 await self.send()
 
 
+@contextlib.asynccontextmanager
+async def _loopback_client(
+    url: str, ecrn: list[str], scrn: list[str], read_timeout_s: float
+) -> AsyncIterator[_Loopback]:
+    """A client on the listener at `url`, its connection opened by a first request."""
+    async with ObsClient(url, "measurement", read_timeout_s, SystemClock()) as client:
+        loopback = _Loopback(client, ecrn, scrn)
+        await loopback.send()  # Opens the connection: not counted.
+        yield loopback
+
+
 async def measure_send_delay(
     ecrn: list[str], scrn: list[str], samples: int = SEND_DELAY_SAMPLES
 ) -> int:
     """The fewest nanoseconds from calling send to the request's first byte (loopback)."""
+    listener = _Listener()
+    listener.start()
     delays: list[int] = []
-    async with _loopback_client(ecrn, scrn, _MEASURE_TIMEOUT_S) as loopback:
-        for _ in range(samples):
-            delays.append(await loopback.send())
-            await anyio.sleep(_SAMPLE_SPACING_S)
+    try:
+        async with _loopback_client(listener.url, ecrn, scrn, _MEASURE_TIMEOUT_S) as loopback:
+            for _ in range(samples):
+                answer = await loopback.send()
+                # The listener stamps a request before it answers it: the stamp is there.
+                delays.append(listener.first_bytes[-1] - answer.sent_mono_ns)
+                await anyio.sleep(_SAMPLE_SPACING_S)
+    finally:
+        listener.server.close()
+        await anyio.to_thread.run_sync(listener.join, _LISTENER_TIMEOUT_S)
     return min(delays)
+
+
+async def _answer_requests(stream: anyio.abc.SocketStream) -> None:
+    """Answer each request on `stream` until the client goes."""
+    http = h11.Connection(our_role=h11.SERVER)
+    async with stream:
+        while (answer := _next_answer(http)) is not None:
+            if answer:
+                await stream.send(answer)
+            else:
+                http.receive_data(await stream.receive())
+
+
+async def _serve_quietly(listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+    # The shot runs inside this listener's task group: nothing met here may reach it.
+    with contextlib.suppress(Exception):
+        await listener.serve(_answer_requests)
+
+
+@contextlib.asynccontextmanager
+async def _served_listener() -> AsyncIterator[str]:
+    """A loopback HTTP listener served by this event loop; its URL."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(_serve_quietly, listener)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            tasks.cancel_scope.cancel()
 
 
 # One loopback request through the shot's send path, given up at the deadline it was set for.
@@ -162,11 +199,12 @@ async def warm_send_path(
     warm_up: WarmUp = _nothing
     if time.monotonic_ns() < deadline_mono_ns - WARM_UP_SETUP_NS:
         try:
+            url = await loopbacks.enter_async_context(_served_listener())
             loopback = await loopbacks.enter_async_context(
-                _loopback_client(ecrn, scrn, _WARM_UP_TIMEOUT_S)
+                _loopback_client(url, ecrn, scrn, _WARM_UP_TIMEOUT_S)
             )
         except (OSError, ObsError):
-            pass
+            await loopbacks.aclose()
         else:
             warm_up = functools.partial(loopback.warm_up, deadline_mono_ns)
     try:
