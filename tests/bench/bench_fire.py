@@ -24,6 +24,7 @@ from benchlib import (
     BenchError,
     Row,
     exit_on_sigterm,
+    machine_stalls,
     ms,
     obsd_started,
     percentile,
@@ -47,6 +48,8 @@ NAIVE_CLIENT: Final = Path(__file__).resolve().with_name("naive_client.py")
 # Issue 3, section 4: at least 100 runs per configuration. Fewer runs (a smoke test) leave
 # docs/performance.md alone, so a quick check cannot replace the real figures.
 DEFAULT_RUNS: Final = 100
+# Long enough to catch the machine's multi-ms stalls (on this VM: dozens a minute).
+STALL_PROBE_S: Final = 20.0
 # Fixed seed: every invocation draws the same clock offsets, in the same order.
 OFFSET_SEED: Final = 3
 # The simulator's true time is this far from the local clock at most, either way (issue 3).
@@ -721,6 +724,7 @@ def main() -> int:
         parser.error("--runs must be at least 1")
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     when = datetime.now(UTC)
+    stalls = machine_stalls(STALL_PROBE_S)
     loads = [os.getloadavg()[0]]
     begin = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="obsd-bench-fire-") as work:
@@ -729,6 +733,7 @@ def main() -> int:
     rows = target_rows(results)
     notes = [
         *worst_notes(results),
+        stalls,
         f"Wall time {wall_s / 60:.1f} min. 1-minute load average: {loads[0]:.2f} at "
         f"the start, median {statistics.median(loads):.2f} and max {max(loads):.2f} "
         "over the rounds (anything else running on the machine shows here).",

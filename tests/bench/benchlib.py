@@ -99,6 +99,36 @@ def machine() -> dict[str, str]:
     }
 
 
+def steal_ticks() -> int:
+    """CPU time the hypervisor gave to others (the `steal` column of /proc/stat), in ticks."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[8]) if len(fields) > 8 else 0
+
+
+def machine_stalls(seconds: float) -> str:
+    """What the machine does to a thread that never blocks: the gaps a pure spin loop sees.
+
+    Lateness beyond a millisecond or two on a VM is mostly this (the hypervisor running
+    someone else), not the code under test; the figure is measured in the same run.
+    """
+    stalls: list[int] = []
+    steal_before = steal_ticks()
+    last = time.monotonic_ns()
+    end = last + int(seconds * 1e9)
+    while (now := time.monotonic_ns()) < end:
+        if now - last > 1_000_000:
+            stalls.append(now - last)
+        last = now
+    steal_s = (steal_ticks() - steal_before) / os.sysconf("SC_CLK_TCK")
+    cores = os.cpu_count() or 1
+    longest_ms = max(stalls, default=0) / 1e6
+    return (
+        f"Machine stalls, same run: a pure spin loop for {seconds:.0f} s (before the rounds) was "
+        f"held off more than 1 ms {len(stalls)} times, the longest {longest_ms:.1f} ms; "
+        f"hypervisor steal time {100 * steal_s / (seconds * cores):.1f} % of the {cores} CPUs."
+    )
+
+
 def revision() -> str:
     """The commit measured, and whether the code under test had uncommitted changes."""
     try:
