@@ -103,6 +103,9 @@ def scan_segment(
             event = decode(data[pos:newline])
         except msgspec.DecodeError as exc:
             damage_reason = f"undecodable record: {exc}"
+            # Whole JSON with its newline is no torn write (an unknown phase, a field of the
+            # wrong type, a newer event): damage, never cut off.
+            refused = _is_json(data[pos:newline])
             break
         if event.seq != expected_seq:
             # A whole record, so no torn write: damage, never to be cut off as one.
@@ -126,6 +129,14 @@ def scan_segment(
             refused=refused,
         )
     return SegmentScan(offsets=offsets, valid_end=pos, damage=damage)
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def _has_valid_record(data: SegmentBytes, pos: int) -> bool:

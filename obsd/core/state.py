@@ -74,12 +74,13 @@ def apply(state: DaemonState, event: Event) -> DaemonState:
         case ConfigChanged():
             return replace(state, config=event.payload.config)
         case RunCreated():
+            _check_new_run(state, event)
             return _with_run(state, new_run(event.payload, event.timestamp))
         case Calibration():
             state = replace(state, calibration=event.payload, calibrated_at=event.timestamp)
-            run = state.runs.get(event.payload.run_id or "")
-            if run is None:
+            if event.payload.run_id is None:
                 return state
+            run = _existing(state, event.payload.run_id, event)
             return _with_run(state, replace(run, calibration=event.payload))
         case DaemonStarted():
             return replace(state, starts=state.starts + 1, last_start=event.timestamp)
@@ -88,15 +89,35 @@ def apply(state: DaemonState, event: Event) -> DaemonState:
         case LogRepaired():
             return replace(state, repairs=state.repairs + 1)
         case RunDeleted():
+            if _existing(state, event.payload.run_id, event).active:
+                raise ImpossibleEvent(
+                    f"run_deleted #{event.seq}: run {event.payload.run_id} has not ended"
+                )
             runs = {key: run for key, run in state.runs.items() if key != event.payload.run_id}
             return replace(state, runs=runs)
     if not isinstance(event, _RUN_EVENTS):
         return state
-    run = state.runs.get(event.payload.run_id)
-    if run is None:
-        return state  # A run deleted since; its later events change nothing.
+    run = _existing(state, event.payload.run_id, event)
     updated = _apply_to_run(run, event)
     return state if updated is run else _with_run(state, updated)
+
+
+def _check_new_run(state: DaemonState, event: RunCreated) -> None:
+    # `start` refuses both: a second record of one run, or two runs at once, would let a
+    # replay resume a run as if it had never sent anything.
+    run_id = event.payload.run_id
+    if run_id in state.runs:
+        raise ImpossibleEvent(f"run_created #{event.seq}: run {run_id} exists already")
+    if state.active_run is not None:
+        raise ImpossibleEvent(f"run_created #{event.seq}: run {state.active_run} is still active")
+
+
+def _existing(state: DaemonState, run_id: str, event: Event) -> RunState:
+    """The run an event names; none (never created, or deleted once ended) is impossible."""
+    run = state.runs.get(run_id)
+    if run is None:
+        raise ImpossibleEvent(f"{event.__struct_config__.tag} #{event.seq}: no run {run_id}")
+    return run
 
 
 def _moved(run: RunState, phase: Phase, event: Event) -> None:

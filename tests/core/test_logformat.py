@@ -68,3 +68,20 @@ def test_a_seq_gap_is_damage() -> None:
 def test_scanning_starts_at_the_expected_seq() -> None:
     seqs, result = scan(b"".join(lines(5, 2)), expected=5)
     assert seqs == [5, 6] and result.damage is None
+
+
+def test_a_whole_record_that_does_not_validate_is_damage_even_at_the_end() -> None:
+    records = lines(1, 2)
+    state = b'{"type":"state","seq":3,"timestamp":"t","payload":{"run_id":"r","phase":"flying"}}\n'
+    seqs, result = scan(b"".join(records) + state)
+    assert seqs == [1, 2]
+    assert result.damage is not None and not result.damage.valid_after
+    assert result.damage.refused, "a complete record is never cut off as a torn write"
+    assert "flying" in result.damage.reason or "phase" in result.damage.reason
+
+
+def test_a_torn_record_is_still_a_torn_tail_not_refused() -> None:
+    records = lines(1, 2)
+    seqs, result = scan(records[0] + records[1][:-9] + b"\n")
+    assert seqs == [1]
+    assert result.damage is not None and not result.damage.refused

@@ -119,12 +119,6 @@ def test_cancel_resume_and_delete() -> None:
     assert deleted.runs == {}
 
 
-def test_events_of_an_unknown_or_deleted_run_change_nothing() -> None:
-    state = fold(created())
-    stray = make_event(PhaseChangedPayload("nope", "done"), 5, 5 * NS)
-    assert apply(state, stray) is state
-
-
 def test_not_registered_after_a_lost_drop_answer_proves_the_drop() -> None:
     state = fold(
         created(),

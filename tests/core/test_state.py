@@ -2,6 +2,8 @@
 
 from functools import reduce
 
+import pytest
+
 from obsd.core.config import Config
 from obsd.core.events import (
     Actor,
@@ -11,9 +13,15 @@ from obsd.core.events import (
     Event,
     LogCreatedPayload,
     LogRepairedPayload,
+    PhaseChangedPayload,
+    RunCancelledPayload,
+    RunCreatedPayload,
+    RunDeletedPayload,
     make_event,
 )
-from obsd.core.state import DaemonState, apply
+from obsd.core.phases import Phase
+from obsd.core.state import DaemonState, ImpossibleEvent, apply
+from obsd.core.token import TokenInfo
 
 ACTOR = Actor(uid=1000, pid=42)
 
@@ -69,3 +77,43 @@ def test_apply_does_not_mutate_its_input() -> None:
     before = DaemonState()
     apply(before, events(LogCreatedPayload(log_id="L1", server="0.1.0"))[0])
     assert before == DaemonState()
+
+
+def created(run_id: str) -> RunCreatedPayload:
+    return RunCreatedPayload(run_id, ACTOR, Config(), TokenInfo(fingerprint="f", exp=None), 0)
+
+
+@pytest.mark.parametrize(
+    ("history", "why"),
+    [
+        (
+            [created("r1"), RunCancelledPayload("r1", ACTOR, Phase.CALIBRATING), created("r1")],
+            "exists already",
+        ),
+        ([created("r1"), created("r2")], "run r1 is still active"),
+        ([PhaseChangedPayload("r9", Phase.REGISTERING)], "no run r9"),
+        ([RunDeletedPayload("r9", ACTOR)], "no run r9"),
+        ([created("r1"), RunDeletedPayload("r1", ACTOR)], "has not ended"),
+        (
+            [
+                created("r1"),
+                RunCancelledPayload("r1", ACTOR, Phase.CALIBRATING),
+                RunDeletedPayload("r1", ACTOR),
+                PhaseChangedPayload("r1", Phase.REGISTERING),
+            ],
+            "no run r1",
+        ),
+    ],
+    ids=[
+        "created-twice",
+        "two-at-once",
+        "unknown-run",
+        "delete-unknown",
+        "delete-live",
+        "after-delete",
+    ],
+)
+def test_a_run_event_the_runs_do_not_allow_is_impossible(history: list[object], why: str) -> None:
+    """Each of these would let a replay resume a run that must not be, or lose one."""
+    with pytest.raises(ImpossibleEvent, match=why):
+        fold(events(*history))
