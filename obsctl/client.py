@@ -65,7 +65,13 @@ class Client:
             raise ClientError(_connect_problem(path, exc)) from None
         self._buffer = b""
         self._ids = itertools.count(1)
-        self.greeting: dict[str, Any] = self.read_message()["data"]
+        first = self.read_message()
+        if first.get("success") is False:
+            # Refused in place of the greeting (too many connections): say why.
+            self._socket.close()
+            error = first.get("error") or {}
+            raise ClientError(f"obsd refused the connection: {error.get('message', first)}")
+        self.greeting: dict[str, Any] = first["data"]
 
     def close(self) -> None:
         """Close the connection."""

@@ -12,6 +12,7 @@ import anyio.abc
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import access_for, peer_of
+from obsd.core.admission import Admission
 from obsd.core.framing import LineFramer, OversizedLine
 from obsd.core.protocol import (
     ErrorCode,
@@ -144,14 +145,28 @@ class Connection:
 
 
 async def serve_connection(
-    stream: anyio.abc.SocketStream, dispatcher: Dispatcher, daemon_uid: int, admin_gid: int | None
+    stream: anyio.abc.SocketStream,
+    dispatcher: Dispatcher,
+    admission: Admission,
+    daemon_uid: int,
+    admin_gid: int | None,
 ) -> None:
-    """Serve one accepted connection; never raises."""
+    """Serve one accepted connection, or refuse it over the caps; never raises."""
     try:
         async with stream:
             peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
             caller = Caller(peer, access_for(peer, daemon_uid, admin_gid))
-            await Connection(stream, dispatcher, caller).run()
+            if refusal := admission.refusal(peer.uid, caller.access):
+                # In place of the greeting: the client says why, and the slot stays free.
+                await stream.send(
+                    encode_line(error_response(None, ErrorCode.TOO_MANY_CONNECTIONS, refusal))
+                )
+                return
+            admission.take(peer.uid, caller.access)
+            try:
+                await Connection(stream, dispatcher, caller).run()
+            finally:
+                admission.give_back(peer.uid, caller.access)
     except _DISCONNECTED:
         pass
     except Exception as exc:

@@ -27,6 +27,7 @@ from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import SocketInUse, UnsafeSocketPath, bind_control_socket
 from obsd.adapters.systemd import ActivationError, Notifier, inherited_control_socket, socket_name
 from obsd.adapters.token_store import TokenStore
+from obsd.core.admission import Admission
 from obsd.core.events import (
     DaemonStartedPayload,
     DaemonStoppedPayload,
@@ -251,9 +252,10 @@ async def _serve_until_stopped(
         systemd.ready()
         tasks.start_soon(systemd.run)
         daemon_uid = os.geteuid()
+        admission = Admission()
 
         async def serve(stream: anyio.abc.SocketStream) -> None:
-            await serve_connection(stream, dispatcher, daemon_uid, settings.admin_gid)
+            await serve_connection(stream, dispatcher, admission, daemon_uid, settings.admin_gid)
 
         await accept_connections(listener, serve, tasks, clock)
     return reason

@@ -9,12 +9,18 @@ holds everything.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from obsd.adapters.eventlog import EventLog
 from obsd.core.protocol import CaughtUp, encode_line
 from obsd.daemon.journal import Journal, Subscription
 
 Send = Callable[[bytes], Awaitable[None]]
+
+# What a tail reads from disk at a time. A client that stops reading holds the chunk being
+# sent (beyond what its socket buffer took) for as long as it stalls: small, so that
+# hundreds of stalled tails cost a few MiB, not one 256 KiB read each.
+TAIL_CHUNK_BYTES: Final = 8 * 1024
 
 
 async def stream_tail(
@@ -41,7 +47,7 @@ async def _replay(log: EventLog, send: Send, cursor: int, subscription: Subscrip
         # Lines queued from here on are newer than what the disk read below may miss.
         subscription.restart()
     while cursor < log.head_seq:
-        chunk = await log.read_after(cursor)
+        chunk = await log.read_after(cursor, TAIL_CHUNK_BYTES)
         await send(chunk)
         cursor += chunk.count(b"\n")
     return cursor
