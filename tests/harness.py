@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,13 +129,18 @@ class Registration:
 
 @contextmanager
 def registration(
-    short_dir: Path, opening_in_s: float = 3.0, **sim_overrides: Any
+    short_dir: Path,
+    opening_in_s: float = 3.0,
+    daemon_args: Sequence[str] = (),
+    **sim_overrides: Any,
 ) -> Iterator[Registration]:
-    """A simulator opening in `opening_in_s` and a daemon on `short_dir`."""
+    """A simulator opening in `opening_in_s` and a daemon on `short_dir` (with `daemon_args`)."""
     config = sim_config(opening_in_s, **sim_overrides)
     assert config.opening_at is not None
     with Simulator(config).serve_in_thread() as sim:
-        daemon = DaemonProcess(short_dir / "obsd.sock", short_dir / "state").start()
+        daemon = DaemonProcess(
+            short_dir / "obsd.sock", short_dir / "state", list(daemon_args)
+        ).start()
         try:
             yield Registration(daemon, sim, int(config.opening_at * NS))
         finally:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -17,6 +20,8 @@ MIB: Final = 1024 * 1024
 # The growth of the daemon's resident memory the suites tolerate under hostile load: far above
 # what the ~64 KiB line buffer per connection needs, far below a leak of the input.
 RSS_GROWTH_LIMIT_KIB: Final = 50 * 1024
+# Bounds how long a crowd held by `holding_as` takes to let go (it never takes this long).
+HOLD_TIMEOUT_S: Final = 60.0
 
 
 class WireError(AssertionError):
@@ -143,3 +148,72 @@ def run_as(uid: int, gid: int, groups: list[int], work: Callable[[], Any]) -> An
     if isinstance(result, dict) and "child_error" in result:
         raise AssertionError(f"the child running as uid {uid} failed: {result['child_error']}")
     return result
+
+
+@contextlib.contextmanager
+def holding_as(
+    uid: int,
+    gid: int,
+    directory: Path,
+    hold: Callable[[], Any],
+    then: Callable[[Any], Any],
+) -> Iterator[list[Any]]:
+    """As uid/gid in a forked child: `hold()` (a crowd of connections, say), keep it while the
+    `with` body runs, then `then(held)`. The list yielded holds the child's result afterwards.
+
+    Two FIFOs order it (each open blocks until both ends are open): no sleeps.
+    """
+    held, release = directory / "held.fifo", directory / "release.fifo"
+    for fifo in (held, release):
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o666)
+
+    def child() -> Any:
+        # Open before saying "held", so that the parent's release cannot come too early.
+        release_fd = os.open(release, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            holding, failure = hold(), None
+        except Exception as exc:  # Said after the release: the parent must not wait forever.
+            holding, failure = None, exc
+        held.write_text("held\n")
+        select.select([release_fd], [], [])
+        os.close(release_fd)
+        if failure is not None:
+            raise failure
+        return then(holding)
+
+    outcome: list[Any] = []
+
+    def parent_side() -> None:
+        try:
+            outcome.append(run_as(uid, gid, [], child))
+        except AssertionError as exc:
+            outcome.append(exc)
+        finally:
+            _signal(held)  # A child that died before saying "held" must not hang the parent.
+
+    thread = threading.Thread(target=parent_side, daemon=True)
+    thread.start()
+    held.read_text()
+    results: list[Any] = []
+    try:
+        yield results
+    finally:
+        _signal(release)
+        thread.join(HOLD_TIMEOUT_S)
+        for fifo in (held, release):
+            fifo.unlink()
+    (result,) = outcome
+    if isinstance(result, AssertionError):
+        raise result
+    results.append(result)
+
+
+def _signal(fifo: Path) -> None:
+    """Write a line to `fifo` if someone has it open to read; never block."""
+    with contextlib.suppress(OSError):  # ENXIO: no reader (any more), nothing to wake
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"go\n")
+        finally:
+            os.close(fd)

@@ -15,7 +15,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from tests.reliability.rawwire import (
     MIB,
     RSS_GROWTH_LIMIT_KIB,
     Wire,
+    holding_as,
     run_as,
     vm_kib,
 )
@@ -79,8 +79,8 @@ PREFILL_EVENTS: Final = 1_000
 STALLED_RCVBUF: Final = 4096
 # What those stalled tails may cost the daemon in all (issue: "less than ~10 MiB").
 STALLED_TAILS_LIMIT_KIB: Final = 10 * 1024
-# Bounds the wait for the capped crowd (it never takes this long).
-CROWD_TIMEOUT_S: Final = 60.0
+# Time for the prefill, the 300 tails and calibration before the opening.
+STALLED_RUN_OPENING_S: Final = 20.0
 # The daemon starts every replay at once; this only bounds a wait that never ends.
 STALL_TIMEOUT_S: Final = 30.0
 
@@ -467,22 +467,11 @@ def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) 
     )
 
     def stall() -> int:
-        wires = []
+        wires = stalled_tails(daemon.socket)
         try:
-            for _ in range(STALLED_TAILS):
-                wire = Wire(daemon.socket, rcvbuf=STALLED_RCVBUF)
-                wire.send(b'{"id":1,"op":"tail","after_seq":0}\n')
-                wires.append(wire)
-            # Each tail has begun its replay (it has read a chunk) once its client has data.
-            wait_until(
-                lambda: all(select.select([w.sock], [], [], 0)[0] for w in wires),
-                STALL_TIMEOUT_S,
-                "every stalled tail began its replay",
-            )
             return vm_kib(daemon.pid)
         finally:
-            for wire in wires:
-                wire.close()
+            closed(wires)
 
     with running(daemon):
         with Client(daemon.socket) as client:
@@ -494,6 +483,53 @@ def test_stalled_tails_from_a_read_only_user_do_not_pin_memory(short_dir: Path) 
     assert during - before < STALLED_TAILS_LIMIT_KIB
 
 
+def stalled_tails(socket_path: Path) -> list[Wire]:
+    """STALLED_TAILS follow-tails from seq 0 that never read, each stuck in its replay."""
+    wires = []
+    for _ in range(STALLED_TAILS):
+        wire = Wire(socket_path, rcvbuf=STALLED_RCVBUF)
+        wire.send(b'{"id":1,"op":"tail","after_seq":0}\n')
+        wires.append(wire)
+    wait_until(
+        lambda: all(select.select([w.sock], [], [], 0)[0] for w in wires),
+        STALL_TIMEOUT_S,
+        "every stalled tail began its replay",
+    )
+    return wires
+
+
+def closed(wires: list[Wire]) -> int:
+    for wire in wires:
+        wire.close()
+    return len(wires)
+
+
+@pytest.mark.slow
+def test_a_run_fires_on_time_while_stalled_tails_are_held(short_dir: Path) -> None:
+    """300 never-reading tails of a read-only user do not hold the shot back or make it early."""
+    with registration(
+        short_dir, opening_in_s=STALLED_RUN_OPENING_S, daemon_args=["--socket-group", "nogroup"]
+    ) as reg:
+        with Client(reg.daemon.socket) as client:
+            for n in range(PREFILL_EVENTS):
+                assert client.request("configure", config={"max_attempts": n % 300 + 1})["success"]
+        reg.plan(ecrn=["21234"], max_attempts=3)
+        stalled = holding_as(
+            NOBODY, NOGROUP, short_dir, lambda: stalled_tails(reg.daemon.socket), closed
+        )
+        with stalled as held:
+            reg.start()
+            done = reg.wait_for("done", timeout_s=RUN_TIMEOUT_S)[-1]
+            posts = reg.posts()
+    assert held == [STALLED_TAILS]
+    assert done["payload"]["phase"] == "done", done
+    assert posts and posts[0].arrival_ns >= reg.opening_ns, "never early"
+    lateness_ms = (posts[0].arrival_ns - reg.opening_ns) / 1e6
+    print(
+        f"\nfirst POST {lateness_ms:.3f} ms after the opening, {STALLED_TAILS} stalled tails held"
+    )
+
+
 def test_a_user_over_the_connection_cap_is_told_and_an_admin_still_gets_in(
     short_dir: Path,
 ) -> None:
@@ -501,41 +537,27 @@ def test_a_user_over_the_connection_cap_is_told_and_an_admin_still_gets_in(
     daemon = DaemonProcess(
         short_dir / "obsd.sock", short_dir / "state", ["--socket-group", "nogroup"]
     )
-    # The crowd says when it is held, and holds until told (FIFOs: each open blocks for both).
-    held, release = short_dir / "held", short_dir / "release"
-    for fifo in (held, release):
-        os.mkfifo(fifo)
-        os.chmod(fifo, 0o666)
 
-    def crowd() -> dict[str, Any]:
+    def crowd() -> tuple[list[Wire], str | None]:
         wires = [Wire(daemon.socket) for _ in range(MAX_CONNECTIONS_PER_UID)]
         try:
-            try:
-                Client(daemon.socket).close()
-                refused = None
-            except ClientError as exc:
-                refused = str(exc)
-            held.write_text("held\n")
-            release.read_text()
-            wires.pop().close()
-            with Client(daemon.socket) as again:
-                after = again.request("ping")["success"]
-        finally:
-            for wire in wires:
-                wire.close()
+            Client(daemon.socket).close()
+        except ClientError as exc:
+            return wires, str(exc)
+        return wires, None
+
+    def close_one(held: tuple[list[Wire], str | None]) -> dict[str, Any]:
+        wires, refused = held
+        wires.pop().close()
+        with Client(daemon.socket) as again:
+            after = again.request("ping")["success"]
+        for wire in wires:
+            wire.close()
         return {"refused": refused, "after_closing_one": after}
 
-    results: list[dict[str, Any]] = []
-    with running(daemon):
-        nobody = threading.Thread(
-            target=lambda: results.append(run_as(NOBODY, NOGROUP, [], crowd)), daemon=True
-        )
-        nobody.start()
-        held.read_text()
-        with Client(daemon.socket) as admin:
-            assert admin.request("ping")["success"], "root connects while nobody is capped"
-        release.write_text("go\n")
-        nobody.join(CROWD_TIMEOUT_S)
+    crowded = holding_as(NOBODY, NOGROUP, short_dir, crowd, close_one)
+    with running(daemon), crowded as results, Client(daemon.socket) as admin:
+        assert admin.request("ping")["success"], "root connects while nobody is capped"
     (result,) = results
     assert result["refused"] is not None and "obsd refused the connection" in result["refused"]
     assert f"already holds {MAX_CONNECTIONS_PER_UID} connections" in result["refused"]
