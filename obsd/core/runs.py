@@ -14,6 +14,7 @@ from obsd.core.events import (
     CrnResult,
     CrnUpdatePayload,
     DonePayload,
+    PhaseChangedPayload,
     RequestSentPayload,
     RunCreatedPayload,
 )
@@ -168,6 +169,18 @@ def finished(run: RunState, done: DonePayload, finished_at: str) -> RunState:
     return msgspec.structs.replace(
         run, phase=done.phase, reason=done.reason, finished_at=finished_at
     )
+
+
+def already_recorded(run: RunState, payload: msgspec.Struct) -> bool:
+    """Whether the run's record already holds this request, answer or phase (kept aside)."""
+    if isinstance(payload, RequestSentPayload):
+        return payload.attempt <= len(run.requests)
+    if isinstance(payload, CrnUpdatePayload):
+        done = [r for r in run.requests if r.attempt == payload.attempt and r.outcome is not None]
+        return bool(done)
+    if isinstance(payload, PhaseChangedPayload):
+        return run.phase == payload.phase
+    return False
 
 
 def crn_results(run: RunState) -> list[CrnResult]:

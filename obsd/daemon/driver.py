@@ -12,6 +12,7 @@ from typing import Final
 import msgspec
 
 from obsd.adapters.clock import Clock, collector_paused
+from obsd.adapters.eventlog import StorageFailed
 from obsd.adapters.obs_client import Answer, ObsClient, ObsError, ObsTimeout, PreparedPost
 from obsd.core.clock_select import DateProbe, TimeStatus, date_interval
 from obsd.core.events import (
@@ -31,7 +32,7 @@ from obsd.core.results import Outcome
 from obsd.core.runs import RunState, crn_results
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
-from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap
+from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, instant
 from obsd.core.waiting import (
     FinalApproach,
     ProbeObs,
@@ -46,6 +47,13 @@ from obsd.daemon.journal import Journal
 
 # Retries further away than this get a log line saying when and why.
 ANNOUNCE_WAITS_OVER_S: Final = 1.0
+# A log that fails this close to a shot does not stop it: nobody could act in time, and the
+# seat matters more than the log. The shot goes unrecorded (kept aside), then the daemon stops.
+SHOT_WINDOW_NS: Final = 60 * NS
+
+
+class ShotUnlogged(Exception):
+    """The log failed close to a shot; the POST went anyway, and the daemon must now stop."""
 
 
 class RunDriver:
@@ -68,14 +76,31 @@ class RunDriver:
         self._token = token
         self._clock = clock
         self._instruments = instruments
+        # The monotonic instant the next POST is due, once the driver knows it.
+        self._shot_mono: int | None = None
+        # The log failure the driver carries on through (only inside SHOT_WINDOW_NS).
+        self._unlogged: StorageFailed | None = None
 
     @property
     def run(self) -> RunState:
         """The run's record as of the last event."""
         return self._journal.state.runs[self._run_id]
 
+    @property
+    def shot_is_near(self) -> bool:
+        """A POST is due within SHOT_WINDOW_NS: a failing log must not stop the daemon yet."""
+        due = self._shot_mono
+        return due is not None and self._clock.mono_ns() >= due - SHOT_WINDOW_NS
+
     async def _emit(self, payload: msgspec.Struct, *, durable: bool = True) -> None:
-        await self._journal.append(payload, durable=durable)
+        if self._unlogged is not None:
+            return  # The log failed close to the shot: the shot goes on, unrecorded.
+        try:
+            await self._journal.append(payload, durable=durable)
+        except StorageFailed as exc:
+            if not self.shot_is_near:
+                raise
+            self._unlogged = exc
 
     async def _say(self, message: str, level: Level = "info") -> None:
         await self._emit(
@@ -161,6 +186,7 @@ class RunDriver:
         while True:
             now = self._clock.mono_ns()
             shot = calibrated.shot.call_ns if calibrated.shot else target_ns
+            self._shot_mono = calibrated.clock.mono_ns(shot)
             step = next_wait_step(
                 calibrated.clock.mono_ns(shot),
                 now,
@@ -244,6 +270,7 @@ class RunDriver:
             elif calibrated.shot is not None:
                 call_ns = max(call_ns, calibrated.shot.call_ns)
             call_mono = clock.mono_ns(call_ns)
+            self._shot_mono = call_mono
             wait_s = (call_mono - self._clock.mono_ns()) / NS
             if wait_s > ANNOUNCE_WAITS_OVER_S:
                 if self.run.requests:
@@ -253,15 +280,34 @@ class RunDriver:
             at_ns = max(call_ns, clock.true_ns(self._clock.mono_ns()))
             # Written (not synced) before the final wait: a crash after the send still
             # leaves the log knowing that a POST may have gone out, and when.
+            registering = self.run.phase != Phase.REGISTERING
             await self._enter(Phase.REGISTERING, durable=False)
             attempt = len(self.run.requests) + 1
-            await self._emit(
-                RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn, at_ns),
-                durable=False,
-            )
+            sent = RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn, at_ns)
+            await self._emit(sent, durable=False)
+            aside: list[msgspec.Struct] = [
+                *([PhaseChangedPayload(self._run_id, Phase.REGISTERING)] if registering else []),
+                sent,
+            ]
+            if self._unlogged is not None:
+                # Before the shot: a crash during it must still leave the POST on record.
+                self._keep_aside(aside)
             answer = await self._fire(obs, post, step, call_mono)
             update = self._read(attempt, step, answer, clock, call_mono)
             await self._emit(update)
+            if self._unlogged is not None:
+                # Whatever of it the log did take is not appended twice at the next start.
+                kept = self._keep_aside([*aside, update])
+                raise ShotUnlogged(
+                    f"the log could not be written ({self._unlogged}); attempt {attempt} was "
+                    "sent anyway "
+                    f"at {instant(update.sent_ns or at_ns).isoformat()} and {_answered(update)}; "
+                    + (
+                        f"kept aside in {self._journal.spare.path} for the next start"
+                        if kept
+                        else "it could not be kept aside either: the next start does not know it"
+                    )
+                )
             await self._announce(update)
             if update.outcome == Outcome.UNAUTHORIZED:
                 await self._finish(
@@ -272,6 +318,14 @@ class RunDriver:
                     )
                 )
                 return
+
+    def _keep_aside(self, payloads: list[msgspec.Struct]) -> bool:
+        """Put what the log cannot take into the spare record; whether that worked."""
+        try:
+            self._journal.keep_aside(payloads)
+        except (OSError, ValueError):
+            return False
+        return True
 
     async def _fire(
         self, obs: ObsClient, post: PreparedPost, step: NextPost, call_mono: int
@@ -331,3 +385,11 @@ class RunDriver:
 
     async def _finish(self, stop: Stop) -> None:
         await self._emit(DonePayload(self._run_id, stop.phase, stop.reason, crn_results(self.run)))
+
+
+def _answered(update: CrnUpdatePayload) -> str:
+    """What OBS said to an unrecorded shot, for the line that reports it."""
+    if update.detail:
+        return f"got no answer: {update.detail}"
+    codes = ", ".join(f"{r.crn} {r.state}" for r in update.results)
+    return f"OBS answered {update.http_status}: {codes or 'no results'}"

@@ -8,6 +8,7 @@ the command that caused it is answered only after that. `EventLog` underneath is
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from pathlib import Path
 from typing import Final
@@ -17,7 +18,8 @@ import msgspec
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog
-from obsd.core.events import Event, make_event
+from obsd.adapters.spare_record import SpareRecord
+from obsd.core.events import Event, encode_event, event_decoder, make_event
 from obsd.core.state import DaemonState, apply
 
 # Live events a follower may have queued before it is told to go back to the disk.
@@ -82,6 +84,9 @@ class Journal:
         subscriber_queue: int = DEFAULT_SUBSCRIBER_QUEUE,
     ) -> None:
         self.log = log
+        # Where events go that the log could not take, at a shot (see keep_aside): beside
+        # the log directory, not in it, so that nothing there is anything but a segment.
+        self.spare = SpareRecord(log.directory.parent)
         self._state = state
         self._clock = clock
         self._subscriber_queue = subscriber_queue
@@ -103,7 +108,11 @@ class Journal:
             replayed[0] = apply(replayed[0], event)
 
         log = EventLog.open(directory, fold, segment_bytes=segment_bytes, now_ns=clock.wall_ns)
-        return cls(log, replayed[0], clock, subscriber_queue)
+        journal = cls(log, replayed[0], clock, subscriber_queue)
+        # Made now, while there is room; without it a shot the log cannot take goes unrecorded.
+        with contextlib.suppress(OSError):
+            journal.spare.prepare()
+        return journal
 
     @property
     def state(self) -> DaemonState:
@@ -132,3 +141,16 @@ class Journal:
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop feeding a subscription."""
         self._subscribers.discard(subscription)
+
+    def keep_aside(self, payloads: list[msgspec.Struct]) -> None:
+        """Write events the failed log cannot take to the spare record (OSError if not)."""
+        now = self._clock.wall_ns()
+        self.spare.write(b"".join(encode_event(make_event(p, 0, now)) for p in payloads))
+
+    def taken_aside(self) -> list[msgspec.Struct]:
+        """The payloads kept aside at the last failure, in order (unreadable ones left out)."""
+        payloads: list[msgspec.Struct] = []
+        for line in self.spare.read().splitlines():
+            with contextlib.suppress(msgspec.DecodeError):
+                payloads.append(event_decoder.decode(line).payload)
+        return payloads

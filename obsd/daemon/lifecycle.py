@@ -36,6 +36,8 @@ from obsd.core.events import (
 )
 from obsd.core.oserrors import explain
 from obsd.core.policy import wants_sending
+from obsd.core.runs import already_recorded
+from obsd.core.state import ImpossibleEvent
 from obsd.daemon.connection import accept_connections, serve_connection
 from obsd.daemon.context import Context
 from obsd.daemon.dispatch import Dispatcher
@@ -226,6 +228,8 @@ async def _serve_until_stopped(
         async def watch_storage() -> None:
             nonlocal reason
             await storage_failed.wait()
+            # A run about to fire fires first; its driver records nothing more meanwhile.
+            await runner.shot_settled()
             reason = f"the event log failed: {journal.log.failure}"
             logger.error("stopping: %s", reason)
             # Let the connection that hit the failure send its STORAGE_FAILED answer first.
@@ -234,9 +238,9 @@ async def _serve_until_stopped(
 
         # Handlers in place before READY: a SIGTERM right after it must stop us cleanly.
         await tasks.start(watch_signals)
-        tasks.start_soon(watch_storage)
         tokens = stores.tokens
         runner = Runner(tasks, journal, lambda: tokens.token, clock, instruments, storage_failed)
+        tasks.start_soon(watch_storage)
         ctx = Context(
             journal=journal,
             tokens=tokens,
@@ -261,10 +265,42 @@ async def _serve_until_stopped(
     return reason
 
 
+async def _append_kept_aside(journal: Journal) -> None:
+    """Put on record what a shot did while the log could not take it (the spare record)."""
+    kept = journal.taken_aside()
+    if not kept:
+        return
+    appended = 0
+    for payload in kept:
+        run = journal.state.runs.get(getattr(payload, "run_id", ""))
+        if run is None or not run.active or already_recorded(run, payload):
+            continue
+        try:
+            await journal.append(payload)
+        except ImpossibleEvent as exc:
+            logger.warning("a record kept aside at a shot does not fit the log: %s", exc)
+            continue
+        appended += 1
+    logger.warning(
+        "appended %d of %d events kept aside when the log failed at a shot (%s)",
+        appended,
+        len(kept),
+        journal.spare.path,
+    )
+    try:
+        journal.spare.write(b"")
+    except OSError as exc:
+        # Harmless: what is on record now is never appended twice.
+        logger.warning("could not clear %s: %s", journal.spare.path, exc)
+
+
 async def _resume(journal: Journal, runner: Runner) -> None:
     """Take up a run the log shows unfinished (the daemon stopped or crashed during it)."""
+    if journal.log.damage is not None:
+        return
+    await _append_kept_aside(journal)
     run_id = journal.state.active_run
-    if run_id is None or journal.log.damage is not None:
+    if run_id is None:
         return
     run = journal.state.runs[run_id]
     last = run.requests[-1].at_ns if run.requests else None

@@ -13,7 +13,7 @@ from obsd.adapters.eventlog import LogUnavailable
 from obsd.core.events import DonePayload
 from obsd.core.phases import Phase
 from obsd.core.runs import crn_results
-from obsd.daemon.driver import RunDriver
+from obsd.daemon.driver import RunDriver, ShotUnlogged
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
 
@@ -39,6 +39,7 @@ class Runner:
         self._instruments = instruments
         self._storage_failed = storage_failed
         self._scope: anyio.CancelScope | None = None
+        self._driver: RunDriver | None = None
         self._finished = anyio.Event()
         self._finished.set()
 
@@ -55,6 +56,11 @@ class Runner:
         self._scope = anyio.CancelScope()
         self._tasks.start_soon(self._drive, run_id, self._scope, self._finished)
 
+    async def shot_settled(self) -> None:
+        """Return once no shot is near: a failed log stops the daemon only after it."""
+        if self._driver is not None and self._driver.shot_is_near:
+            await self._finished.wait()
+
     async def cancel(self) -> None:
         """Stop the driver at once and wait until it has stopped."""
         if self._scope is not None:
@@ -63,9 +69,13 @@ class Runner:
 
     async def _drive(self, run_id: str, scope: anyio.CancelScope, finished: anyio.Event) -> None:
         driver = RunDriver(self._journal, run_id, self._token, self._clock, self._instruments)
+        self._driver = driver
         try:
             with scope:
                 await driver.drive()
+        except ShotUnlogged as exc:
+            logger.error("run %s stopped after its shot: %s", run_id, exc)
+            self._storage_failed.set()
         except LogUnavailable as exc:
             logger.error("run %s stopped: the log refused an event: %s", run_id, exc)
             self._storage_failed.set()
@@ -78,4 +88,5 @@ class Runner:
                     DonePayload(run_id, Phase.FAILED, f"internal error: {exc!r}", crn_results(run))
                 )
         finally:
+            self._driver = None
             finished.set()

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +172,8 @@ POLL_INTERVAL_S: Final = 0.05
 RUN_TIMEOUT_S: Final = 60.0
 
 # Faults injected in this module, by kind; printed when the module is done.
+# The opening of the full-disk run: room for calibration before the disk fills at T-3 s.
+FULL_DISK_OPENING_S: Final = 8.0
 INJECTED: Counter[str] = Counter()
 
 
@@ -591,7 +593,8 @@ def test_a_sync_failure_during_a_run_stops_the_daemon_and_the_run_resumes_after(
     calls = shim_calls(call_log)
     INJECTED.update(f"{c.kind}_{c.verdict}_in_run" for c in calls if c.verdict != "ok")
     assert status == 1, stderr
-    assert f"run {run_id} stopped: the log refused an event" in stderr, stderr
+    # The answer's sync failed after the shot: the answer was kept aside, then the daemon stopped.
+    assert f"run {run_id} stopped after its shot" in stderr and "kept aside" in stderr, stderr
     assert os.strerror(errno.EIO) in stderr
     failures = [c for c in calls if c.verdict == "fail"]
     assert len(failures) == 1 and failures[0].kind == "fdatasync", calls
@@ -697,6 +700,131 @@ def test_a_full_disk_is_reported_by_health_before_it_bites_then_refuses_commands
     ecrns = configured_ecrns(events)
     assert ecrns[: len(acked) + 1] == ["11111", *acked]
     assert ecrns[len(acked) + 1 :] == [], "a write that failed left no event"
+
+
+@dataclass
+class ShotThroughFailure:
+    """A run whose log fails 3 s before its shot, then a plain restart: what each one did."""
+
+    status: int | None  # None: the daemon never had to stop (the log took everything)
+    stderr: str
+    posts_at_exit: list[Any]
+    run: dict[str, Any]
+    events: list[dict[str, Any]]
+    restarted: str
+    posts: list[Any]
+    opening_ns: int
+
+
+def shot_through_failure(
+    short_dir: Path,
+    state: Path,
+    daemon: DaemonProcess,
+    fail: Callable[[], None],
+    recover: Callable[[], None] = lambda: None,
+) -> ShotThroughFailure:
+    """Start a run on `daemon`, `fail` 3 s before the opening; `recover`, restart plainly."""
+    config = sim_config(opening_in_s=FULL_DISK_OPENING_S)
+    assert config.opening_at is not None
+    opening_ns = int(config.opening_at * NS)
+    with Simulator(config).serve_in_thread() as sim:
+        with running(daemon):
+            reg = Registration(daemon, sim, opening_ns)
+            reg.plan(ecrn=["21234"])
+            run_id = reg.start()
+            # The scenario's moment, not a synchronisation: the log fails at T-3 s.
+            time.sleep(max(0.0, (opening_ns - 3 * NS - sim.true_time_ns()) / NS))
+            fail()
+            wait_for_end_or_exit(reg, daemon, run_id)
+            status = daemon.process.poll() if daemon.process else None
+            stderr = daemon.stderr()
+        posts_at_exit = reg.posts()
+        recover()
+        with running(DaemonProcess(short_dir / "obsd.sock", state)) as plain:
+            reg = Registration(plain, sim, opening_ns)
+            run = wait_for_end(reg, run_id)
+            events = all_events(plain)
+            restarted = plain.stderr()
+            assert plain.stop() == 0, restarted
+        posts = reg.posts()
+    return ShotThroughFailure(
+        status, stderr, posts_at_exit, run, events, restarted, posts, opening_ns
+    )
+
+
+def wait_for_end_or_exit(reg: Registration, daemon: DaemonProcess, run_id: str) -> None:
+    """Until the daemon exits (it stops itself after an unrecorded shot) or the run ends."""
+    assert daemon.process is not None
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while daemon.process.poll() is None and time.monotonic() < deadline:
+        try:
+            if reg.run_detail(run_id)["phase"] in ("done", "failed", "cancelled"):
+                return
+        except (ClientError, OSError):
+            pass  # stopping: the next poll sees the exit
+        time.sleep(POLL_INTERVAL_S)
+
+
+def assert_shot_once_on_time(outcome: ShotThroughFailure) -> None:
+    """On time, never early, and never twice: the restart knew what the stopped daemon sent."""
+    first = outcome.posts[0]
+    assert first.arrival_ns >= outcome.opening_ns, "never early"
+    assert outcome.posts_at_exit[:1] == [first], "the POST went before the daemon stopped"
+    assert len(outcome.posts) == 1, "the restart knew the shot: nothing was sent twice"
+    assert outcome.run["phase"] == "done" and outcome.run["crns"][0]["state"] == "success"
+    assert [e["type"] for e in outcome.events].count("request_sent") == 1
+    assert_gap_free(outcome.events)
+
+
+@pytest.mark.slow
+def test_a_write_that_fails_3_s_before_the_shot_does_not_stop_it(
+    shim: Path, short_dir: Path
+) -> None:
+    """Every write to the log fails from T-3 s (ENOSPC): the POST goes on time anyway, the
+    daemon stops saying what it did, and the restart puts the shot on record (kept aside)."""
+    state, arm = short_dir / "state", short_dir / "arm"
+    env = shim_env(
+        shim,
+        state / "log",
+        short_dir / "calls.log",
+        write_after="0",
+        errno=str(errno.ENOSPC),
+        arm_file=str(arm),
+    )
+    outcome = shot_through_failure(
+        short_dir, state, EnvDaemon(short_dir / "obsd.sock", state, env=env), arm.touch
+    )
+    INJECTED["write_fail_3_s_before_the_shot"] += 1
+    assert outcome.status == 1, outcome.stderr
+    assert "was sent anyway" in outcome.stderr, outcome.stderr
+    assert os.strerror(errno.ENOSPC) in outcome.stderr and "kept aside" in outcome.stderr
+    assert "events kept aside when the log failed at a shot" in outcome.restarted
+    assert_shot_once_on_time(outcome)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_3_s_before_the_shot_does_not_stop_it(short_dir: Path) -> None:
+    """A real tmpfs filled at T-3 s: whatever the log could still take (the last page of its
+    segment may hold a few records), the POST is on time, and it is never sent twice."""
+    with tmpfs(short_dir / "fs", LOW_DISK_BYTES + TMPFS_HEADROOM_BYTES) as disk:
+        state = disk / "state"
+
+        def fill_up() -> None:
+            assert fill(disk / "filler", 0) == 0
+
+        outcome = shot_through_failure(
+            short_dir,
+            state,
+            DaemonProcess(short_dir / "obsd.sock", state),
+            fill_up,
+            (disk / "filler").unlink,
+        )
+    INJECTED["enospc_3_s_before_the_shot"] += 1
+    stopped = outcome.status is not None
+    print(f"\nthe daemon {'stopped after the shot' if stopped else 'never had to stop'}")
+    if stopped:
+        assert outcome.status == 1 and "was sent anyway" in outcome.stderr, outcome.stderr
+    assert_shot_once_on_time(outcome)
 
 
 # -- damage in the middle of the log, in an earlier segment ----------------------------------
