@@ -9,6 +9,7 @@ loop never blocks on the disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import shutil
@@ -25,7 +26,7 @@ import anyio
 import msgspec
 
 from obsd import __version__
-from obsd.adapters.files import fsync_dir
+from obsd.adapters.files import fsync_dir, reserve_space
 from obsd.core.events import (
     Event,
     LogCreatedPayload,
@@ -94,6 +95,8 @@ class EventLog:
         # How many events were read back from disk when the log was opened.
         self.replayed = head_seq
         self._segment_bytes = segment_bytes
+        # The current segment holds allocated room up to here (see reserve).
+        self._reserved_until = 0
         self._now_ns = now_ns
         self._fd = -1
         if damage is None:
@@ -184,7 +187,8 @@ class EventLog:
         self.check_writable()
         if event.seq != self.head_seq + 1:
             raise ValueError(f"seq {event.seq} written where {self.head_seq + 1} is next")
-        if self._segments[-1].size >= self._segment_bytes:
+        size = self._segments[-1].size
+        if size >= self._segment_bytes and size >= self._reserved_until:
             self._rotate()
         line = encode_event(event)
         segment = self._segments[-1]
@@ -200,6 +204,26 @@ class EventLog:
         self.head_seq = event.seq
         return line
 
+    def reserve(self, nbytes: int) -> None:
+        """Allocate room for the next `nbytes` of appends now (OSError: ENOSPC, or unsupported).
+
+        The room is in the current segment, which does not rotate until it is used up: a new
+        segment would need new space, just when there may be none.
+        """
+        self.check_writable()
+        size = self._segments[-1].size
+        try:
+            reserve_space(self._fd, size, nbytes)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS):
+                return  # This file system cannot; the spare record is what is left.
+            raise
+        self._reserved_until = size + nbytes
+
+    def release_reservation(self) -> None:
+        """The reserved room is not needed any more: the segment may rotate again."""
+        self._reserved_until = 0
+
     def _write_own(self, payload: msgspec.Struct) -> None:
         event = make_event(payload, self.head_seq + 1, self._now_ns())
         self.write(event)
@@ -212,8 +236,12 @@ class EventLog:
             fd = _open_append(segment.path)
         except OSError as exc:
             self._fail(f"cannot create segment {segment.path}: {exc}")
+        # Room reserved and never used is given back with the segment it was in.
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._segments[-1].size)
         self._retired_fds.append(self._fd)
         self._fd = fd
+        self._reserved_until = 0
         self._segments.append(segment)
         self._first_seqs.append(first)
         self._dir_sync_due = True

@@ -6,6 +6,7 @@ driver can be started on a run at any point of its life (a resume after a restar
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Final
 
@@ -196,6 +197,10 @@ class RunDriver:
             )
             match step:
                 case FinalApproach():
+                    # Room for the writes just before the shot, taken again now that the wait
+                    # has used some; without it the shot still goes (the spare record).
+                    with contextlib.suppress(OSError, StorageFailed):
+                        self._journal.reserve_for_run()
                     return calibrated
                 case RecheckNtp():
                     if step.jumped:

@@ -22,6 +22,9 @@ from obsd.adapters.spare_record import SpareRecord
 from obsd.core.events import Event, encode_event, event_decoder, make_event
 from obsd.core.state import DaemonState, apply
 
+# Log room a run's remaining events may need, allocated ahead (a few KiB an attempt, for far
+# more attempts than OBS's limits allow): the writes just before a shot cannot hit a full disk.
+RUN_LOG_RESERVE_BYTES: Final = 1024 * 1024
 # Live events a follower may have queued before it is told to go back to the disk.
 DEFAULT_SUBSCRIBER_QUEUE: Final = 4096
 
@@ -126,6 +129,8 @@ class Journal:
         state = apply(self._state, event)  # Raises ImpossibleEvent: then nothing is written.
         line = self.log.write(event)
         self._state = state
+        if state.active_run is None:
+            self.log.release_reservation()  # No run left to keep room for.
         for subscriber in self._subscribers:
             subscriber.push(event.seq, line)
         if durable:
@@ -141,6 +146,10 @@ class Journal:
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop feeding a subscription."""
         self._subscribers.discard(subscription)
+
+    def reserve_for_run(self) -> None:
+        """Allocate the log room a run's remaining events need (OSError if there is none)."""
+        self.log.reserve(RUN_LOG_RESERVE_BYTES)
 
     def keep_aside(self, payloads: list[msgspec.Struct]) -> None:
         """Write events the failed log cannot take to the spare record (OSError if not)."""

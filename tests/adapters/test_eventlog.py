@@ -210,3 +210,26 @@ async def test_a_missing_segment_is_damage(tmp_path: Path) -> None:
     reopened, _ = open_log(tmp_path, segment_bytes=4096)
     assert reopened.damage is not None and "starts at seq" in reopened.damage.reason
     reopened.close()
+
+
+async def test_reserved_room_is_allocated_without_growing_the_segment(tmp_path: Path) -> None:
+    log, _ = open_log(tmp_path, segment_bytes=4096)
+    await append(log, DaemonStoppedPayload(reason="before"))
+    (segment,) = segment_files(tmp_path)
+    size = segment.stat().st_size
+    log.reserve(64 * 1024)
+    assert segment.stat().st_size == size, "a replay sees only what was written"
+    assert segment.stat().st_blocks * 512 >= size + 64 * 1024, "the blocks are there already"
+    # The segment outgrows its rotation size rather than leave its reserved room for a new file.
+    for n in range(100):
+        await append(log, DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
+    await log.sync()
+    assert segment_files(tmp_path) == [segment] and segment.stat().st_size > 4096
+    # Released (the run ended): the next append rotates, and the unused room goes back.
+    log.release_reservation()
+    await append(log, DaemonStoppedPayload(reason="after"))
+    assert len(segment_files(tmp_path)) == 2
+    assert segment.stat().st_blocks * 512 < size + 64 * 1024
+    log.close()
+    _, seen = open_log(tmp_path)
+    assert len(seen) == 103 and not any(isinstance(e, LogRepaired) for e in seen)

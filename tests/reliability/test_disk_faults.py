@@ -702,6 +702,34 @@ def test_a_full_disk_is_reported_by_health_before_it_bites_then_refuses_commands
     assert ecrns[len(acked) + 1 :] == [], "a write that failed left no event"
 
 
+def test_start_is_refused_when_no_room_can_be_reserved_for_the_runs_log(
+    short_dir: Path,
+) -> None:
+    """A run needs its log room allocated first; on a full disk `start` says so and writes
+    nothing, while `health` reports the disk."""
+    with tmpfs(short_dir / "fs", LOW_DISK_BYTES + TMPFS_HEADROOM_BYTES) as disk:
+        config = sim_config(opening_in_s=60.0)
+        assert config.opening_at is not None
+        with Simulator(config).serve_in_thread() as sim:
+            daemon = DaemonProcess(short_dir / "obsd.sock", disk / "state")
+            with running(daemon):
+                reg = Registration(daemon, sim, int(config.opening_at * NS))
+                reg.plan(ecrn=["21234"])
+                head = ask(daemon, "status")["data"]["log"]["head_seq"]
+                assert fill(disk / "filler", 0) == 0
+                refused = reg.request("start")
+                health = ask(daemon, "health")["data"]
+                after = ask(daemon, "status")["data"]
+                (disk / "filler").unlink()
+                started = reg.request("start")
+    assert refused["error"]["code"] == "NOT_READY", refused
+    assert "no room can be reserved on the state disk" in refused["error"]["message"]
+    assert os.strerror(errno.ENOSPC) in refused["error"]["message"]
+    assert after["log"]["head_seq"] == head and after["active_run"] is None, "nothing written"
+    assert health["disk"]["low"] is True and health["ok"] is False, health
+    assert started["success"], "with room again, it starts"
+
+
 @dataclass
 class ShotThroughFailure:
     """A run whose log fails 3 s before its shot, then a plain restart: what each one did."""

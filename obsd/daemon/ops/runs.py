@@ -26,6 +26,14 @@ async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
     verdict = check_start(ctx.state, stored.info, stored.problem, ctx.now())
     if isinstance(verdict, Refusal):
         raise ProtocolError(verdict.code, verdict.message)
+    try:
+        ctx.journal.reserve_for_run()
+    except OSError as exc:
+        raise ProtocolError(
+            ErrorCode.NOT_READY,
+            f"no room can be reserved on the state disk for the run's log ({exc.strerror}): "
+            "free some space, then start again",
+        ) from exc
     run_id = str(uuid.uuid4())
     config = ctx.state.config
     await ctx.journal.append(
