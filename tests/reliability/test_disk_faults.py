@@ -10,6 +10,7 @@ test skips where mounting is refused).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -930,3 +931,60 @@ def test_damage_in_an_earlier_segment_is_surfaced_and_every_command_is_refused(
     assert len(events) == bad_seq - 1, "reads serve exactly the part before the damage"
     after_files = {p.name: p.read_bytes() for p in log_dir.iterdir()}
     assert after_files == before, "nothing was appended, repaired or copied"
+
+
+# -- a whole record the replay must refuse -------------------------------------------------------
+
+# A cancelled run's records, then a whole one the replay must refuse though it is JSON:
+# (label, its type, its payload beside the run's id, how far past the head its seq is, what
+# the damage says).
+IMPOSSIBLE_TAILS: Final = [
+    ("unknown phase", "state", {"phase": "flying"}, 1, "undecodable record"),
+    ("registering after cancel", "state", {"phase": "registering"}, 1, "has already ended"),
+    ("seq jump", "log", {"message": "hello", "level": "info"}, 2, "where"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "seq_ahead", "says"),
+    [case[1:] for case in IMPOSSIBLE_TAILS],
+    ids=[case[0] for case in IMPOSSIBLE_TAILS],
+)
+def test_an_impossible_last_record_is_damage_the_daemon_serves_read_only(
+    short_dir: Path, kind: str, payload: dict[str, Any], seq_ahead: int, says: str
+) -> None:
+    """Up every time, read-only, the damage shown; never cut as torn, and nothing resumed."""
+    state = short_dir / "state"
+    config = sim_config(opening_in_s=3600.0)
+    assert config.opening_at is not None
+    with Simulator(config).serve_in_thread() as sim:
+        with running(DaemonProcess(short_dir / "obsd.sock", state)) as daemon:
+            reg = Registration(daemon, sim, int(config.opening_at * NS))
+            reg.plan(ecrn=["21234"], target=iso(sim.true_time_ns() + 3600 * NS))
+            run_id = reg.start()
+            assert reg.request("cancel")["success"]
+            assert daemon.stop() == 0, daemon.stderr()
+        (segment,) = segments(state / "log")
+        head = len(segment.read_bytes().splitlines())
+        record = {
+            "type": kind,
+            "seq": head + seq_ahead,
+            "timestamp": "2026-12-01T00:00:00Z",
+            "payload": {"run_id": run_id, **payload},
+        }
+        with segment.open("ab") as log:
+            log.write(json.dumps(record).encode() + b"\n")
+        before = segment.read_bytes()
+        with running(DaemonProcess(short_dir / "obsd.sock", state)) as daemon:
+            reg = Registration(daemon, sim, reg.opening_ns)
+            status = reg.request("status")["data"]
+            health = reg.request("health")["data"]
+            start = reg.request("start")
+            assert daemon.stop() == 0, daemon.stderr()
+        posts = reg.posts()
+    damage = status["log"]["damage"]
+    assert damage is not None and damage["line"] == head + 1 and says in damage["reason"], damage
+    assert status["active_run"] is None and posts == [], "nothing resumed, nothing sent"
+    assert health["ok"] is False and health["log"]["writable"] is False
+    assert start["error"]["code"] == "LOG_DAMAGED", start
+    assert segment.read_bytes() == before, "a whole record is never cut off as a torn write"
