@@ -14,7 +14,21 @@ import anyio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from obsd.core.events import Actor, PhaseChangedPayload, RunCreatedPayload
+from obsd.core.events import (
+    EVENT_TYPES,
+    Actor,
+    ConfigChangedPayload,
+    DaemonStartedPayload,
+    DaemonStoppedPayload,
+    LogRepairedPayload,
+    PhaseChangedPayload,
+    RunCancelledPayload,
+    RunCreatedPayload,
+    RunDeletedPayload,
+    RunInterruptedPayload,
+    RunResumedPayload,
+    TokenTestedPayload,
+)
 from obsd.core.logformat import segment_name
 from obsd.core.phases import TERMINAL_PHASES, Phase
 from obsd.core.token import TokenInfo
@@ -23,8 +37,9 @@ from obsd.daemon.lifecycle import _resume
 from tests.daemon.scripted import RUN_ID, obs_answer, planned
 from tests.fake_clock import FakeClock
 
-# A second run, left waiting: the one a clean replay resumes.
+# A second run, left waiting: the one a clean replay resumes; a third, cancelled and deleted.
 OPEN_RUN = "run-2"
+GONE_RUN = "run-3"
 # Values a mutated field may take: other types, other enum members, unknown names.
 ODD_VALUES = st.one_of(
     st.none(),
@@ -33,7 +48,8 @@ ODD_VALUES = st.one_of(
     st.floats(allow_nan=False),
     st.text(max_size=8),
     st.sampled_from(
-        [p.value for p in Phase] + ["flying", "success", "VAL02", "log", "done", "run-1", "run-2"]
+        [p.value for p in Phase]
+        + ["flying", "success", "VAL02", "log", "done", "run-1", "run-2", "run-3"]
     ),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
@@ -50,10 +66,24 @@ def valid_log() -> tuple[bytes, ...]:
         await drive.to_the_end()
         plan = drive.run.config
         info = TokenInfo(fingerprint="sha256:x", exp=None)
-        journal = drive.journal
+        journal, actor = drive.journal, Actor(0, 1)
         target = drive.target_ns + 3600 * 10**9
-        await journal.append(RunCreatedPayload(OPEN_RUN, Actor(0, 1), plan, info, target))
-        await journal.append(PhaseChangedPayload(OPEN_RUN, Phase.WAITING))
+        # One of every event type the daemon writes, around a cancelled and deleted run.
+        for payload in [
+            DaemonStoppedPayload("received SIGTERM"),
+            LogRepairedPayload("00000000000000000001.jsonl", 10, 3, "x.broken"),
+            DaemonStartedPayload("0.1.0", 2, 30),
+            ConfigChangedPayload(actor, ["max_attempts"], plan),
+            TokenTestedPayload(token=info, valid=True, http_status=200, message="ok"),
+            RunCreatedPayload(GONE_RUN, actor, plan, info, target),
+            RunCancelledPayload(GONE_RUN, actor, Phase.CALIBRATING),
+            RunDeletedPayload(GONE_RUN, actor),
+            RunCreatedPayload(OPEN_RUN, actor, plan, info, target),
+            PhaseChangedPayload(OPEN_RUN, Phase.WAITING),
+            RunInterruptedPayload(OPEN_RUN, Phase.WAITING, "received SIGTERM"),
+            RunResumedPayload(OPEN_RUN, Phase.WAITING, ["21234"], None),
+        ]:
+            await journal.append(payload)
 
     directory = Path(tempfile.mkdtemp(prefix="obsd-replay-"))
     anyio.run(build, directory)
@@ -162,6 +192,10 @@ def last_phases(raw: bytes) -> dict[str, str]:
         elif record["type"] == "run_cancelled":
             phases[payload["run_id"]] = Phase.CANCELLED
     return phases
+
+
+def test_the_valid_log_has_every_event_type() -> None:
+    assert {json.loads(line)["type"] for line in valid_log()} == EVENT_TYPES
 
 
 def test_the_valid_log_resumes_only_its_open_run(tmp_path: Path) -> None:
