@@ -820,10 +820,17 @@ def test_a_write_that_fails_3_s_before_the_shot_does_not_stop_it(
         errno=str(errno.ENOSPC),
         arm_file=str(arm),
     )
-    outcome = shot_through_failure(
-        short_dir, state, EnvDaemon(short_dir / "obsd.sock", state, env=env), arm.touch
-    )
+    daemon = EnvDaemon(short_dir / "obsd.sock", state, env=env)
+    refused: list[dict[str, Any]] = []
+
+    def fail() -> None:
+        arm.touch()
+        # A command hits the failure first: the daemon must still wait for the shot to stop.
+        refused.append(ask(daemon, "configure", config={"max_attempts": 9}))
+
+    outcome = shot_through_failure(short_dir, state, daemon, fail)
     INJECTED["write_fail_3_s_before_the_shot"] += 1
+    assert refused[0]["error"]["code"] == "STORAGE_FAILED", refused
     assert outcome.status == 1, outcome.stderr
     assert "was sent anyway" in outcome.stderr, outcome.stderr
     assert os.strerror(errno.ENOSPC) in outcome.stderr and "kept aside" in outcome.stderr
