@@ -188,8 +188,8 @@ class EventLog:
         if event.seq != self.head_seq + 1:
             raise ValueError(f"seq {event.seq} written where {self.head_seq + 1} is next")
         size = self._segments[-1].size
-        if size >= self._segment_bytes and size >= self._reserved_until:
-            self._rotate()
+        if size >= self._segment_bytes:
+            self._rotate(max(0, self._reserved_until - size))
         line = encode_event(event)
         segment = self._segments[-1]
         try:
@@ -207,8 +207,8 @@ class EventLog:
     def reserve(self, nbytes: int) -> None:
         """Allocate room for the next `nbytes` of appends now (OSError: ENOSPC, or unsupported).
 
-        The room is in the current segment, which does not rotate until it is used up: a new
-        segment would need new space, just when there may be none.
+        The room is in the current segment; a rotation takes what is left of it along to the
+        next one, or, if the disk cannot give it there, does not happen.
         """
         self.check_writable()
         size = self._segments[-1].size
@@ -229,19 +229,32 @@ class EventLog:
         self.write(event)
         self._visit(event)
 
-    def _rotate(self) -> None:
+    def _rotate(self, reserved: int) -> None:
+        """Start the next segment, taking `reserved` bytes of room along; if the room cannot
+        move (a full disk), stay in this segment, whose room is still there."""
         first = self.head_seq + 1
         segment = _Segment(first, self.directory / segment_name(first))
         try:
             fd = _open_append(segment.path)
         except OSError as exc:
+            if reserved:
+                return
             self._fail(f"cannot create segment {segment.path}: {exc}")
+        if reserved:
+            try:
+                reserve_space(fd, 0, reserved)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                    os.close(fd)
+                    with contextlib.suppress(OSError):
+                        segment.path.unlink()
+                    return
         # Room reserved and never used is given back with the segment it was in.
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, self._segments[-1].size)
         self._retired_fds.append(self._fd)
         self._fd = fd
-        self._reserved_until = 0
+        self._reserved_until = reserved
         self._segments.append(segment)
         self._first_seqs.append(first)
         self._dir_sync_due = True

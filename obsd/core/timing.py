@@ -77,7 +77,11 @@ def plan_shot(
     """
     lead = int((one_way_ns or 0) * aim_early_fraction)
     fire = target_ns + int(safety_buffer_s * NS) + margin_ns - lead
-    return ShotPlan(fire, fire - (send_delay_ns or 0), margin_ns, lead)
+    # Send is called the measured send delay early, but never before the lower edge of true
+    # time has passed the opening: a delay measured under load can overstate the path by more
+    # than the buffer, and the bytes would then leave early.
+    call = max(fire - (send_delay_ns or 0), target_ns + margin_ns - lead)
+    return ShotPlan(fire, call, margin_ns, lead)
 
 
 def spin_from(deadline_ns: int, now_ns: int) -> int:

@@ -1,11 +1,14 @@
 """The on-disk log: durable writes, faithful replay, torn tails repaired, damage surfaced."""
 
+import errno
+import os
 import time
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from obsd.adapters import eventlog
 from obsd.adapters.eventlog import EventLog, LogDamaged
 from obsd.core.events import (
     DaemonStoppedPayload,
@@ -220,16 +223,35 @@ async def test_reserved_room_is_allocated_without_growing_the_segment(tmp_path: 
     log.reserve(64 * 1024)
     assert segment.stat().st_size == size, "a replay sees only what was written"
     assert segment.stat().st_blocks * 512 >= size + 64 * 1024, "the blocks are there already"
-    # The segment outgrows its rotation size rather than leave its reserved room for a new file.
+    # Rotations go on, each taking what is left of the room along; the old room is trimmed.
     for n in range(100):
         await append(log, DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
     await log.sync()
-    assert segment_files(tmp_path) == [segment] and segment.stat().st_size > 4096
-    # Released (the run ended): the next append rotates, and the unused room goes back.
+    *old, newest = segment_files(tmp_path)
+    assert old and segment.stat().st_blocks * 512 < size + 64 * 1024
+    assert newest.stat().st_blocks * 512 >= 32 * 1024, "the rest of the room moved along"
+    log.close()
+    _, seen = open_log(tmp_path)
+    assert len(seen) == 102 and not any(isinstance(e, LogRepaired) for e in seen)
+
+
+async def test_a_full_disk_keeps_the_log_in_the_segment_with_the_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, _ = open_log(tmp_path, segment_bytes=4096)
+    log.reserve(64 * 1024)
+
+    def no_room(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(eventlog, "reserve_space", no_room)
+    for n in range(100):
+        await append(log, DaemonStoppedPayload(reason=f"{n:04d}" * 10), durable=False)
+    await log.sync()
+    (segment,) = segment_files(tmp_path)
+    assert segment.stat().st_size > 4096, "no new segment: it would have needed new space"
+    # The run ended: the room is let go, and rotation needs none.
     log.release_reservation()
     await append(log, DaemonStoppedPayload(reason="after"))
     assert len(segment_files(tmp_path)) == 2
-    assert segment.stat().st_blocks * 512 < size + 64 * 1024
     log.close()
-    _, seen = open_log(tmp_path)
-    assert len(seen) == 103 and not any(isinstance(e, LogRepaired) for e in seen)

@@ -26,7 +26,14 @@ def test_aiming_early_leads_by_part_of_the_one_way_latency() -> None:
 
 
 def test_the_send_is_called_early_by_the_measured_send_delay() -> None:
-    assert plan_shot(T, 0.0, 0, None, 0.0, 350_000).call_ns == T - 350_000
+    assert plan_shot(T, 0.001, 0, None, 0.0, 350_000).call_ns == T + MS - 350_000
+
+
+def test_send_is_never_called_before_the_lower_edge_passes_the_opening() -> None:
+    """A send delay measured under load, larger than the buffer, must not make the shot early."""
+    margin = 200_000
+    plan = plan_shot(T, 0.001, margin, None, 0.0, 2 * MS)
+    assert plan.fire_ns == T + MS + margin and plan.call_ns == T + margin
 
 
 def test_spinning_starts_2_ms_plus_a_fraction_before() -> None:

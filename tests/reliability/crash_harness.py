@@ -561,7 +561,12 @@ class CrashScenario:
         payload = event["payload"]
         kind = event["type"]
         shots = of_run(self.follower.events, self.run_id or "", "request_sent")
-        if kind == "calibration" and not shots and payload["fire_at_ns"] is not None:
+        states = of_run(self.follower.events, self.run_id or "", "state")
+        # Only a calibration written while the run waits (its re-checks) plans these: a run
+        # resumed in `registering`, or still calibrating, calibrates too, and a kill aimed
+        # from there lands in another phase.
+        waiting = bool(states) and states[-1]["payload"]["phase"] == WAITING
+        if kind == "calibration" and not shots and waiting and payload["fire_at_ns"] is not None:
             room = payload["fire_at_ns"] - WAITING_KILL_MARGIN_NS - now
             if self.budget[ROTATION] and room > ROTATION_ROOM_NS:
                 self.budget[ROTATION] -= 1
