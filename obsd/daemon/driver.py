@@ -189,7 +189,7 @@ class RunDriver:
             shot = calibrated.shot.call_ns if calibrated.shot else target_ns
             self._shot_mono = calibrated.clock.mono_ns(shot)
             step = next_wait_step(
-                calibrated.clock.mono_ns(shot),
+                self._shot_mono,
                 now,
                 progress,
                 settled=calibrated.estimate.status == TimeStatus.AGREED,
@@ -382,7 +382,7 @@ class RunDriver:
         if update.detail:
             await self._say(f"attempt {update.attempt}: {update.detail}", "warning")
             return
-        summary = ", ".join(f"{r.crn} {r.state}" for r in update.results)
+        summary = _results_text(update)
         latency = ""
         if update.sent_ns is not None and update.responded_ns is not None:
             latency = f" in {(update.responded_ns - update.sent_ns) / 1e6:.0f} ms"
@@ -396,5 +396,9 @@ def _answered(update: CrnUpdatePayload) -> str:
     """What OBS said to an unrecorded shot, for the line that reports it."""
     if update.detail:
         return f"got no answer: {update.detail}"
-    codes = ", ".join(f"{r.crn} {r.state}" for r in update.results)
-    return f"OBS answered {update.http_status}: {codes or 'no results'}"
+    return f"OBS answered {update.http_status}: {_results_text(update) or 'no results'}"
+
+
+def _results_text(update: CrnUpdatePayload) -> str:
+    """Each CRN with the state an answer gave it: "21234 success, 20456 full"."""
+    return ", ".join(f"{r.crn} {r.state}" for r in update.results)
