@@ -112,7 +112,13 @@ class Client:
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request and return its response envelope."""
         request_id = next(self._ids)
-        self._socket.sendall(msgspec.json.encode({"id": request_id, "op": op, **fields}) + b"\n")
+        line = msgspec.json.encode({"id": request_id, "op": op, **fields}) + b"\n"
+        try:
+            self._socket.sendall(line)
+        except TimeoutError:
+            raise ClientError("obsd did not take the request in time") from None
+        except OSError as exc:
+            raise ClientError(f"connection to obsd failed: {exc.strerror}") from None
         while True:
             message = self.read_message()
             if message.get("id") == request_id and "success" in message:
