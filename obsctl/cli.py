@@ -15,7 +15,7 @@ from obsctl import event_view, render, report
 from obsctl.client import Client, ClientError
 from obsctl.configure import UsageError
 from obsd.core.replies import REPLIES
-from obsd.paths import client_socket_path
+from obsd.paths import InstanceError, app_name, client_socket
 
 EXIT_OK = 0
 EXIT_CLIENT_ERROR = 1
@@ -30,6 +30,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CLIENT_ERROR, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
+def _instance(text: str) -> str:
+    try:
+        app_name(text)
+    except InstanceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument(
         "--socket",
@@ -37,6 +45,15 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
         default=default,
         help="control socket (default: $OBSD_SOCKET, /run/obsd.sock, "
         "/run/obsd/obsd.sock, or the user's runtime dir)",
+    )
+    parser.add_argument(
+        "-i",
+        "--instance",
+        type=_instance,
+        default=default,
+        metavar="NAME",
+        help="the daemon of student NAME on a shared VPS, obsd@NAME "
+        "(default: $OBSD_INSTANCE; its socket is /run/obsd-NAME.sock)",
     )
     parser.add_argument(
         "--json",
@@ -216,7 +233,13 @@ def run(args: argparse.Namespace) -> int:
 
         return run_demo()
     patch = configure_options.config_patch(args) if args.command == "configure" else None
-    with Client(args.socket or client_socket_path()) as client:
+    if args.socket is not None and args.instance is not None:
+        raise UsageError("give --socket or --instance, not both")
+    try:
+        path, service = (args.socket, "obsd") if args.socket else client_socket(args.instance)
+    except InstanceError as exc:
+        raise UsageError(f"{exc}; set it to such a name, or unset it") from None
+    with Client(path, service=service) as client:
         if patch is not None:
             return _print_response(
                 client.request("configure", config=patch), args, render.config, "configure"

@@ -19,24 +19,25 @@ class ClientError(Exception):
     """The daemon could not be reached or broke the protocol (exit status 1)."""
 
 
-_START_IT: Final = "start it (sudo systemctl start obsd, or obsd run)"
 _POINT_AT_IT: Final = "point --socket (or $OBSD_SOCKET) at obsd's socket"
 
 
-def _connect_problem(path: Path, exc: OSError) -> str:
-    """Why connecting to `path` failed, and what to do, in one line."""
+def _connect_problem(path: Path, exc: OSError, service: str) -> str:
+    """Why connecting to `path` (the socket of systemd's `service`) failed, and what to do."""
+    start_it = f"start it (sudo systemctl start {service}, or obsd run)"
     if isinstance(exc, FileNotFoundError):
         if not path.parent.is_dir():
-            return f"obsd is not running: there is no directory {path.parent}; {_POINT_AT_IT}"
-        return f"obsd is not running: no socket at {path}; {_START_IT}"
+            return f"{service} is not running: there is no directory {path.parent}; {_POINT_AT_IT}"
+        return f"{service} is not running: no socket at {path}; {start_it}"
     if isinstance(exc, ConnectionRefusedError):
         if not stat.S_ISSOCK(_mode(path)):
             return f"{path} is not a socket; {_POINT_AT_IT}"
-        return f"obsd is not running: nothing listens on {path}; {_START_IT}"
+        return f"{service} is not running: nothing listens on {path}; {start_it}"
     if isinstance(exc, PermissionError):
+        group = service.replace("@", "-")  # obsd@bob.service runs as, and admits, group obsd-bob
         return (
-            f"no permission to connect to {path}: ask to be added to the obsd group "
-            "(sudo usermod -aG obsd $USER, then log in again)"
+            f"no permission to connect to {path}: ask to be added to the {group} group "
+            f"(sudo usermod -aG {group} $USER, then log in again)"
         )
     if isinstance(exc, NotADirectoryError):
         return f"{path}: a part of the path is not a directory; {_POINT_AT_IT}"
@@ -55,14 +56,14 @@ def _mode(path: Path) -> int:
 class Client:
     """One connection to obsd; `greeting` holds the server's first line."""
 
-    def __init__(self, path: Path, timeout: float | None = 30.0) -> None:
+    def __init__(self, path: Path, timeout: float | None = 30.0, service: str = "obsd") -> None:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.settimeout(timeout)
         try:
             self._socket.connect(str(path))
         except OSError as exc:
             self._socket.close()
-            raise ClientError(_connect_problem(path, exc)) from None
+            raise ClientError(_connect_problem(path, exc, service)) from None
         self._buffer = b""
         self._ids = itertools.count(1)
         first = self.read_message()

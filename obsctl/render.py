@@ -13,6 +13,7 @@ from obsd.core.replies import (
     ActiveRun,
     CancelReply,
     ConfigReply,
+    DaemonInfo,
     HealthReply,
     RunsPage,
     StartReply,
@@ -34,11 +35,17 @@ def _active_run(run: ActiveRun | None) -> str:
     )
 
 
+def _daemon_name(daemon: DaemonInfo) -> str:
+    """ "obsd 0.1.0", with the instance on a shared VPS: "obsd 0.1.0 (instance bob)"."""
+    name = f"obsd {daemon.version}"
+    return name if daemon.instance is None else f"{name} (instance {daemon.instance})"
+
+
 def status(reply: StatusReply) -> str:
     """`obsctl status`."""
     daemon, log = reply.daemon, reply.log
     pairs: list[tuple[str, Any]] = [
-        ("daemon", f"obsd {daemon.version}, pid {daemon.pid}, up {daemon.uptime_s:.0f} s"),
+        ("daemon", f"{_daemon_name(daemon)}, pid {daemon.pid}, up {daemon.uptime_s:.0f} s"),
         ("phase", reply.phase),
         ("active run", _active_run(reply.active_run)),
         ("log", f"{log.log_id}, head {log.head_seq}, {log.segments} segment(s)"),

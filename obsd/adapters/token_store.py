@@ -17,7 +17,8 @@ CREDENTIAL_NAME: Final = "obs-token"
 
 _REPLACE_FILE: Final = "remove it, then configure the token again (obsctl configure --token -)"
 _FIX_CREDENTIAL: Final = (
-    "put the token in the file LoadCredential= names (/etc/obsd/obs-token) and restart the service"
+    "put the token in the file LoadCredential= names (/etc/obsd/obs-token, for obsd@NAME "
+    "/etc/obsd/NAME/obs-token) and restart the service"
 )
 
 

@@ -34,6 +34,8 @@ class DaemonInfo(msgspec.Struct, frozen=True, kw_only=True):
     started_at: str | None
     uptime_s: float
     replayed_events: int
+    # Which student's daemon on a shared VPS (obsd@NAME.service); None: the only one.
+    instance: str | None = None
 
 
 class ActiveRun(RunSummary, frozen=True, kw_only=True):

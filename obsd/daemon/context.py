@@ -42,6 +42,7 @@ class Context:
     # When the daemon started, on the clock's monotonic scale, and how much it replayed then.
     started_mono_ns: int
     replayed_events: int
+    instance: str | None
 
     @property
     def state(self) -> DaemonState:

@@ -78,6 +78,8 @@ class Settings:
     admin_gid: int | None
     segment_bytes: int
     credentials_dir: Path | None
+    # The student's name on a shared VPS ($OBSD_INSTANCE, obsd@NAME.service); None: the only one.
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,7 @@ async def _serve_until_stopped(
             instruments=instruments,
             started_mono_ns=started_mono_ns,
             replayed_events=journal.log.replayed,
+            instance=settings.instance,
         )
         dispatcher = Dispatcher(ctx, storage_failed)
         await _resume(journal, runner)

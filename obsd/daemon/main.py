@@ -18,7 +18,7 @@ from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, LogUnavailable
 from obsd.adapters.systemd import Notifier
 from obsd.daemon.instruments import real_instruments
 from obsd.daemon.lifecycle import Settings, StartupError, serve
-from obsd.paths import daemon_socket_path, state_dir_path
+from obsd.paths import InstanceError, daemon_socket_path, instance_of, state_dir_path
 
 logger = logging.getLogger("obsd")
 
@@ -82,13 +82,20 @@ def settings_from(args: argparse.Namespace) -> Settings:
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if args.segment_bytes < 4096:
         raise StartupError("--segment-bytes must be at least 4096")
+    try:
+        instance = instance_of()
+        socket = args.socket or daemon_socket_path()
+        state_dir = args.state_dir or state_dir_path()
+    except InstanceError as exc:
+        raise StartupError(f"{exc}; set OBSD_INSTANCE to such a name, or unset it") from None
     return Settings(
-        socket=args.socket or daemon_socket_path(),
-        state_dir=args.state_dir or state_dir_path(),
+        socket=socket,
+        state_dir=state_dir,
         socket_gid=socket_gid if socket_gid is not None else admin_gid,
         admin_gid=admin_gid,
         segment_bytes=args.segment_bytes,
         credentials_dir=Path(credentials) if credentials else None,
+        instance=instance,
     )
 
 

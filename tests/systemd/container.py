@@ -46,10 +46,12 @@ def require_containers() -> None:
         require_tool(tool)
 
 
-def run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a host command; with `check`, fail the test with its output if it fails."""
+def run(
+    argv: list[str], *, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a host command (`stdin` as its input); with `check`, fail the test if it fails."""
     result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
+        argv, input=stdin, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, check=False
     )
     if check:
         assert result.returncode == 0, (
@@ -92,9 +94,17 @@ class Container:
         self.init_pid = init_pid
 
     def run(
-        self, script: str, *, user: str | None = None, check: bool = True
+        self,
+        script: str,
+        *,
+        user: str | None = None,
+        check: bool = True,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """`sh -euc script` inside, as root or (a fresh login's groups) as `user`."""
+        """`sh -euc script` inside, as root or (a fresh login's groups) as `user`.
+
+        Secrets go in `stdin`: a command line shows in `ps`, and sudo logs it to the journal.
+        """
         as_user = ["runuser", "-u", user, "--"] if user else []
         home = f"/home/{user}" if user else "/root"
         environment = [
@@ -118,6 +128,7 @@ class Container:
                 f"cd {home}; {script}",
             ],
             check=check,
+            stdin=stdin,
         )
 
 

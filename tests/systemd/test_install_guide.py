@@ -8,31 +8,18 @@ Debian booted with systemd as PID 1 (tests/systemd/container.py): the install bl
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Final
 
 import pytest
 
 from tests.systemd.container import STEP_TIMEOUT_S, booted, fresh_debian
+from tests.systemd.guide import install_blocks
 
-GUIDE: Final = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
-FENCED: Final = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 USER: Final = "student"
 
 
-def guide_blocks() -> tuple[str, str]:
-    """§2's shell blocks: those before "Check it:" (install) and the one after (check)."""
-    text = GUIDE.read_text()
-    section = text[text.index("## 2. Install") : text.index("### Where the token goes")]
-    before, after = section.split("Check it:", 1)
-    install = "\n".join(FENCED.findall(before))
-    assert install.count("REPOSITORY_URL") == 1, "the guide clones from one placeholder URL"
-    # The one stand-in: this checkout (read-only at /src in the container) for the URL.
-    return install.replace("REPOSITORY_URL", "/src"), FENCED.findall(after)[0]
-
-
 def test_the_install_section_has_every_step() -> None:
-    install, check = guide_blocks()
+    install, check = install_blocks()
     for step in (
         "apt-get install",
         "git clone /src /opt/obsd/src",
@@ -51,7 +38,7 @@ def test_the_install_section_has_every_step() -> None:
 @pytest.mark.timeout(3 * STEP_TIMEOUT_S)
 @pytest.mark.parametrize("release", ["bookworm", "trixie"], ids=["debian-12", "debian-13"])
 def test_the_guide_installs_and_starts_obsd_on_a_fresh_debian(release: str) -> None:
-    install, check = guide_blocks()
+    install, check = install_blocks()
     with fresh_debian(release, USER) as root, booted(root) as container:
         container.run(install, user=USER)
         # A new login picks up the obsd group, as the guide says ("log out and in again").

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
 from obsctl.cli import _parser
 from obsd.core.protocol import ErrorCode
+from tests.systemd.guide import FENCED, GUIDE
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
-FENCED = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 INLINE = re.compile(r"`((?:sudo )?obsctl [^`]*)`")
 # Placeholders the guide writes for values the reader fills in.
-PLACEHOLDERS = {"...": "21234", "…": "", "SEQ": "42"}
+PLACEHOLDERS = {"...": "21234", "…": "", "SEQ": "42", "NAME": "bob"}
 
 
 def _obsctl_lines() -> list[str]:
     """Every obsctl command in the guide (shell blocks and inline code), minus `sudo`."""
     text = GUIDE.read_text()
     lines = [
-        line.split("#", 1)[0] for block in FENCED.findall(text) for line in block.splitlines()
+        line.split("#", 1)[0]
+        for block in FENCED.findall(text)
+        # A line ending in a backslash continues on the next.
+        for line in block.replace("\\\n", " ").splitlines()
     ] + INLINE.findall(text)
     commands = []
     for line in lines:

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 SERVICE = UNITS / "obsd.service"
 SOCKET = UNITS / "obsd.socket"
+TEMPLATE = UNITS / "obsd@.service"
+TEMPLATE_SOCKET = UNITS / "obsd@.socket"
 SYSUSERS = UNITS / "obsd.sysusers.conf"
 TMPFILES = UNITS / "obsd.tmpfiles.conf"
 OPERATIONS = ROOT / "docs" / "operations.md"
@@ -27,6 +29,28 @@ INSTALLED_EXEC = "/opt/obsd/venv/bin/obsd"
 MAX_EXPOSURE = 2.0
 EXPOSURE_LINE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?) (\w+)")
 TOOL_TIMEOUT_S = 60
+# How obsd@NAME differs from the single daemon, setting by setting: each "obsd" name is
+# "obsd-%i" (its user, group, directories and socket), its credential file is its own with a
+# blank default, and the daemon is told its name. Nothing else may differ.
+INSTANCE_SETTINGS = {
+    "Description=obsd, İTÜ OBS course registration daemon": [
+        "Description=obsd for %i, İTÜ OBS course registration daemon"
+    ],
+    "User=obsd": ["User=obsd-%i"],
+    "Group=obsd": ["Group=obsd-%i"],
+    "Environment=OBSD_ADMIN_GROUP=obsd": ["Environment=OBSD_ADMIN_GROUP=obsd-%i OBSD_INSTANCE=%i"],
+    "StateDirectory=obsd": ["StateDirectory=obsd-%i"],
+    "RuntimeDirectory=obsd": ["RuntimeDirectory=obsd-%i"],
+    "LoadCredential=obs-token:/etc/obsd/obs-token": [
+        "LoadCredential=obs-token:/etc/obsd/%i/obs-token",
+        "SetCredential=obs-token:\\n",
+    ],
+    "Description=obsd control socket": ["Description=obsd control socket for %i"],
+    "ListenStream=/run/obsd.sock": ["ListenStream=/run/obsd-%i.sock"],
+    "SocketUser=obsd": ["SocketUser=obsd-%i"],
+    "SocketGroup=obsd": ["SocketGroup=obsd-%i"],
+    "Service=obsd.service": ["Service=obsd@%i.service"],
+}
 
 
 class _UnitFile(configparser.RawConfigParser):
@@ -57,21 +81,50 @@ def _installed_obsd() -> Path:
     return script
 
 
-def test_units_pass_systemd_analyze_verify_without_a_word(tmp_path: Path) -> None:
+def _settings(path: Path) -> list[str]:
+    """A unit file's section headers and settings, in order, without comments."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize(
+    ("single", "template"),
+    [(SERVICE, TEMPLATE), (SOCKET, TEMPLATE_SOCKET)],
+    ids=["service", "socket"],
+)
+def test_the_template_is_the_single_unit_with_the_instances_names(
+    single: Path, template: Path
+) -> None:
+    expected = [new for line in _settings(single) for new in INSTANCE_SETTINGS.get(line, [line])]
+    assert _settings(template) == expected
+
+
+@pytest.mark.parametrize(
+    ("service", "socket", "names"),
+    [
+        (SERVICE, SOCKET, ("obsd.service", "obsd.socket")),
+        (TEMPLATE, TEMPLATE_SOCKET, ("obsd@alice.service", "obsd@alice.socket")),
+    ],
+    ids=["single", "instance"],
+)
+def test_units_pass_systemd_analyze_verify_without_a_word(
+    tmp_path: Path, service: Path, socket: Path, names: tuple[str, str]
+) -> None:
     # verify checks that ExecStart's binary exists; /opt/obsd/venv/bin/obsd (the installed
     # path) does not on a test machine. So a copy is verified whose ExecStart names this
     # environment's own obsd, and nothing else in it differs.
     analyze = require_tool("systemd-analyze")
-    original = SERVICE.read_text()
+    original = service.read_text()
     assert original.count(f"ExecStart={INSTALLED_EXEC} ") == 1
     copy = original.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={_installed_obsd()} ")
     differing = [
         (a, b) for a, b in zip(original.splitlines(), copy.splitlines(), strict=True) if a != b
     ]
     assert len(differing) == 1 and differing[0][0].startswith("ExecStart=")
-    (tmp_path / SERVICE.name).write_text(copy)
-    shutil.copy(SOCKET, tmp_path / SOCKET.name)
-    result = _run(analyze, "verify", SERVICE.name, SOCKET.name, cwd=tmp_path)
+    (tmp_path / service.name).write_text(copy)
+    shutil.copy(socket, tmp_path / socket.name)
+    # A template is verified as an instance of it (verify finds obsd@.service in the cwd).
+    result = _run(analyze, "verify", *(f"./{name}" for name in names), cwd=tmp_path)
     # verify exits 0 even on unknown keys or bad values; any output at all is a finding.
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
@@ -87,9 +140,10 @@ def test_verify_does_report_problems(tmp_path: Path) -> None:
     assert "NoNewPrivilege" in result.stdout + result.stderr
 
 
-def test_security_exposure_is_ok_or_better() -> None:
+@pytest.mark.parametrize("service", [SERVICE, TEMPLATE], ids=["single", "instance"])
+def test_security_exposure_is_ok_or_better(service: Path) -> None:
     analyze = require_tool("systemd-analyze")
-    result = _run(analyze, "security", "--offline=yes", "--no-pager", str(SERVICE))
+    result = _run(analyze, "security", "--offline=yes", "--no-pager", str(service))
     assert result.returncode == 0, result.stderr
     match = EXPOSURE_LINE.search(result.stdout)
     assert match, result.stdout

@@ -68,6 +68,7 @@ async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
             started_at=state.last_start,
             uptime_s=round((ctx.clock.mono_ns() - ctx.started_mono_ns) / NS, 3),
             replayed_events=ctx.replayed_events,
+            instance=ctx.instance,
         ),
         phase=state.phase,
         active_run=_active_run(ctx),
