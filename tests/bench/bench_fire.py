@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,19 +22,21 @@ from benchlib import (
     DOC_PATH,
     REPO,
     BenchError,
+    Daemon,
     Row,
     exit_on_sigterm,
+    iso,
     machine_stalls,
     ms,
     obsd_started,
     percentile,
     print_table,
     section_head,
+    sleep_until_local,
     stop,
     write_section,
 )
 
-from obsctl.client import Client, ClientError
 from obsd.core.config import Config
 from obsd.core.timing import MS, NS
 from obsd.core.waiting import FINAL_APPROACH_S
@@ -235,20 +237,6 @@ def simulator(scenario: Scenario, offset_s: float, lead_s: float, seed: int) -> 
         yield Opening(sim, offset_ns, target_ns, opening_ns)
 
 
-def sleep_until_local(local_ns: int) -> None:
-    """Sleep (off the GIL) until the local clock reads `local_ns`."""
-    remaining = local_ns - time.time_ns()
-    if remaining > 0:
-        time.sleep(remaining / NS)
-
-
-def iso(epoch_ns: int) -> str:
-    """An instant as ISO-8601 with offset, as `target` takes it (exact to the microsecond)."""
-    seconds, micros = divmod(epoch_ns // 1000, 1_000_000)
-    instant = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
-    return instant.isoformat(timespec="microseconds")
-
-
 def first_post(opening: Opening, run: int, fire_ns: int, engine: EngineView | None) -> Shot:
     """The first registration POST in the simulator's record, as a Shot."""
     posts = [r for r in opening.sim.requests() if r.method == "POST"]
@@ -278,48 +266,6 @@ def first_post(opening: Opening, run: int, fire_ns: int, engine: EngineView | No
             f"disagrees with the answer {code}"
         )
     return shot
-
-
-class Daemon:
-    """The one obsd process every obsd run goes through, and how far its log has been read."""
-
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
-        self._after_seq = 0
-
-    def request(self, op: str, **fields: Any) -> dict[str, Any]:
-        """One request on a fresh connection; its data, or BenchError if it failed."""
-        try:
-            with Client(self.socket_path, timeout=RUN_TIMEOUT_S) as client:
-                response = client.request(op, **fields)
-        except ClientError as exc:
-            raise BenchError(f"{op}: {exc}") from None
-        if not response.get("success"):
-            raise BenchError(f"{op} failed: {response.get('error')}")
-        return dict(response.get("data") or {})
-
-    def events_until_done(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """The run's events from the log up to its `done`: the first payload of each type."""
-        found: dict[str, dict[str, Any]] = {}
-        try:
-            with Client(self.socket_path, timeout=RUN_TIMEOUT_S) as client:
-                client.request("tail", after_seq=self._after_seq, follow=True)
-                while True:
-                    event = client.read_message()
-                    if "seq" not in event:
-                        continue  # the caught_up marker
-                    self._after_seq = event["seq"]
-                    payload = event.get("payload") or {}
-                    if payload.get("run_id") != run_id:
-                        continue
-                    if event["type"] == "calibration":
-                        # The last one: each re-check writes one, and the shot used the last.
-                        found["calibration"] = payload
-                    found.setdefault(event["type"], payload)
-                    if event["type"] == "done":
-                        return found
-        except ClientError as exc:
-            raise BenchError(f"run {run_id}: {exc}") from None
 
 
 def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
@@ -441,7 +387,7 @@ def measure(
     """
     results: dict[str, list[Shot]] = {scenario.key: [] for scenario in SCENARIOS}
     with obsd_started(work / "state") as started:
-        daemon = Daemon(started.socket_path)
+        daemon = Daemon(started.socket_path, RUN_TIMEOUT_S)
         print("warm-up run (not counted) ...", flush=True)
         obsd_shot(daemon, LOOPBACK, -1, 0.0, buffer_s)
         naive_shot(-1, 0.0, buffer_s)

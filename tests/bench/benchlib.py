@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
+from obsctl.client import Client, ClientError
 from obsd import __version__
+from obsd.core.timing import NS
 
 REPO: Final = Path(__file__).resolve().parents[2]
 DOC_PATH: Final = REPO / "docs" / "performance.md"
@@ -263,11 +265,13 @@ def connect_and_greet(path: Path) -> tuple[socket.socket, bytes]:
 
 
 @contextlib.contextmanager
-def started(argv: Sequence[str], socket_path: Path, output: Path) -> Iterator[Started]:
-    """Spawn a server and time it until a connection gets its greeting; stop it on exit."""
+def started(
+    argv: Sequence[str], socket_path: Path, output: Path, env: dict[str, str] | None = None
+) -> Iterator[Started]:
+    """Spawn a server (in `env`) and time it until a connection gets its greeting; stop it."""
     with open(output, "wb") as out:
         begin = time.perf_counter_ns()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -291,3 +295,63 @@ def obsd_started(state_dir: Path) -> contextlib.AbstractContextManager[Started]:
     sock = state_dir.with_suffix(".sock")
     argv = [str(BIN_DIR / "obsd"), "--socket", str(sock), "--state-dir", str(state_dir)]
     return started(argv, sock, state_dir.with_suffix(".out"))
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def sleep_until_local(local_ns: int) -> None:
+    """Sleep (off the GIL) until the local clock reads `local_ns`."""
+    remaining = local_ns - time.time_ns()
+    if remaining > 0:
+        time.sleep(remaining / NS)
+
+
+def iso(epoch_ns: int) -> str:
+    """An instant as ISO-8601 with offset, as `target` takes it (exact to the microsecond)."""
+    seconds, micros = divmod(epoch_ns // 1000, 1_000_000)
+    instant = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
+    return instant.isoformat(timespec="microseconds")
+
+
+class Daemon:
+    """A running obsd that runs go through, and how far its log has been read."""
+
+    def __init__(self, socket_path: Path, timeout_s: float) -> None:
+        self.socket_path = socket_path
+        self.timeout_s = timeout_s
+        self._after_seq = 0
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request on a fresh connection; its data, or BenchError if it failed."""
+        try:
+            with Client(self.socket_path, timeout=self.timeout_s) as client:
+                response = client.request(op, **fields)
+        except ClientError as exc:
+            raise BenchError(f"{op}: {exc}") from None
+        if not response.get("success"):
+            raise BenchError(f"{op} failed: {response.get('error')}")
+        return dict(response.get("data") or {})
+
+    def events_until_done(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's events from the log up to its `done`: the first payload of each type."""
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            with Client(self.socket_path, timeout=self.timeout_s) as client:
+                client.request("tail", after_seq=self._after_seq, follow=True)
+                while True:
+                    event = client.read_message()
+                    if "seq" not in event:
+                        continue  # the caught_up marker
+                    self._after_seq = event["seq"]
+                    payload = event.get("payload") or {}
+                    if payload.get("run_id") != run_id:
+                        continue
+                    if event["type"] == "calibration":
+                        # The last one: each re-check writes one, and the shot used the last.
+                        found["calibration"] = payload
+                    found.setdefault(event["type"], payload)
+                    if event["type"] == "done":
+                        return found
+        except ClientError as exc:
+            raise BenchError(f"run {run_id}: {exc}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -159,8 +160,9 @@ def assert_fired_once_on_time(sim: RunningSimulator) -> None:
     """One POST, at or after the opening in true time, and the CRN registered."""
     posts = registration_posts(sim)
     assert len(posts) == 1, [(p.arrival_ns, p.path) for p in posts]
-    early_ns = opening_ns(sim) - posts[0].arrival_ns
-    assert early_ns <= 0, f"the POST arrived {early_ns / 1e6:.3f} ms before the opening"
+    late_ms = (posts[0].arrival_ns - opening_ns(sim)) / 1e6
+    assert late_ms >= 0, f"the POST arrived {-late_ms:.3f} ms before the opening"
+    print(f"the POST arrived {late_ms:.3f} ms after the opening")
 
 
 def process_status(machine: Machine, pid: int) -> dict[str, str]:
@@ -230,6 +232,7 @@ def test_a_whole_registration_survives_a_watchdog_kill_under_the_hardened_unit(
         )
         # A hung daemon: it stops pinging, and systemd's watchdog kills and restarts it.
         machine.root_sh(f"kill -STOP {first}")
+        stopped = time.monotonic()
         wait_until(
             lambda: (
                 machine.main_pid() not in (0, first)
@@ -238,6 +241,7 @@ def test_a_whole_registration_survives_a_watchdog_kill_under_the_hardened_unit(
             WATCHDOG_RESTART_S,
             "the watchdog's restart",
         )
+        print(f"SIGSTOP to a restarted daemon: {time.monotonic() - stopped:.1f} s")
         assert int(machine.unit("NRestarts")["NRestarts"]) == restarts + 1
         journal = machine.root_sh("journalctl -b -u obsd.service -o cat")
         assert "Watchdog timeout" in journal, journal[-2000:]
@@ -304,15 +308,6 @@ def test_a_reboot_resumes_a_scheduled_run_and_fires_it(machine: Machine) -> None
         assert "run_interrupted" in kinds and "run_resumed" in kinds, kinds
 
 
-def test_no_token_in_any_journal_line(machine: Machine) -> None:
-    journal = machine.root_sh("journalctl -o export --no-pager")
-    assert "obsd" in journal  # the journal does hold the daemon's lines, across both boots
-    assert len(set(re.findall(r"^_BOOT_ID=(\w+)$", journal, re.MULTILINE))) == 2
-    for token in machine.tokens:
-        signature = token.rsplit(".", 1)[-1]
-        assert token not in journal and signature not in journal
-
-
 # Two students sharing the VPS, each with the guide's own commands; their openings differ.
 STUDENTS: Final = {"alice": 70.0, "bob": 85.0}
 
@@ -360,3 +355,14 @@ def test_two_students_on_one_vps_fire_on_their_own_targets_and_keep_their_tokens
                     secret,
                     attempt,
                 )
+
+
+def test_no_token_in_any_journal_line(machine: Machine) -> None:
+    # Every field of every entry, of both boots: obsd's own lines, systemd's, sudo's.
+    journal = machine.root_sh("journalctl -o export --no-pager")
+    assert len(set(re.findall(r"^_BOOT_ID=(\w+)$", journal, re.MULTILINE))) == 2
+    assert "MESSAGE=INFO obsd: resuming run " in journal  # the daemons' lines are there
+    assert len(machine.tokens) == 2 + len(STUDENTS)
+    for token in machine.tokens:
+        signature = token.rsplit(".", 1)[-1]
+        assert token not in journal and signature not in journal
