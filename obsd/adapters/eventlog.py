@@ -220,6 +220,11 @@ class EventLog:
             raise
         self._reserved_until = size + nbytes
 
+    @property
+    def holds_reservation(self) -> bool:
+        """Whether room reserved for coming appends is still left in the current segment."""
+        return self._reserved_until > self._segments[-1].size
+
     def release_reservation(self) -> None:
         """The reserved room is not needed any more: the segment may rotate again."""
         self._reserved_until = 0

@@ -116,6 +116,8 @@ class DiskHealth(msgspec.Struct, frozen=True, kw_only=True):
     free_bytes: int
     total_bytes: int
     low: bool
+    # The log room a run reserves at start is held by the active run, or could be made now.
+    room_for_a_run: bool
 
 
 class HealthReply(msgspec.Struct, frozen=True, kw_only=True):

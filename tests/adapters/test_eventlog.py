@@ -220,7 +220,9 @@ async def test_reserved_room_is_allocated_without_growing_the_segment(tmp_path: 
     await append(log, DaemonStoppedPayload(reason="before"))
     (segment,) = segment_files(tmp_path)
     size = segment.stat().st_size
+    assert not log.holds_reservation
     log.reserve(64 * 1024)
+    assert log.holds_reservation
     assert segment.stat().st_size == size, "a replay sees only what was written"
     assert segment.stat().st_blocks * 512 >= size + 64 * 1024, "the blocks are there already"
     # Rotations go on, each taking what is left of the room along; the old room is trimmed.
@@ -250,8 +252,10 @@ async def test_a_full_disk_keeps_the_log_in_the_segment_with_the_room(
     await log.sync()
     (segment,) = segment_files(tmp_path)
     assert segment.stat().st_size > 4096, "no new segment: it would have needed new space"
+    assert log.holds_reservation
     # The run ended: the room is let go, and rotation needs none.
     log.release_reservation()
+    assert not log.holds_reservation
     await append(log, DaemonStoppedPayload(reason="after"))
     assert len(segment_files(tmp_path)) == 2
     log.close()

@@ -673,11 +673,13 @@ def test_a_full_disk_is_reported_by_health_before_it_bites_then_refuses_commands
         with running(daemon):
             roomy = ask(daemon, "health")["data"]
             assert roomy["disk"]["low"] is False and roomy["ok"] is True, roomy
+            assert roomy["disk"]["room_for_a_run"] is True
             left = fill(filler, LOW_DISK_LEFT_BYTES)
             low = ask(daemon, "health")["data"]
             assert low["disk"]["low"] is True and low["ok"] is False, low
             assert low["disk"]["free_bytes"] == left
             assert any("MiB free on the state disk" in p for p in low["problems"]), low
+            assert low["disk"]["room_for_a_run"] is True, "low, but a run still has room"
             # Low, not yet full: commands still work, so the warning came before the bite.
             assert ask(daemon, "configure", config={"ecrn": ["11111"]})["success"]
             assert fill(filler, 0) == 0
@@ -727,7 +729,8 @@ def test_start_is_refused_when_no_room_can_be_reserved_for_the_runs_log(
     assert "no room can be reserved on the state disk" in refused["error"]["message"]
     assert os.strerror(errno.ENOSPC) in refused["error"]["message"]
     assert after["log"]["head_seq"] == head and after["active_run"] is None, "nothing written"
-    assert health["disk"]["low"] is True and health["ok"] is False, health
+    assert health["disk"]["room_for_a_run"] is False and health["ok"] is False, health
+    assert any("a run cannot reserve the 1024 KiB its log needs" in p for p in health["problems"])
     assert started["success"], "with room again, it starts"
 
 

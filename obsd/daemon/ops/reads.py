@@ -28,6 +28,7 @@ from obsd.core.schema import schema
 from obsd.core.time_advice import clock_health
 from obsd.core.timing import NS
 from obsd.daemon.context import Caller, Context
+from obsd.daemon.journal import RUN_LOG_RESERVE_BYTES
 
 # `health` warns before a full disk bites: below this, a burst of events could fail to land.
 LOW_DISK_BYTES: Final = 64 * 1024 * 1024
@@ -124,7 +125,16 @@ async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
         problems.append(log.failure)
     if not os.access(log.directory, os.W_OK):
         problems.append(f"{log.directory} is not writable")
-    if usage.free < LOW_DISK_BYTES:
+    # A run reserves its log room at start (and holds it until it ends): without that room
+    # `start` is refused, so say so before anyone tries.
+    room_for_a_run = log.holds_reservation or usage.free >= RUN_LOG_RESERVE_BYTES
+    if not room_for_a_run:
+        problems.append(
+            f"only {usage.free // 1024} KiB free on the state disk: a run cannot reserve the "
+            f"{RUN_LOG_RESERVE_BYTES // 1024} KiB its log needs, so start is refused; free "
+            "some space"
+        )
+    elif usage.free < LOW_DISK_BYTES:
         problems.append(f"only {usage.free // (1024 * 1024)} MiB free on the state disk")
     if ctx.tokens.stored.problem:
         problems.append(ctx.tokens.stored.problem)
@@ -144,6 +154,7 @@ async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
             free_bytes=usage.free,
             total_bytes=usage.total,
             low=usage.free < LOW_DISK_BYTES,
+            room_for_a_run=room_for_a_run,
         ),
         clock=clock,
     )
