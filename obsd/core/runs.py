@@ -171,16 +171,18 @@ def finished(run: RunState, done: DonePayload, finished_at: str) -> RunState:
     )
 
 
-def already_recorded(run: RunState, payload: msgspec.Struct) -> bool:
+# What a shot writes when the log cannot take it: kept in the spare record for the next start.
+KeptAside = PhaseChangedPayload | RequestSentPayload | CrnUpdatePayload
+
+
+def already_recorded(run: RunState, payload: KeptAside) -> bool:
     """Whether the run's record already holds this request, answer or phase (kept aside)."""
     if isinstance(payload, RequestSentPayload):
         return payload.attempt <= len(run.requests)
     if isinstance(payload, CrnUpdatePayload):
         done = [r for r in run.requests if r.attempt == payload.attempt and r.outcome is not None]
         return bool(done)
-    if isinstance(payload, PhaseChangedPayload):
-        return run.phase == payload.phase
-    return False
+    return run.phase == payload.phase
 
 
 def crn_results(run: RunState) -> list[CrnResult]:

@@ -30,7 +30,7 @@ from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
-from obsd.core.runs import RunState, crn_results
+from obsd.core.runs import KeptAside, RunState, crn_results
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
 from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, instant
@@ -290,7 +290,7 @@ class RunDriver:
             attempt = len(self.run.requests) + 1
             sent = RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn, at_ns)
             await self._emit(sent, durable=False)
-            aside: list[msgspec.Struct] = [
+            aside: list[KeptAside] = [
                 *([PhaseChangedPayload(self._run_id, Phase.REGISTERING)] if registering else []),
                 sent,
             ]
@@ -324,7 +324,7 @@ class RunDriver:
                 )
                 return
 
-    def _keep_aside(self, payloads: list[msgspec.Struct]) -> bool:
+    def _keep_aside(self, payloads: list[KeptAside]) -> bool:
         """Put what the log cannot take into the spare record; whether that worked."""
         try:
             self._journal.keep_aside(payloads)

@@ -9,6 +9,7 @@ the command that caused it is answered only after that. `EventLog` underneath is
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import deque
 from pathlib import Path
 from typing import Final
@@ -20,7 +21,10 @@ from obsd.adapters.clock import Clock
 from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog
 from obsd.adapters.spare_record import SpareRecord
 from obsd.core.events import Event, encode_event, event_decoder, make_event
-from obsd.core.state import DaemonState, apply
+from obsd.core.runs import KeptAside, already_recorded
+from obsd.core.state import DaemonState, ImpossibleEvent, apply
+
+logger = logging.getLogger("obsd")
 
 # Log room a run's remaining events may need, allocated ahead (a few KiB an attempt, for far
 # more attempts than OBS's limits allow): the writes just before a shot cannot hit a full disk.
@@ -151,15 +155,42 @@ class Journal:
         """Allocate the log room a run's remaining events need (OSError if there is none)."""
         self.log.reserve(RUN_LOG_RESERVE_BYTES)
 
-    def keep_aside(self, payloads: list[msgspec.Struct]) -> None:
+    def keep_aside(self, payloads: list[KeptAside]) -> None:
         """Write events the failed log cannot take to the spare record (OSError if not)."""
         now = self._clock.wall_ns()
         self.spare.write(b"".join(encode_event(make_event(p, 0, now)) for p in payloads))
 
-    def taken_aside(self) -> list[msgspec.Struct]:
+    def taken_aside(self) -> list[KeptAside]:
         """The payloads kept aside at the last failure, in order (unreadable ones left out)."""
-        payloads: list[msgspec.Struct] = []
+        payloads: list[KeptAside] = []
         for line in self.spare.read().splitlines():
             with contextlib.suppress(msgspec.DecodeError):
-                payloads.append(event_decoder.decode(line).payload)
+                payload = event_decoder.decode(line).payload
+                if isinstance(payload, KeptAside):
+                    payloads.append(payload)
         return payloads
+
+    async def record_kept_aside(self) -> tuple[int, int]:
+        """Append what a shot kept aside and the log lacks, then clear the spare record.
+
+        Returns (appended, kept). What does not fit the log (ImpossibleEvent) is left out.
+        """
+        kept = self.taken_aside()
+        appended = 0
+        for payload in kept:
+            run = self.state.runs.get(payload.run_id)
+            if run is None or not run.active or already_recorded(run, payload):
+                continue
+            try:
+                await self.append(payload)
+            except ImpossibleEvent as exc:
+                logger.warning("a record kept aside at a shot does not fit the log: %s", exc)
+                continue
+            appended += 1
+        if kept:
+            try:
+                self.spare.write(b"")
+            except OSError as exc:
+                # Harmless: what is on record now is never appended twice.
+                logger.warning("could not clear %s: %s", self.spare.path, exc)
+        return appended, len(kept)

@@ -36,8 +36,6 @@ from obsd.core.events import (
 )
 from obsd.core.oserrors import explain
 from obsd.core.policy import wants_sending
-from obsd.core.runs import already_recorded
-from obsd.core.state import ImpossibleEvent
 from obsd.daemon.connection import accept_connections, serve_connection
 from obsd.daemon.context import Context
 from obsd.daemon.dispatch import Dispatcher
@@ -268,40 +266,18 @@ async def _serve_until_stopped(
     return reason
 
 
-async def _append_kept_aside(journal: Journal) -> None:
-    """Put on record what a shot did while the log could not take it (the spare record)."""
-    kept = journal.taken_aside()
-    if not kept:
-        return
-    appended = 0
-    for payload in kept:
-        run = journal.state.runs.get(getattr(payload, "run_id", ""))
-        if run is None or not run.active or already_recorded(run, payload):
-            continue
-        try:
-            await journal.append(payload)
-        except ImpossibleEvent as exc:
-            logger.warning("a record kept aside at a shot does not fit the log: %s", exc)
-            continue
-        appended += 1
-    logger.warning(
-        "appended %d of %d events kept aside when the log failed at a shot (%s)",
-        appended,
-        len(kept),
-        journal.spare.path,
-    )
-    try:
-        journal.spare.write(b"")
-    except OSError as exc:
-        # Harmless: what is on record now is never appended twice.
-        logger.warning("could not clear %s: %s", journal.spare.path, exc)
-
-
 async def _resume(journal: Journal, runner: Runner) -> None:
     """Take up a run the log shows unfinished (the daemon stopped or crashed during it)."""
     if journal.log.damage is not None:
         return
-    await _append_kept_aside(journal)
+    appended, kept = await journal.record_kept_aside()
+    if kept:
+        logger.warning(
+            "appended %d of %d events kept aside when the log failed at a shot (%s)",
+            appended,
+            kept,
+            journal.spare.path,
+        )
     run_id = journal.state.active_run
     if run_id is None:
         return
