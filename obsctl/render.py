@@ -36,7 +36,7 @@ def _active_run(run: ActiveRun | None) -> str:
 
 
 def _daemon_name(daemon: DaemonInfo) -> str:
-    """ "obsd 0.1.0", with the instance on a shared VPS: "obsd 0.1.0 (instance bob)"."""
+    """The daemon's name: obsd 0.1.0, and on a shared VPS obsd 0.1.0 (instance bob)."""
     name = f"obsd {daemon.version}"
     return name if daemon.instance is None else f"{name} (instance {daemon.instance})"
 

@@ -25,7 +25,7 @@ class InstanceError(ValueError):
 
 
 def app_name(instance: str | None) -> str:
-    """ "obsd", or "obsd-NAME" for an instance: its directory and unit-facing name."""
+    """The name of the daemon's directories and user: obsd, or obsd-NAME for an instance."""
     if instance is None:
         return APP_NAME
     if not INSTANCE_PATTERN.fullmatch(instance):
