@@ -60,6 +60,12 @@ OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "budget_posts": {"type": int, "metavar": "N"},
     "budget_window": {"type": _seconds, "metavar": "SECONDS"},
     "read_timeout": {"type": _seconds, "metavar": "SECONDS"},
+    "late_start_window": {
+        "type": _seconds,
+        "metavar": "SECONDS",
+        "help": "a target that passed less than this long ago fires at once (a late "
+        "start; default 3 hours, 0 refuses any past target)",
+    },
     "aim_early_fraction": {
         "type": _seconds,
         "metavar": "F",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from obsctl.text import local_time, value
+from obsd.core.status_text import late_text
 from obsd.core.timing import instant
 
 Payload = dict[str, Any]
@@ -118,6 +119,8 @@ FORMATS: dict[str, Callable[[Payload], str]] = {
     "countdown": _countdown,
     "log": lambda p: (f"[{p['level']}] " if p.get("level") != "info" else "") + p["message"],
     "calibration": _calibration,
+    "late_start": lambda p: late_text(p["late_by_s"], opening_missed=False),
+    "opening_missed": lambda p: late_text(p["late_by_s"], opening_missed=True),
     "request_sent": _request_sent,
     "crn_update": _crn_update,
     "done": _done,

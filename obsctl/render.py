@@ -20,6 +20,7 @@ from obsd.core.replies import (
     StatusReply,
     TokenTestReply,
 )
+from obsd.core.status_text import late_text
 
 
 def _crn_states(crns: dict[str, Any]) -> str:
@@ -29,9 +30,11 @@ def _crn_states(crns: dict[str, Any]) -> str:
 def _active_run(run: ActiveRun | None) -> str:
     if run is None:
         return "none"
+    late = "" if run.late_by_s is None else f"; {late_text(run.late_by_s, run.opening_missed)}"
     return (
         f"{run.run_id} for {run.target} ({run.remaining_s:+.1f} s), {run.attempts} POSTs, "
         + _crn_states(run.crns)
+        + late
     )
 
 

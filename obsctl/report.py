@@ -9,6 +9,7 @@ from obsctl.time_view import fire_text, kernel_text, source_cells, time_text
 from obsd.core.replies import RunReply
 from obsd.core.results import CrnKind
 from obsd.core.runs import CrnStatus
+from obsd.core.status_text import late_text
 from obsd.core.timing import instant
 
 
@@ -43,7 +44,8 @@ def markdown(run: RunReply) -> str:
         f"# Run {run.run_id}",
         "",
         f"- **Outcome:** {run.phase}" + (f" — {run.reason}" if run.reason else ""),
-        f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s)",
+        f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s)"
+        + ("" if run.late_by_s is None else f"; {late_text(run.late_by_s, run.opening_missed)}"),
         f"- **Created:** {run.created_at} by uid {run.actor.uid}",
         f"- **Finished:** {run.finished_at or '-'}",
         f"- **Token:** {token.fingerprint}, expires {token.exp or 'unknown'}",

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 DOC: Final = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 ASCII_DIGITS: Final = "0123456789"
 HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
-# §6.2: a target more than this far ahead is refused.
+# §6.2: a target more than this far ahead is refused, and one that passed less than the
+# default `late_start_window` ago is a late start (accepted).
 TARGET_HORIZON: Final = timedelta(days=365)
+TARGET_LATE: Final = timedelta(hours=3)
 # Targets this close to a bound are not generated: the daemon's "now" is not the test's.
 TARGET_MARGIN: Final = timedelta(minutes=5)
 MAX_CRNS: Final = 12
@@ -147,7 +149,7 @@ def target_instant(text: str, now: datetime) -> datetime | None:
         instant = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    if instant.tzinfo is None or not now < instant <= now + TARGET_HORIZON:
+    if instant.tzinfo is None or not now - TARGET_LATE < instant <= now + TARGET_HORIZON:
         return None
     return instant
 
@@ -273,15 +275,26 @@ ntp_server_lists = st.lists(host_ports(), max_size=NTP_ENTRIES[1] + 1)
 
 
 def iso_targets(now: datetime) -> st.SearchStrategy[str]:
-    """ISO-8601 targets around "now" and the horizon, in several spellings and offsets."""
+    """ISO-8601 targets around the late-start window, "now" and the horizon, spelt variously."""
     margin = TARGET_MARGIN.total_seconds()
     horizon = TARGET_HORIZON.total_seconds()
+    late = TARGET_LATE.total_seconds()
     seconds = st.one_of(
         st.sampled_from(
-            [-86_400.0, -margin, margin, horizon - margin, horizon + margin, 10 * horizon, 3.0e11]
+            [
+                -86_400.0,
+                -late - margin,
+                -late + margin,
+                -margin,
+                margin,
+                horizon - margin,
+                horizon + margin,
+                10 * horizon,
+                3.0e11,
+            ]
         ),
-        st.floats(margin, horizon - margin),
-        st.floats(-horizon, -margin),
+        st.floats(-late + margin, horizon - margin),
+        st.floats(-horizon, -late - margin),
         st.floats(horizon + margin, 20 * horizon),
     )
     offsets = st.sampled_from([UTC, timezone(timedelta(hours=3)), timezone(-timedelta(hours=11))])

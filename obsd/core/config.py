@@ -52,6 +52,11 @@ BudgetWindow = Annotated[float, Meta(ge=60.0, le=3600.0)]
 # Answers took up to 10 s on opening days and a 10 s timeout once caused duplicate POSTs.
 ReadTimeout = Annotated[float, Meta(ge=5.0, le=120.0)]
 AimEarly = Annotated[float, Meta(ge=0.0, le=0.9)]
+# OBS keeps registration open for hours, and students who started 2.5 and 4 minutes late still
+# won seats (obs-facts.md): a target that passed less than this long ago is a late start and
+# fires at once. Longer ago is more likely a wrong day than a late student. 0: never late.
+DEFAULT_LATE_START_WINDOW_S: Final = 3 * 3600.0
+LateStartWindow = Annotated[float, Meta(ge=0.0, le=24 * 3600.0)]
 # Registration periods are announced weeks ahead; a target further away than this is a typo
 # (a wrong year), and would also push the run's nanosecond arithmetic past 64 bits.
 MAX_TARGET_AHEAD: Final = timedelta(days=365)
@@ -90,6 +95,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     read_timeout: float = 30.0
     # Off by default: aiming before the opening by part of the one-way latency risks VAL02.
     aim_early_fraction: float = 0.0
+    late_start_window: float = DEFAULT_LATE_START_WINDOW_S
 
 
 class ConfigPatch(
@@ -112,20 +118,25 @@ class ConfigPatch(
     budget_window: BudgetWindow | UnsetType = UNSET
     read_timeout: ReadTimeout | UnsetType = UNSET
     aim_early_fraction: AimEarly | UnsetType = UNSET
+    late_start_window: LateStartWindow | UnsetType = UNSET
 
     def changed_fields(self) -> list[str]:
         """Names of the fields this patch sets, in declaration order."""
         return [f for f in self.__struct_fields__ if getattr(self, f) is not UNSET]
 
 
-def resolve_target(text: str, now: datetime) -> datetime:
-    """Turn `HH:MM:SS` (next occurrence in Istanbul) or ISO-8601 with an offset into an instant."""
+def resolve_target(text: str, now: datetime, late_window: timedelta = timedelta(0)) -> datetime:
+    """Turn `HH:MM:SS` or ISO-8601 with an offset into an instant.
+
+    `HH:MM:SS` is Istanbul's wall clock: today's if it passed less than `late_window` ago (a
+    late start) or is still ahead, else tomorrow's. An instant further back is refused.
+    """
     text = text.strip()
     if m := _HHMMSS.fullmatch(text):
         wall = time(int(m[1]), int(m[2]), int(m[3]), tzinfo=ISTANBUL)
         local_now = now.astimezone(ISTANBUL)
         candidate = datetime.combine(local_now.date(), wall)
-        if candidate <= local_now:
+        if candidate <= local_now - late_window:
             candidate += timedelta(days=1)
         return candidate
     try:
@@ -140,8 +151,16 @@ def resolve_target(text: str, now: datetime) -> datetime:
             "$.config.target",
             f"{text!r} has no UTC offset; write e.g. {text}+03:00 for Istanbul time",
         )
-    if instant <= now:
-        raise ConfigError("$.config.target", f"{text!r} is in the past")
+    if instant <= now - late_window:
+        raise ConfigError(
+            "$.config.target",
+            f"{text!r} is in the past"
+            + (
+                f", more than late_start_window ({late_window}) ago; check the day"
+                if late_window
+                else ""
+            ),
+        )
     if instant > now + MAX_TARGET_AHEAD:
         raise ConfigError(
             "$.config.target",
@@ -185,10 +204,6 @@ def _check_base_url(text: str) -> str:
     return url
 
 
-def _target(text: str | None, now: datetime) -> str | None:
-    return None if text is None else resolve_target(text, now).isoformat()
-
-
 def _ntp_servers(servers: list[str], now: datetime) -> tuple[str, ...]:
     for index, server in enumerate(servers):
         try:
@@ -203,7 +218,6 @@ def _ntp_servers(servers: list[str], now: datetime) -> tuple[str, ...]:
 _NORMALISE: Final[dict[str, Callable[[Any, datetime], object]]] = {
     "ecrn": lambda crns, now: tuple(crns),
     "scrn": lambda crns, now: tuple(crns),
-    "target": _target,
     "obs_base_url": lambda url, now: _check_base_url(url),
     "ntp_servers": _ntp_servers,
 }
@@ -222,6 +236,13 @@ def apply_patch(config: Config, patch: ConfigPatch, now: datetime) -> Config:
             value = getattr(patch, name)
             normalise = _NORMALISE.get(name)
             changes[name] = value if normalise is None else normalise(value, now)
+    if changes.get("target") is not None:
+        # The only field whose meaning depends on another: how late a start may be.
+        late_s = patch.late_start_window
+        window = timedelta(
+            seconds=config.late_start_window if isinstance(late_s, UnsetType) else late_s
+        )
+        changes["target"] = resolve_target(str(changes["target"]), now, window).isoformat()
     updated = msgspec.structs.replace(config, **changes)
     _check_crn_lists(updated)
     return updated

@@ -145,6 +145,18 @@ class RequestSentPayload(msgspec.Struct, frozen=True):
     at_ns: int
 
 
+class LateStartPayload(msgspec.Struct, frozen=True):
+    """The run was started after its target had passed: its first POST goes out at once."""
+
+    run_id: str
+    # How long after the target the run knew it was late, by its estimate of true time.
+    late_by_s: float
+
+
+class OpeningMissedPayload(LateStartPayload, frozen=True):
+    """The daemon was not running at the run's target (a restart past it): it fires at once."""
+
+
 class CrnResult(msgspec.Struct, frozen=True, kw_only=True):
     """One CRN's result in one answer."""
 
@@ -266,6 +278,14 @@ class Calibration(Event, frozen=True, tag="calibration"):
     payload: CalibrationPayload
 
 
+class LateStart(Event, frozen=True, tag="late_start"):
+    payload: LateStartPayload
+
+
+class OpeningMissed(Event, frozen=True, tag="opening_missed"):
+    payload: OpeningMissedPayload
+
+
 class RequestSent(Event, frozen=True, tag="request_sent"):
     payload: RequestSentPayload
 
@@ -309,6 +329,8 @@ AnyEvent = (
     | Countdown
     | Message
     | Calibration
+    | LateStart
+    | OpeningMissed
     | RequestSent
     | CrnUpdate
     | Done

@@ -64,8 +64,12 @@ def budget_allows_at(sent_ns: list[int], posts: int, window_s: float) -> int:
     return sorted(sent_ns)[-posts] + int(window_s * NS)
 
 
-def next_step(run: RunState) -> NextPost | Stop:
-    """What the run does after its last answer."""
+def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | Stop:
+    """What the run does after its last answer.
+
+    `earlier_post_ns`: when another run's last POST was answered (or sent). OBS's debounce is
+    per token, not per run: a late start right after a cancelled run must wait for it too.
+    """
     config = run.config
     if any(c.state == CrnState.RATE_LIMITED for c in run.crns):
         return Stop(
@@ -90,6 +94,9 @@ def next_step(run: RunState) -> NextPost | Stop:
         # answer; counting from the answer (or the send, if none came) never cuts it short.
         not_before = (last.responded_ns or last.at_ns) + int(spacing * NS)
         reason = f"{spacing:g} s after attempt {last.attempt}"
+    elif earlier_post_ns is not None:
+        not_before = earlier_post_ns + int(config.retry_interval * NS)
+        reason = f"{config.retry_interval:g} s after an earlier run's last POST"
     # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
     # answered, so OBS never sees more than budget_posts in its own window.
     budget_at = budget_allows_at(

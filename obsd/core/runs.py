@@ -68,6 +68,9 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     crns: tuple[CrnStatus, ...] = ()
     requests: tuple[RequestRecord, ...] = ()
     resumes: int = 0
+    # Set when the run fires after its target: started late, or the opening was missed.
+    late_by_s: float | None = None
+    opening_missed: bool = False
 
     @property
     def active(self) -> bool:
@@ -211,6 +214,9 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     target: str | None
     attempts: int
     crns: dict[str, CrnState]
+    # Fired after its target (9.9): how late it found itself, and whether the daemon was down.
+    late_by_s: float | None = None
+    opening_missed: bool = False
 
 
 def summary(run: RunState) -> RunSummary:
@@ -224,6 +230,8 @@ def summary(run: RunState) -> RunSummary:
         target=run.config.target,
         attempts=len(run.requests),
         crns={c.crn: c.state for c in run.crns},
+        late_by_s=run.late_by_s,
+        opening_missed=run.opening_missed,
     )
 
 

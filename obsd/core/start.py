@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
 from obsd.core.config import MAX_TARGET_AHEAD
 from obsd.core.protocol import ErrorCode
 from obsd.core.state import DaemonState
+from obsd.core.status_text import duration_text
 from obsd.core.timing import epoch_ns
 from obsd.core.token import TokenInfo, judge_expiry
 
@@ -43,9 +44,13 @@ def check_start(
     if config.target is None:
         return Refusal(ErrorCode.NOT_READY, "no target: configure the opening instant (target)")
     target = datetime.fromisoformat(config.target)
-    if target <= now:
+    late = now - target
+    window = timedelta(seconds=config.late_start_window)
+    if late >= window and late >= timedelta(0):
+        beyond = f", more than late_start_window ({window}) ago" if window else ""
         return Refusal(
-            ErrorCode.NOT_READY, f"the target {config.target} has passed; configure a new one"
+            ErrorCode.NOT_READY,
+            f"the target {config.target} has passed{beyond}; configure the new opening",
         )
     if target > now + MAX_TARGET_AHEAD:
         # Only a log written before this limit existed can hold such a target.
@@ -60,10 +65,16 @@ def check_start(
             ErrorCode.TOKEN_MISSING,
             token_problem or "no OBS token: configure one (obsctl configure --token -)",
         )
-    verdict = judge_expiry(token, target, now)
+    # A late start fires now: the token must last from then, not from the passed target.
+    verdict = judge_expiry(token, max(target, now), now)
     if verdict.error:
         return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
     warnings = list(verdict.warnings)
+    if late >= timedelta(0):
+        warnings.append(
+            f"the target passed {duration_text(late.total_seconds())} ago: a late start, the "
+            "first POST goes out at once (never inside OBS's debounce of an earlier one)"
+        )
     calibration = state.calibration
     if calibration is not None and calibration.ntp_error:
         warnings.append(

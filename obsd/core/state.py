@@ -13,8 +13,10 @@ from obsd.core.events import (
     DaemonStarted,
     Done,
     Event,
+    LateStart,
     LogCreated,
     LogRepaired,
+    OpeningMissed,
     PhaseChanged,
     RequestSent,
     RunCancelled,
@@ -56,7 +58,16 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Events that belong to one existing run (their payload names it).
-_RUN_EVENTS = (PhaseChanged, RequestSent, CrnUpdate, Done, RunCancelled, RunResumed)
+_RUN_EVENTS = (
+    PhaseChanged,
+    LateStart,
+    OpeningMissed,
+    RequestSent,
+    CrnUpdate,
+    Done,
+    RunCancelled,
+    RunResumed,
+)
 
 
 def _with_run(state: DaemonState, run: RunState) -> DaemonState:
@@ -147,6 +158,18 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
                 reason=event.payload.reason,
                 finished_at=event.timestamp if ended else None,
             )
+        case LateStart() | OpeningMissed():
+            # Late is what a run finds before its first POST, and says once.
+            if run.requests or run.late_by_s is not None:
+                raise ImpossibleEvent(
+                    f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
+                    + ("has sent already" if run.requests else "was found late already")
+                )
+            return replace(
+                run,
+                late_by_s=event.payload.late_by_s,
+                opening_missed=isinstance(event, OpeningMissed),
+            )
         case RequestSent():
             return with_request(run, event.payload)
         case CrnUpdate():
@@ -162,3 +185,16 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
         case RunResumed():
             return replace(run, resumes=run.resumes + 1)
     return run
+
+
+def last_post_ns(state: DaemonState, other_than: str) -> int | None:
+    """When OBS last saw a POST of a run other than `other_than`: its answer, else its send."""
+    return max(
+        (
+            request.responded_ns or request.at_ns
+            for run in state.runs.values()
+            if run.run_id != other_than
+            for request in run.requests
+        ),
+        default=None,
+    )

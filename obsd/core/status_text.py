@@ -34,6 +34,14 @@ def duration_text(seconds: float) -> str:
     return f"{days} d {hours} h"
 
 
+def late_text(late_by_s: float, opening_missed: bool) -> str:
+    """How late a run fired (9.9), in the words tail, status and the report use."""
+    late = duration_text(late_by_s)
+    if opening_missed:
+        return f"the opening was missed by {late} (obsd was not running then)"
+    return f"a late start, {late} after the target"
+
+
 # The engine keeps the event loop quiet in its final approach to a shot; we add a second of
 # margin before it (the plan can move a little at the last NTP re-check) and stay silent until
 # the POST has surely left. Watchdog pings wait out this window too, so a ping can come up to

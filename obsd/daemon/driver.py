@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 import msgspec
@@ -20,8 +21,10 @@ from obsd.core.events import (
     CountdownPayload,
     CrnUpdatePayload,
     DonePayload,
+    LateStartPayload,
     Level,
     MessagePayload,
+    OpeningMissedPayload,
     PhaseChangedPayload,
     RequestSentPayload,
 )
@@ -31,9 +34,10 @@ from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
 from obsd.core.runs import KeptAside, RunState, crn_results
+from obsd.core.state import last_post_ns
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
-from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, instant
+from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, epoch_ns, instant
 from obsd.core.waiting import (
     FinalApproach,
     ProbeObs,
@@ -147,7 +151,21 @@ class RunDriver:
                     advice = no_time_advice(calibrated.estimate, config.ntp_servers)
                     await self._finish(Stop(Phase.FAILED, advice or "no trustworthy time"))
                     return
+                await self._record_lateness(calibrated)
             await self._register(obs, calibrated)
+
+    async def _record_lateness(self, calibrated: Calibrated) -> None:
+        """A run about to make its first shot after its target says so, once (9.9)."""
+        run = self.run
+        late_ns = calibrated.clock.true_ns(self._clock.mono_ns()) - run.target_ns
+        if late_ns <= 0 or run.late_by_s is not None:
+            return
+        # Created before its target but firing after it: the daemon was down at the opening.
+        missed = epoch_ns(datetime.fromisoformat(run.created_at)) < run.target_ns
+        payload = (OpeningMissedPayload if missed else LateStartPayload)(
+            self._run_id, round(late_ns / NS, 3)
+        )
+        await self._emit(payload, durable=False)
 
     async def _report_calibration(self, calibrated: Calibrated) -> None:
         payload = calibrated.payload
@@ -263,22 +281,22 @@ class RunDriver:
         """Fire, read, and retry as the policy says until the run ends."""
         clock = calibrated.clock
         while True:
-            step = next_step(self.run)
+            step = next_step(self.run, last_post_ns(self._journal.state, self._run_id))
             if isinstance(step, Stop):
                 await self._finish(step)
                 return
             call_ns = step.not_before_ns
-            if self.run.requests:
+            if call_ns:
                 # OBS judges the spacing in true time: the estimate's lower edge must pass
                 # the earliest instant too (the first shot's plan has its margin already).
                 call_ns += calibrated.estimate.margin_at(self._clock.mono_ns())
-            elif calibrated.shot is not None:
+            if not self.run.requests and calibrated.shot is not None:
                 call_ns = max(call_ns, calibrated.shot.call_ns)
             call_mono = clock.mono_ns(call_ns)
             self._shot_mono = call_mono
             wait_s = (call_mono - self._clock.mono_ns()) / NS
             if wait_s > ANNOUNCE_WAITS_OVER_S:
-                if self.run.requests:
+                if step.not_before_ns:
                     await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
                 await self._clock.sleep_until(call_mono - int(ANNOUNCE_WAITS_OVER_S * NS))
             post = obs.prepare(step.ecrn, step.scrn)

@@ -48,6 +48,27 @@ def test_hh_mm_ss_is_the_next_occurrence_in_istanbul() -> None:
     assert already_passed == datetime(2026, 2, 4, 12, 59, 59, tzinfo=ISTANBUL)
 
 
+def test_a_time_that_passed_within_the_late_start_window_is_todays_a_late_start() -> None:
+    # 13:00 in Istanbul: 12:58 passed two minutes ago, 09:59:59 just over three hours ago.
+    assert apply_patch(Config(), patch(target="12:58:00"), NOW).target == (
+        "2026-02-03T12:58:00+03:00"
+    )
+    assert apply_patch(Config(), patch(target="09:59:59"), NOW).target == (
+        "2026-02-04T09:59:59+03:00"
+    )
+    late = apply_patch(Config(), patch(target="2026-02-03T12:58:00+03:00"), NOW)
+    assert late.target == "2026-02-03T12:58:00+03:00"
+
+
+def test_the_late_start_window_given_in_the_same_patch_is_the_one_that_counts() -> None:
+    narrow = apply_patch(Config(), patch(late_start_window=60, target="12:58:00"), NOW)
+    assert narrow.target == "2026-02-04T12:58:00+03:00", "two minutes is more than 60 s: tomorrow"
+    error = refused(late_start_window=0, target="2026-02-03T12:59:59+03:00")
+    assert error.field == "$.config.target" and "in the past" in str(error)
+    error = refused(target="2026-02-03T09:59:59+03:00")
+    assert "more than late_start_window (3:00:00) ago; check the day" in str(error)
+
+
 def test_target_is_stored_as_an_absolute_instant_with_offset() -> None:
     config = apply_patch(Config(), patch(target="14:00:00"), NOW)
     assert config.target == "2026-02-03T14:00:00+03:00"
@@ -130,6 +151,7 @@ CHANGES: dict[str, object] = {
     "budget_window": 120.0,
     "read_timeout": 20.0,
     "aim_early_fraction": 0.5,
+    "late_start_window": 600.0,
 }
 
 

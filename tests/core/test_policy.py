@@ -72,6 +72,21 @@ def test_the_first_post_carries_every_crn_at_once() -> None:
     assert step == NextPost(["11111", "22222"], ["33333"], 0, "first attempt")
 
 
+def test_a_first_post_waits_out_the_debounce_of_another_runs_last_post() -> None:
+    # OBS's debounce is per token: a new run right after another one's answer waits too.
+    step = next_step(run(), earlier_post_ns=T0 - NS)
+    assert step == NextPost(
+        ["11111", "22222"],
+        ["33333"],
+        T0 - NS + int(3.5 * NS),
+        "3.5 s after an earlier run's last POST",
+    )
+    # Once the run has its own POSTs, its own spacing counts (it came after the other's).
+    later = answered(run(), T0 + 10 * NS, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
+    own = next_step(later, earlier_post_ns=T0 - NS)
+    assert isinstance(own, NextPost) and own.reason.endswith("after attempt 1")
+
+
 def test_not_open_waits_the_retry_interval_from_the_answer() -> None:
     record = answered(run(), T0, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
     step = next_step(record)

@@ -45,8 +45,17 @@ def test_each_missing_piece_is_named() -> None:
     )
     no_target = msgspec.structs.replace(PLAN, target=None)
     assert refusal(DaemonState(config=no_target))[1].startswith("no target")
-    past = msgspec.structs.replace(PLAN, target=(NOW - timedelta(seconds=1)).isoformat())
-    assert "has passed" in refusal(DaemonState(config=past))[1]
+    long_past = msgspec.structs.replace(PLAN, target=(NOW - timedelta(hours=3)).isoformat())
+    assert refusal(DaemonState(config=long_past))[1] == (
+        f"the target {long_past.target} has passed, more than late_start_window (3:00:00) ago; "
+        "configure the new opening"
+    )
+    never_late = msgspec.structs.replace(
+        PLAN, target=(NOW - timedelta(seconds=1)).isoformat(), late_start_window=0.0
+    )
+    assert refusal(DaemonState(config=never_late))[1].endswith(
+        "has passed; configure the new opening"
+    )
     far = msgspec.structs.replace(PLAN, target=(NOW + timedelta(days=400)).isoformat())
     assert "more than 365 days ahead" in refusal(DaemonState(config=far))[1]
     assert refusal(DaemonState(config=PLAN))[0] is ErrorCode.TOKEN_MISSING
@@ -94,3 +103,22 @@ def test_a_start_after_a_calibration_without_trusted_time_goes_ahead_with_a_warn
         "the last calibration found no trustworthy time: no NTP server answered (pool); the "
         "run keeps trying until the opening and will not fire on an unknown clock"
     ]
+
+
+def test_a_target_that_passed_within_the_window_is_a_late_start_that_goes_ahead() -> None:
+    late = msgspec.structs.replace(
+        PLAN, target=(NOW - timedelta(minutes=2, seconds=10)).isoformat()
+    )
+    # The token is judged from now, when the late run fires, not from the passed target.
+    info = TokenInfo(fingerprint="sha256:abc", exp="2026-12-01T15:00:00Z")
+    verdict = check_start(DaemonState(config=late), info, None, NOW)
+    assert isinstance(verdict, GoAhead), verdict
+    assert verdict.target_ns == epoch_ns(NOW - timedelta(minutes=2, seconds=10))
+    assert verdict.warnings == [
+        "the target passed 2 min 10 s ago: a late start, the first POST goes out at once "
+        "(never inside OBS's debounce of an earlier one)"
+    ]
+    # 9 minutes left would be 11 min 10 s after the passed target, but the run fires now.
+    soon = TokenInfo(fingerprint="sha256:abc", exp="2026-12-01T09:09:00Z")
+    code, message = refusal(DaemonState(config=late), soon)
+    assert code is ErrorCode.TOKEN_EXPIRED and "less than 10 min after the target" in message

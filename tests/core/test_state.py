@@ -11,9 +11,12 @@ from obsd.core.events import (
     DaemonStartedPayload,
     DaemonStoppedPayload,
     Event,
+    LateStartPayload,
     LogCreatedPayload,
     LogRepairedPayload,
+    OpeningMissedPayload,
     PhaseChangedPayload,
+    RequestSentPayload,
     RunCancelledPayload,
     RunCreatedPayload,
     RunDeletedPayload,
@@ -103,6 +106,18 @@ def created(run_id: str) -> RunCreatedPayload:
             ],
             "no run r1",
         ),
+        (
+            [
+                created("r1"),
+                RequestSentPayload("r1", 1, ["21234"], [], 5),
+                LateStartPayload("r1", 2.0),
+            ],
+            "has sent already",
+        ),
+        (
+            [created("r1"), LateStartPayload("r1", 2.0), OpeningMissedPayload("r1", 3.0)],
+            "was found late already",
+        ),
     ],
     ids=[
         "created-twice",
@@ -111,9 +126,18 @@ def created(run_id: str) -> RunCreatedPayload:
         "delete-unknown",
         "delete-live",
         "after-delete",
+        "late-after-a-post",
+        "late-twice",
     ],
 )
 def test_a_run_event_the_runs_do_not_allow_is_impossible(history: list[object], why: str) -> None:
     """Each of these would let a replay resume a run that must not be, or lose one."""
     with pytest.raises(ImpossibleEvent, match=why):
         fold(events(*history))
+
+
+def test_a_late_run_keeps_how_late_and_why() -> None:
+    late = fold(events(created("r1"), LateStartPayload("r1", 130.5))).runs["r1"]
+    assert (late.late_by_s, late.opening_missed) == (130.5, False)
+    missed = fold(events(created("r1"), OpeningMissedPayload("r1", 45.1))).runs["r1"]
+    assert (missed.late_by_s, missed.opening_missed) == (45.1, True)

@@ -8,6 +8,7 @@ early, the spacing, the budget) can be judged exactly and hours of schedule take
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -194,17 +195,18 @@ class Drive:
     ntp_queries: list[tuple[str, int]] = field(default_factory=list)
     # Every warm-up of the send path (it never reaches OBS): the true time it was made.
     warm_ups: list[int] = field(default_factory=list)
+    run_id: str = RUN_ID
 
     @property
     def run(self) -> RunState:
         """The run's record."""
-        return self.journal.state.runs[RUN_ID]
+        return self.journal.state.runs[self.run_id]
 
     def driver(self) -> RunDriver:
         """A driver for the run (a fresh one is what a restart makes)."""
         return RunDriver(
             self.journal,
-            RUN_ID,
+            self.run_id,
             lambda: "token",
             self.clock,
             instruments(
@@ -255,3 +257,19 @@ async def planned(
     )
     obs = ScriptedObs(clock, answers, date_skew_s=date_skew_s)
     return Drive(journal, clock, obs, target, behaviours, kernel)
+
+
+async def planned_next(drive: Drive, run_id: str, answers: list[Answer], wait_s: float) -> Drive:
+    """Another run on the same journal, clock and OBS, after `drive`'s has ended."""
+    target = drive.clock.true_ns() + int(wait_s * NS)
+    await drive.journal.append(
+        RunCreatedPayload(
+            run_id,
+            Actor(0, 1),
+            drive.run.config,
+            TokenInfo(fingerprint="sha256:x", exp=None),
+            target,
+        )
+    )
+    drive.obs.answers += answers
+    return dataclasses.replace(drive, target_ns=target, run_id=run_id)

@@ -20,7 +20,9 @@ from obsd.core.events import (
     ConfigChangedPayload,
     DaemonStartedPayload,
     DaemonStoppedPayload,
+    LateStartPayload,
     LogRepairedPayload,
+    OpeningMissedPayload,
     PhaseChangedPayload,
     RunCancelledPayload,
     RunCreatedPayload,
@@ -76,12 +78,14 @@ def valid_log() -> tuple[bytes, ...]:
             ConfigChangedPayload(actor, ["max_attempts"], plan),
             TokenTestedPayload(token=info, valid=True, http_status=200, message="ok"),
             RunCreatedPayload(GONE_RUN, actor, plan, info, target),
+            LateStartPayload(GONE_RUN, 130.5),
             RunCancelledPayload(GONE_RUN, actor, Phase.CALIBRATING),
             RunDeletedPayload(GONE_RUN, actor),
             RunCreatedPayload(OPEN_RUN, actor, plan, info, target),
             PhaseChangedPayload(OPEN_RUN, Phase.WAITING),
             RunInterruptedPayload(OPEN_RUN, Phase.WAITING, "received SIGTERM"),
             RunResumedPayload(OPEN_RUN, Phase.WAITING, ["21234"], None),
+            OpeningMissedPayload(OPEN_RUN, 45.1),
         ]:
             await journal.append(payload)
 

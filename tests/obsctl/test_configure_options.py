@@ -24,6 +24,7 @@ EXAMPLES: dict[str, tuple[list[str], Any]] = {
     "budget_window": (["120"], 120.0),
     "read_timeout": (["20"], 20.0),
     "aim_early_fraction": (["0.5"], 0.5),
+    "late_start_window": (["600"], 600.0),
 }
 FIELDS = [name for name in ConfigPatch.__struct_fields__ if name not in PATCH_ONLY]
 
