@@ -232,13 +232,23 @@ def run(args: argparse.Namespace) -> int:
         from obsctl.demo import run_demo  # Loads the simulator: only when asked for.
 
         return run_demo()
-    patch = configure_options.config_patch(args) if args.command == "configure" else None
     if args.socket is not None and args.instance is not None:
         raise UsageError("give --socket or --instance, not both")
     try:
         path, service = (args.socket, "obsd") if args.socket else client_socket(args.instance)
     except InstanceError as exc:
         raise UsageError(f"{exc}; set it to such a name, or unset it") from None
+
+    def current_ecrn() -> list[str]:
+        with Client(path, service=service) as client:
+            reply = client.request("config")
+        if not reply.get("success"):
+            raise ClientError(f"config: {(reply.get('error') or {}).get('message', reply)}")
+        return list(reply["data"]["config"]["ecrn"])
+
+    patch = (
+        configure_options.config_patch(args, current_ecrn) if args.command == "configure" else None
+    )
     with Client(path, service=service) as client:
         if patch is not None:
             return _print_response(

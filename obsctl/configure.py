@@ -11,6 +11,7 @@ import argparse
 import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,8 +35,17 @@ def _seconds(text: str) -> float:
 
 # field -> argparse options; the flag is --field-name unless "flag" says otherwise.
 OPTIONS: Final[dict[str, dict[str, Any]]] = {
-    "ecrn": {"nargs": "*", "metavar": "CRN", "help": "CRNs to add (replaces)"},
-    "scrn": {"nargs": "*", "metavar": "CRN", "help": "CRNs to drop (replaces)"},
+    "ecrn": {
+        "nargs": "*",
+        "metavar": "CRN",
+        "help": "CRNs to add, most contested first: OBS handles them one after another in "
+        "this order (replaces the list)",
+    },
+    "scrn": {
+        "nargs": "*",
+        "metavar": "CRN",
+        "help": "CRNs to drop, in the same POST as the adds (replaces the list)",
+    },
     "target": {"help": "opening instant: HH:MM:SS (Istanbul) or ISO-8601 with offset"},
     "max_attempts": {"type": int, "metavar": "N"},
     "retry_interval": {"type": _seconds, "metavar": "SECONDS"},
@@ -89,6 +99,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     for field in FIELDS:
         options = {key: value for key, value in OPTIONS[field].items() if key != "flag"}
         parser.add_argument(flag(field), dest=field, **options)
+    parser.add_argument(
+        "--ecrn-first",
+        nargs="+",
+        metavar="CRN",
+        help="move these ECRNs to the front of the list, in this order (OBS handles the "
+        "list in order: the most contested course goes first)",
+    )
     token = parser.add_mutually_exclusive_group()
     token.add_argument(
         "--token-file", type=Path, metavar="PATH", help="read the OBS token from this file"
@@ -127,13 +144,29 @@ def _backup_map(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def config_patch(args: argparse.Namespace) -> dict[str, Any]:
-    """The `config` object of the configure request the options ask for."""
+def moved_first(ecrn: list[str], first: list[str]) -> list[str]:
+    """`ecrn` with the CRNs of `first` moved to its front, in that order."""
+    missing = [crn for crn in first if crn not in ecrn]
+    if missing:
+        raise UsageError(
+            f"--ecrn-first: {', '.join(missing)} not in the ECRN list "
+            f"({', '.join(ecrn) or 'empty'}); add it with --ecrn"
+        )
+    return [*dict.fromkeys(first), *(crn for crn in ecrn if crn not in first)]
+
+
+def config_patch(args: argparse.Namespace, current_ecrn: Callable[[], list[str]]) -> dict[str, Any]:
+    """The `config` object of the configure request the options ask for.
+
+    `current_ecrn` is asked for the daemon's list only when --ecrn-first reorders it alone.
+    """
     patch: dict[str, Any] = {}
     for field in FIELDS:
         value = getattr(args, field)
         if value is not None:
             patch[field] = _backup_map(value) if field == "backup" else value
+    if args.ecrn_first:
+        patch["ecrn"] = moved_first(patch.get("ecrn") or current_ecrn(), args.ecrn_first)
     token = _read_token(args)
     if token is not None:
         patch["token"] = token

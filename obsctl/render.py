@@ -78,6 +78,7 @@ def config(reply: ConfigReply) -> str:
         )
     else:
         pairs.append(("token", token.problem or "not set"))
+    pairs += [("warning", warning) for warning in reply.warnings]
     return rows(pairs)
 
 

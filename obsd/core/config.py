@@ -57,6 +57,11 @@ AimEarly = Annotated[float, Meta(ge=0.0, le=0.9)]
 # fires at once. Longer ago is more likely a wrong day than a late student. 0: never late.
 DEFAULT_LATE_START_WINDOW_S: Final = 3 * 3600.0
 LateStartWindow = Annotated[float, Meta(ge=0.0, le=24 * 3600.0)]
+# OBS handles the ECRN list one CRN after another, 0.17-1.1 s each on a busy opening, and every
+# course lost to a full quota that day was at the end of its list (obs-facts.md).
+OBS_SECONDS_PER_CRN: Final = (0.17, 1.1)
+# When the last ECRN may wait this long (at the slow end) for its turn, the plan says so.
+ORDER_MATTERS_AFTER_S: Final = 3.0
 # Registration periods are announced weeks ahead; a target further away than this is a typo
 # (a wrong year), and would also push the run's nanosecond arithmetic past 64 bits.
 MAX_TARGET_AHEAD: Final = timedelta(days=365)
@@ -267,3 +272,17 @@ def _check_crn_lists(config: Config) -> None:
         if backup in seen:
             raise ConfigError(field, f"backup {backup} is already in ecrn, scrn or another backup")
         seen.add(backup)
+
+
+def order_warnings(config: Config) -> list[str]:
+    """What the order of `ecrn` means on a busy opening, when it matters (one sentence)."""
+    count = len(config.ecrn)
+    fast, slow = OBS_SECONDS_PER_CRN
+    if (count - 1) * slow < ORDER_MATTERS_AFTER_S:
+        return []
+    return [
+        f"OBS handles the {count} ECRNs one after another in this order, {fast:g}-{slow:g} s "
+        f"each on a busy opening: the last ({config.ecrn[-1]}) may wait "
+        f"{(count - 1) * fast:.1f}-{(count - 1) * slow:.1f} s for its turn, while its seats "
+        "fill; put the most contested course first (obsctl configure --ecrn-first CRN)"
+    ]

@@ -86,10 +86,12 @@ class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ConfigReply(msgspec.Struct, frozen=True, kw_only=True):
-    """`config` and `configure`: the plan, and the token as a description."""
+    """`config` and `configure`: the plan, the token as a description, and advice on the plan."""
 
     config: Config
     token: StoredToken
+    # Not errors: what a person should know about the plan (the order of a long ECRN list).
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 class EventsPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ from obsd.core.config import (
     ConfigError,
     ConfigPatch,
     apply_patch,
+    order_warnings,
     resolve_target,
 )
 
@@ -161,3 +162,14 @@ def test_every_patch_field_is_applied(field: str) -> None:
     fields = {field: CHANGES[field]} | ({"ecrn": ["21234"]} if field == "backup" else {})
     changed = apply_patch(Config(), patch(**fields), NOW)
     assert getattr(changed, field) != getattr(Config(), field), f"{field} was not applied"
+
+
+def test_a_long_ecrn_list_gets_advice_on_its_order() -> None:
+    three = Config(ecrn=("21234", "22001", "24010"))
+    assert order_warnings(three) == [], "the last waits at most 2.2 s"
+    four = Config(ecrn=("21234", "22001", "24010", "24020"))
+    assert order_warnings(four) == [
+        "OBS handles the 4 ECRNs one after another in this order, 0.17-1.1 s each on a busy "
+        "opening: the last (24020) may wait 0.5-3.3 s for its turn, while its seats fill; put "
+        "the most contested course first (obsctl configure --ecrn-first CRN)"
+    ]

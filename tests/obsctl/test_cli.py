@@ -209,3 +209,23 @@ def test_default_socket_comes_from_the_environment(daemon: DaemonProcess) -> Non
     )
     assert result.returncode == 0
     assert msgspec.json.decode(result.stdout)["data"] == {"pong": True}
+
+
+def test_a_long_ecrn_list_is_taken_with_advice_and_reordered_without_retyping(
+    daemon: DaemonProcess,
+) -> None:
+    listed = obsctl(daemon.socket, "configure", "--ecrn", "21234", "22001", "24010", "24020")
+    assert listed.returncode == 0, listed.stderr
+    (advice,) = [line for line in listed.stdout.splitlines() if line.startswith("warning")]
+    assert "the last (24020) may wait 0.5-3.3 s for its turn" in advice
+    moved = obsctl(daemon.socket, "--json", "configure", "--ecrn-first", "24020", "22001")
+    assert moved.returncode == 0, moved.stderr
+    reply = msgspec.json.decode(moved.stdout)["data"]
+    assert reply["config"]["ecrn"] == ["24020", "22001", "21234", "24010"]
+    assert "the last (24010)" in reply["warnings"][0]
+    missing = obsctl(daemon.socket, "configure", "--ecrn-first", "99999")
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "obsctl: --ecrn-first: 99999 not in the ECRN list (24020, 22001, 21234, 24010); "
+        "add it with --ecrn\n"
+    )

@@ -39,4 +39,34 @@ def test_each_option_sets_its_field_and_nothing_else(field: str) -> None:
     assert field in EXAMPLES, f"add a command-line example for the new field {field!r}"
     words, expected = EXAMPLES[field]
     args = _parser().parse_args(["configure", configure.flag(field), *words])
-    assert configure.config_patch(args) == {field: expected}
+    assert configure.config_patch(args, no_daemon) == {field: expected}
+
+
+def no_daemon() -> list[str]:
+    raise AssertionError("only --ecrn-first alone asks the daemon for its list")
+
+
+def patch_of(*argv: str, current: list[str] | None = None) -> dict[str, object]:
+    args = _parser().parse_args(["configure", *argv])
+    return configure.config_patch(args, no_daemon if current is None else lambda: current)
+
+
+def test_ecrn_first_reorders_the_daemons_list_without_retyping_it() -> None:
+    listed = ["21234", "22001", "24010", "24020"]
+    assert patch_of("--ecrn-first", "24020", current=listed) == {
+        "ecrn": ["24020", "21234", "22001", "24010"]
+    }
+    assert patch_of("--ecrn-first", "24010", "22001", current=listed) == {
+        "ecrn": ["24010", "22001", "21234", "24020"]
+    }
+
+
+def test_ecrn_first_with_a_new_list_reorders_that_one() -> None:
+    assert patch_of("--ecrn", "11111", "22222", "--ecrn-first", "22222") == {
+        "ecrn": ["22222", "11111"]
+    }
+
+
+def test_ecrn_first_names_a_crn_that_is_not_in_the_list() -> None:
+    with pytest.raises(configure.UsageError, match="--ecrn-first: 99999 not in the ECRN list"):
+        patch_of("--ecrn-first", "99999", current=["21234"])

@@ -11,6 +11,7 @@ from obsd.core.protocol import Configure, ErrorCode, ProtocolError
 from obsd.core.replies import ConfigReply
 from obsd.core.token import TokenError, TokenInfo, expired, inspect_token
 from obsd.daemon.context import Caller, Context
+from obsd.daemon.ops.reads import config_reply
 
 TOKEN_FIELD = "$.config.token"
 
@@ -50,4 +51,4 @@ async def configure(ctx: Context, request: Configure, caller: Caller) -> ConfigR
             actor=caller.actor, changed=patch.changed_fields(), config=config, token=token_info
         )
     )
-    return ConfigReply(config=ctx.state.config, token=ctx.tokens.stored)
+    return config_reply(ctx)

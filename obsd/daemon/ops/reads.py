@@ -9,6 +9,7 @@ from typing import Final
 import msgspec
 
 from obsd import __version__
+from obsd.core.config import order_warnings
 from obsd.core.protocol import Events, GetConfig, Health, Ping, Schema, Status
 from obsd.core.replies import (
     ActiveRun,
@@ -90,9 +91,15 @@ async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
     )
 
 
+def config_reply(ctx: Context) -> ConfigReply:
+    """The plan as `config` and `configure` answer it, with its advice."""
+    config = ctx.state.config
+    return ConfigReply(config=config, token=ctx.tokens.stored, warnings=order_warnings(config))
+
+
 async def config(ctx: Context, request: GetConfig, caller: Caller) -> ConfigReply:
     """`config`."""
-    return ConfigReply(config=ctx.state.config, token=ctx.tokens.stored)
+    return config_reply(ctx)
 
 
 async def events(ctx: Context, request: Events, caller: Caller) -> EventsPage:
