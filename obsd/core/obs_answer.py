@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import msgspec
@@ -79,6 +80,18 @@ def read_answer(body: bytes, ecrn: list[str], scrn: list[str]) -> list[CrnResult
     return results
 
 
+_TITLE: Final = re.compile(rb"<title>\s*([^<]{1,80}?)\s*</title>", re.IGNORECASE)
+
+
+def _page(body: bytes) -> str:
+    """An HTML error page named by its title (IIS's busy page), so the log says what it was."""
+    if b"<html" not in body[:512].lower():
+        return ""
+    title = _TITLE.search(body[:2048])
+    name = title[1].decode("ascii", "replace") if title else "no title"
+    return f" with an HTML page ({name}): its web server, not the registration service"
+
+
 class Reading(msgspec.Struct, frozen=True):
     """What an HTTP answer to a POST means: its outcome, per-CRN results, or why there are none.
 
@@ -97,7 +110,7 @@ def read_response(http_status: int, body: bytes, ecrn: list[str], scrn: list[str
             Outcome.UNAUTHORIZED, [], "OBS answered 401: the token is expired or invalid"
         )
     if http_status != 200:
-        return Reading(Outcome.HTTP_ERROR, [], f"OBS answered HTTP {http_status}")
+        return Reading(Outcome.HTTP_ERROR, [], f"OBS answered HTTP {http_status}{_page(body)}")
     try:
         return Reading(Outcome.ANSWERED, read_answer(body, ecrn, scrn))
     except UnreadableAnswer as exc:

@@ -24,7 +24,7 @@ from obsd.core.token import fingerprint
 from obsd.sim.clock import SimClock
 from obsd.sim.config import SimConfig
 from obsd.sim.faults import FaultPlan
-from obsd.sim.http11 import BadRequest, HttpRequest
+from obsd.sim.http11 import JSON_CONTENT_TYPE, BadRequest, HttpRequest
 from obsd.sim.rules import Registrar, SimState
 from obsd.sim.tokens import TokenRejected, verify_token
 
@@ -37,6 +37,14 @@ STATE_PATH: Final = "/_sim/state"
 # Enough for hours of benchmark runs; the oldest records go first beyond it.
 MAX_RECORDS: Final = 50_000
 _FAULT_STATUS: Final = {"http_500": 500, "http_503": 503, "expired": 401}
+# What IIS itself answers when OBS's application queue is full (seen at real openings).
+IIS_503_PAGE: Final = (
+    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">\r\n'
+    b"<HTML><HEAD><TITLE>Service Unavailable</TITLE>\r\n"
+    b'<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>\r\n'
+    b"<BODY><h2>Service Unavailable</h2>\r\n<hr><p>HTTP Error 503. The service is unavailable."
+    b"</p>\r\n</BODY></HTML>\r\n"
+)
 # msgspec raises RecursionError, not DecodeError, on very deeply nested JSON.
 _UNDECODABLE: Final = (msgspec.DecodeError, RecursionError)
 
@@ -72,6 +80,7 @@ class Reply:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = JSON_CONTENT_TYPE
     # Seconds to wait before answering (response delay, slow fault).
     hold_s: float = 0.0
     # Abort the connection (RST) instead of answering.
@@ -235,6 +244,9 @@ class SimApp:
         subject = self._subject(request, arrival_ns)
         if fault == "reset":
             return _Outcome(Reply(0, b"", reset=True), subject, post, fault)
+        if fault == "iis_503":
+            page = Reply(503, IIS_503_PAGE, content_type="text/html; charset=us-ascii")
+            return _Outcome(page, subject, post, fault)
         server_now_ns = self._clock.server_ns(arrival_ns)
         if fault in _FAULT_STATUS:
             if subject is not None:

@@ -17,7 +17,14 @@ Slot = tuple[Day, ClockTime, ClockTime]
 NonNegative = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
 FaultKind = Literal[
-    "http_500", "http_503", "reset", "reset_after", "slow", "malformed_json", "expired"
+    "http_500",
+    "http_503",
+    "iis_503",
+    "reset",
+    "reset_after",
+    "slow",
+    "malformed_json",
+    "expired",
 ]
 
 # A client that treats a missing answer as "outcome unknown" waits ~30 s (obs-facts.md);

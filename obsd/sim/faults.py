@@ -8,11 +8,15 @@ window) and still registers, as OBS's application would have seen it:
 | reset          | connection reset, no response          | no     | no        |
 | reset_after    | connection reset, no response          | yes    | yes       |
 | http_500/503   | that status with a JSON error body     | yes    | no        |
+| iis_503        | IIS's HTML page "HTTP Error 503. The   | no     | no        |
+|                | service is unavailable", text/html     |        |           |
 | expired        | 401 as if the token had expired        | yes    | no        |
 | slow           | the normal answer, `slow_s` late       | yes    | yes       |
 | malformed_json | 200 with the normal body cut in half   | yes    | yes       |
 
-`reset` models a connection lost on the way in (the application never saw the POST);
+`iis_503` is what OBS's web server sends at a busy opening when its application queue is full:
+the application never saw the POST. `reset` models a connection lost on the way in (the
+application never saw the POST either);
 `reset_after` one lost on the way back, the case where only a later VAL03 tells the client its
 first POST worked. A POST counts only if its token is valid: OBS cannot attribute it otherwise.
 """

@@ -122,13 +122,16 @@ class RequestParser:
         return BadRequest(int(status), reason, self._start_ns)
 
 
+JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
+
+
 def render_response(
     status: int,
     body: bytes,
     *,
     date: str,
     keep_alive: bool,
-    content_type: str = "application/json; charset=utf-8",
+    content_type: str = JSON_CONTENT_TYPE,
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> bytes:
     """The bytes of one response."""

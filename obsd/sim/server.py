@@ -149,6 +149,7 @@ class HttpConnection(asyncio.Protocol):
                 reply.body,
                 date=self._clock.date_header(),
                 keep_alive=keep_alive,
+                content_type=reply.content_type,
                 extra_headers=reply.headers,
             )
         )

@@ -10,6 +10,7 @@ from obsd.core.obs_answer import (
     read_response,
     registration_body,
 )
+from obsd.sim.app import IIS_503_PAGE
 
 
 def body(ecrn: list[dict[str, object]], scrn: list[dict[str, object]]) -> bytes:
@@ -73,7 +74,17 @@ def test_an_http_answer_is_read_as_an_outcome() -> None:
         "unauthorized", [], "OBS answered 401: the token is expired or invalid"
     )
     # IIS's overload page at the opening: not OBS's answer, whatever the status says.
-    assert read_response(503, b"<html>Service Unavailable</html>", ["12345"], []) == Reading(
+    assert read_response(503, IIS_503_PAGE, ["12345"], []) == Reading(
+        "http_error",
+        [],
+        "OBS answered HTTP 503 with an HTML page (Service Unavailable): its web server, not "
+        "the registration service",
+    )
+    assert read_response(503, b"<html>busy</html>", ["12345"], []).detail == (
+        "OBS answered HTTP 503 with an HTML page (no title): its web server, not the "
+        "registration service"
+    )
+    assert read_response(503, b'{"message": "Server Error"}', ["12345"], []) == Reading(
         "http_error", [], "OBS answered HTTP 503"
     )
     unreadable = read_response(200, b"<html>", ["12345"], [])

@@ -178,6 +178,20 @@ def rules(*faults: tuple[FaultKind, list[int]]) -> list[FaultRule]:
 
 SCENARIOS: Final = [
     Scenario(
+        # IIS's own HTML 503 page at a busy opening: the application never saw those POSTs,
+        # but obsd cannot know that, so it spaces the next one as if OBS's window had started.
+        "a_burst_of_iis_503_pages_then_success",
+        {"ecrn": ["21234"], "scrn": ["20456"]},
+        {"faults": rules(("iis_503", [1, 2, 3]))},
+        Expect(
+            "done",
+            {"21234": "success", "20456": "success"},
+            4,
+            "every CRN",
+            {"iis_503": 3},
+        ),
+    ),
+    Scenario(
         "5xx_and_reset_then_success",
         {"ecrn": ["21234"], "scrn": ["20456"]},
         {"faults": rules(("http_503", [1]), ("http_500", [2]), ("reset", [3]))},

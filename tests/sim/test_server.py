@@ -254,6 +254,21 @@ async def test_error_faults_answer_their_status_and_count_without_registering(
     assert [r.fault for r in sim.requests()] == [kind, None, None]
 
 
+async def test_the_iis_503_page_comes_from_the_web_server_and_does_not_count() -> None:
+    async with serve(config(faults=[FaultRule(kind="iis_503", on_posts=[1, 2])])) as (
+        sim,
+        client,
+        _,
+    ):
+        for _attempt in range(2):
+            busy = await register(sim, client, ["21234"])
+            assert busy.status_code == 503 and busy.headers["content-type"].startswith("text/html")
+            assert b"HTTP Error 503. The service is unavailable." in busy.content
+        # OBS's application never saw those two: no debounce, the third registers at once.
+        assert codes(await register(sim, client, ["21234"])) == ["successResult"]
+    assert [r.fault for r in sim.requests()] == ["iis_503", "iis_503", None]
+
+
 async def test_reset_drops_the_connection_before_obs_sees_the_post() -> None:
     async with serve(config(faults=[FaultRule(kind="reset", on_posts=[1])])) as (sim, client, _):
         with pytest.raises(httpx.TransportError):
