@@ -128,6 +128,7 @@ class SimApp:
         self._faults = FaultPlan(config.faults, config.seed)
         # Its own stream, so that fault draws never shift the injected delays.
         self._random = random.Random(f"network:{config.seed}")
+        self._processing_random = random.Random(f"processing:{config.seed}")
         self._lock = threading.Lock()
         self._records: deque[RequestRecord] = deque(maxlen=MAX_RECORDS)
         self._seq = 0
@@ -260,15 +261,27 @@ class SimApp:
             body = msgspec.json.decode(request.body, type=_RegistrationBody)
         except _UNDECODABLE as exc:
             return _Outcome(_message(400, f"bad body: {exc}"), subject, post, fault)
-        result = self._registrar.register(subject, body.ecrn, body.scrn, server_now_ns)
-        reply = _json_reply(200, result)
+        turns_ns, done_s = self._processing(len(body.scrn) + len(body.ecrn))
+        result = self._registrar.register(subject, body.ecrn, body.scrn, server_now_ns, turns_ns)
+        # The answer leaves when the last CRN is done.
+        reply = replace(_json_reply(200, result), hold_s=done_s)
         if rule is not None and fault == "slow":
-            reply = replace(reply, hold_s=rule.slow_s)
+            reply = replace(reply, hold_s=done_s + rule.slow_s)
         elif fault == "malformed_json":
             reply = replace(reply, body=reply.body[: len(reply.body) // 2])
         elif fault == "reset_after":
             reply = replace(reply, reset=True)
         return _Outcome(reply, subject, post, fault)
+
+    def _processing(self, count: int) -> tuple[list[int], float]:
+        """When each of `count` CRNs gets its turn after the arrival (ns), and when all are done."""
+        low, high = self._config.crn_processing_s
+        turns: list[int] = []
+        elapsed_s = 0.0
+        for _ in range(count):
+            turns.append(round(elapsed_s * NS))
+            elapsed_s += low if low == high else self._processing_random.uniform(low, high)
+        return turns, elapsed_s
 
     def _check_token(self, request: HttpRequest, arrival_ns: int) -> _Outcome:
         subject = self._subject(request, arrival_ns)

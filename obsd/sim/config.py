@@ -27,6 +27,8 @@ FaultKind = Literal[
     "expired",
 ]
 
+# OBS handles a POST's CRNs one after another: 0.17-1.1 s each on a busy opening (obs-facts.md).
+BUSY_CRN_PROCESSING_S: Final = (0.17, 1.1)
 # A client that treats a missing answer as "outcome unknown" waits ~30 s (obs-facts.md);
 # a slow fault lasts longer by default so that it really is beyond that read timeout.
 DEFAULT_SLOW_S: Final = 35.0
@@ -50,6 +52,9 @@ class Course(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     prerequisite: str | None = None
     # Every add is refused with VAL22, as for a student who may not retake it for a grade.
     retake_blocked: bool = False
+    # Other students take every seat left this long after the opening (true-time seconds), so
+    # an add whose turn comes later finds the course full: order matters. None: never.
+    fills_after_s: NonNegative | None = None
 
 
 class Student(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -112,6 +117,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     response_delay_s: NonNegative = 0.0
     response_jitter_s: NonNegative = 0.0
     faults: list[FaultRule] = []
+    # Each CRN of a POST takes a uniform draw from this range, in turn (drops, then adds), and
+    # the answer comes when the last is done; BUSY_CRN_PROCESSING_S is a busy opening's.
+    crn_processing_s: tuple[NonNegative, NonNegative] = (0.0, 0.0)
     # How far into each second of the server's clock its cached Date ticks (OBS's is not on
     # the second; a negative phase ticks early).
     date_phase_s: Annotated[float, Meta(gt=-1, lt=1)] = 0.37
@@ -156,6 +164,9 @@ def validate_config(config: SimConfig) -> SimConfig:
     for rule in checked.faults:
         if (rule.on_posts is None) == (rule.probability is None):
             raise SimConfigError(f"fault {rule.kind}: give exactly one of on_posts and probability")
+    low, high = checked.crn_processing_s
+    if low > high:
+        raise SimConfigError(f"crn_processing_s: {low} is above {high}; give [low, high]")
     return checked
 
 

@@ -9,8 +9,10 @@ ban or volume limit (VAL21), debounce (VAL16), more than 12 CRNs (VAL15), not op
 Every POST that reaches the rules counts toward the debounce and the volume window first,
 whatever its outcome, as on OBS. Per CRN, an add is checked for: unknown CRN, already
 registered (VAL03), retake blocked (VAL22), prerequisite (VAL11), time conflict (VAL09) and
-quota (VAL06), in that order; a drop for: unknown CRN, not registered (VAL10), a drop already
-used this term (VAL20). Instants are the server's own clock (true time + skew), in epoch ns.
+quota (VAL06, also once other students have filled the course: `Course.fills_after_s`, judged
+when the CRN's turn comes), in that order; a drop for: unknown CRN, not registered (VAL10), a
+drop already used this term (VAL20). Instants are the server's own clock (true time + skew),
+in epoch ns.
 """
 
 from __future__ import annotations
@@ -165,9 +167,18 @@ class Registrar:
         return None
 
     def register(
-        self, subject: str, ecrn: Sequence[str], scrn: Sequence[str], server_now_ns: int
+        self,
+        subject: str,
+        ecrn: Sequence[str],
+        scrn: Sequence[str],
+        server_now_ns: int,
+        turns_ns: Sequence[int] = (),
     ) -> RegistrationResult:
-        """Apply one registration POST of `subject` arriving at `server_now_ns`."""
+        """Apply one registration POST of `subject` arriving at `server_now_ns`.
+
+        `turns_ns`: when each CRN's turn comes after the arrival, drops first, then adds (OBS
+        handles them one after another); a course may fill before its turn. Default: at once.
+        """
         refusal = self.count_post(subject, server_now_ns)
         if refusal is None and len(ecrn) + len(scrn) > MAX_CRNS:
             refusal = TOO_MANY
@@ -179,8 +190,11 @@ class Registrar:
                 scrn_result_list=[failure(crn, refusal) for crn in scrn],
             )
         student = self._students.setdefault(subject, _Student())
+        turns = [server_now_ns + offset for offset in turns_ns]
+        turns += [server_now_ns] * (len(scrn) + len(ecrn) - len(turns))
         drops = [self._drop(student, crn) for crn in scrn]
-        adds = [self._add(student, crn) for crn in ecrn]
+        add_turns = turns[len(scrn) :]
+        adds = [self._add(student, crn, at) for crn, at in zip(ecrn, add_turns, strict=True)]
         return RegistrationResult(ecrn_result_list=adds, scrn_result_list=drops)
 
     def _drop(self, student: _Student, crn: str) -> CrnResult:
@@ -195,7 +209,7 @@ class Registrar:
         self._taken[crn] -= 1
         return success(crn)
 
-    def _add(self, student: _Student, crn: str) -> CrnResult:
+    def _add(self, student: _Student, crn: str, at_ns: int) -> CrnResult:
         course = self._courses.get(crn)
         if course is None:
             return failure(crn, NOT_FOUND)
@@ -207,11 +221,17 @@ class Registrar:
             return failure(crn, PREREQUISITE, {"uyulmayanOnsartlar": course.prerequisite})
         if any(_overlaps(course, self._courses[other]) for other in student.registered):
             return failure(crn, CONFLICT)
-        if self._taken[crn] >= course.quota:
+        if self._taken[crn] >= course.quota or self._filled(course, at_ns):
             return failure(crn, FULL)
         student.registered.append(crn)
         self._taken[crn] += 1
         return success(crn)
+
+    def _filled(self, course: Course, at_ns: int) -> bool:
+        """Whether other students have taken the seats left by `at_ns` (Course.fills_after_s)."""
+        if course.fills_after_s is None or self._opening_ns is None:
+            return False
+        return at_ns >= self._opening_ns + round(course.fills_after_s * NS)
 
     def snapshot(self) -> SimState:
         """Seats and registrations as they stand."""

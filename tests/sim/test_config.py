@@ -117,3 +117,8 @@ def test_default_catalogue_has_every_situation_the_demo_needs() -> None:
 def test_a_config_round_trips_through_json() -> None:
     config = validate_config(default_config())
     assert msgspec.json.decode(msgspec.json.encode(config), type=SimConfig) == config
+
+
+def test_a_processing_range_must_run_low_to_high() -> None:
+    with pytest.raises(SimConfigError, match=r"crn_processing_s: 1.1 is above 0.17"):
+        validate_config(SimConfig(crn_processing_s=(1.1, 0.17)))

@@ -310,3 +310,29 @@ def test_snapshot_counts_enrolled_and_configured_students() -> None:
         ("alice", ["55555"]),
         ("bob", []),
     ]
+
+
+def test_a_course_that_fills_before_its_turn_is_full_and_order_decides() -> None:
+    # 22222 fills 1 s after the opening; each CRN's turn comes 0.6 s after the one before.
+    filling = [
+        msgspec.structs.replace(c, fills_after_s=1.0) if c.crn == "22222" else c for c in COURSES
+    ]
+    opening_ns = OPENING_S * S
+    first = make(courses=filling, opening_at=OPENING_S)
+    in_time = first.register("bob", ["22222", "33333"], (), opening_ns, [0, 600_000_000])
+    assert codes(in_time.ecrn_result_list) == ["successResult", "successResult"]
+    last = make(courses=filling, opening_at=OPENING_S)
+    late = last.register(
+        "bob", ["33333", "55555", "22222"], (), opening_ns, [0, 600_000_000, 1_200_000_000]
+    )
+    assert codes(late.ecrn_result_list) == ["successResult", "successResult", "VAL06"]
+
+
+def test_drops_take_their_turns_before_the_adds() -> None:
+    filling = [
+        msgspec.structs.replace(c, fills_after_s=0.5) if c.crn == "11111" else c for c in COURSES
+    ]
+    registrar = make(courses=filling, opening_at=OPENING_S)
+    result = registrar.register("alice", ["11111"], ["55555"], OPENING_S * S, [0, 600_000_000])
+    assert codes(result.scrn_result_list) == ["successResult"]
+    assert codes(result.ecrn_result_list) == ["VAL06"], "its turn came 0.6 s in, after the fill"

@@ -269,6 +269,16 @@ async def test_the_iis_503_page_comes_from_the_web_server_and_does_not_count() -
     assert [r.fault for r in sim.requests()] == ["iis_503", "iis_503", None]
 
 
+async def test_the_answer_comes_when_the_last_crn_has_had_its_turn() -> None:
+    async with serve(config(crn_processing_s=(0.05, 0.05))) as (sim, client, _):
+        began = time.monotonic()
+        answer = await register(sim, client, ["21234", "22002"], ["20456"])
+        waited_s = time.monotonic() - began
+    assert answer.status_code == 200
+    # Three CRNs, one after another: never sooner than 3 x 50 ms (a lower bound, not a timing).
+    assert waited_s >= 0.15
+
+
 async def test_reset_drops_the_connection_before_obs_sees_the_post() -> None:
     async with serve(config(faults=[FaultRule(kind="reset", on_posts=[1])])) as (sim, client, _):
         with pytest.raises(httpx.TransportError):
