@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo",
         help="a whole registration against the built-in simulator "
-        "(~20 s, loopback only, temporary paths)",
+        "(~25 s, loopback only, temporary paths)",
         parents=[common],
     )
     command("ping", "check that the daemon answers")

@@ -19,9 +19,10 @@ import msgspec
 
 from obsctl import event_view, report
 from obsctl.client import Client, ClientError
+from obsd.core.config import Config
 from obsd.core.replies import RunReply
 from obsd.sim import Simulator, default_config
-from obsd.sim.config import DEFAULT_STUDENT
+from obsd.sim.config import BUSY_CRN_PROCESSING_S, DEFAULT_STUDENT
 
 # How long the daemon may take to come up on a slow machine before the demo gives up.
 STARTUP_TIMEOUT_S: Final = 20.0
@@ -35,7 +36,10 @@ CLOCK_OFFSET_S: Final = 2.5
 # The run ends well before this, even with retries; past it the demo stops waiting.
 RUN_TIMEOUT_S: Final = 60.0
 # The plan: two adds that work, one full course with a backup, two courses that clash in
-# time, one with an unmet prerequisite, and a drop.
+# time, one with an unmet prerequisite, one last in the list that others fill while OBS works
+# through the ones before it (the opening is busy: 0.17-1.1 s per CRN), and a drop.
+LOST_TO_THE_QUEUE: Final = "21345"
+FILLS_AFTER_S: Final = 1.0
 PLAN: Final = (
     "--ecrn",
     "21234",
@@ -43,6 +47,7 @@ PLAN: Final = (
     "24010",
     "24020",
     "23100",
+    LOST_TO_THE_QUEUE,
     "--scrn",
     "20456",
     "--backup",
@@ -96,9 +101,18 @@ def run_demo() -> int:
     sock = ("--socket", str(socket_path))
     daemon_log = (workdir / "obsd.log").open("wb")
     opening_ns = time.time_ns() + int((CLOCK_OFFSET_S + OPENING_IN_S) * 1e9)
+    busy = default_config()
+    courses = [
+        msgspec.structs.replace(c, fills_after_s=FILLS_AFTER_S) if c.crn == LOST_TO_THE_QUEUE else c
+        for c in busy.courses
+    ]
     simulator = Simulator(
         msgspec.structs.replace(
-            default_config(), clock_offset_s=CLOCK_OFFSET_S, opening_at=opening_ns / 1e9
+            busy,
+            clock_offset_s=CLOCK_OFFSET_S,
+            opening_at=opening_ns / 1e9,
+            crn_processing_s=BUSY_CRN_PROCESSING_S,
+            courses=courses,
         )
     )
     daemon = None
@@ -158,7 +172,14 @@ def run_demo() -> int:
                 late_ms = (arrivals[0].arrival_ns - opening_ns) / 1e6
                 print(
                     f"The simulator saw the first POST {late_ms:+.3f} ms after the opening "
-                    f"(safety buffer 5 ms), and {len(arrivals)} POSTs in all."
+                    f"(safety buffer {Config().safety_buffer * 1000:g} ms), and "
+                    f"{len(arrivals)} POSTs in all."
+                )
+                print(
+                    f"{LOST_TO_THE_QUEUE} was last of {PLAN.index('--scrn') - 1} courses: OBS "
+                    "handled them one after another, and the other students had filled it "
+                    f"{FILLS_AFTER_S:g} s after the opening, before its turn came. Order is "
+                    "priority: put the most contested course first."
                 )
     finally:
         if daemon is not None:
