@@ -19,6 +19,7 @@ from benchlib import (
     DOC_PATH,
     REPO,
     BenchError,
+    Daemon,
     Row,
     exit_on_sigterm,
     ms,
@@ -29,7 +30,6 @@ from benchlib import (
     write_section,
 )
 
-from obsctl.client import Client, ClientError
 from obsd.adapters.ntp_client import NTP_TIMEOUT_S
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS
 from obsd.core.timing import NS
@@ -60,14 +60,7 @@ OLD_QUERIES_PER_ROUND: Final = 4
 
 def request(socket_path: Path, op: str, **fields: Any) -> dict[str, Any]:
     """One request on a fresh connection; its data, or BenchError."""
-    try:
-        with Client(socket_path, timeout=RUN_TIMEOUT_S) as client:
-            response = client.request(op, **fields)
-    except ClientError as exc:
-        raise BenchError(f"{op}: {exc}") from None
-    if not response.get("success"):
-        raise BenchError(f"{op} failed: {response.get('error')}")
-    return dict(response.get("data") or {})
+    return Daemon(socket_path, RUN_TIMEOUT_S).request(op, **fields)
 
 
 def sim_config(ntp: list[NtpBehaviour], opening_in_s: float) -> SimConfig:
