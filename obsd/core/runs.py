@@ -14,12 +14,15 @@ from obsd.core.events import (
     CrnResult,
     CrnUpdatePayload,
     DonePayload,
+    LateStartPayload,
+    OpeningMissedPayload,
     PhaseChangedPayload,
     RequestSentPayload,
     RunCreatedPayload,
 )
 from obsd.core.phases import TERMINAL_PHASES, Phase
 from obsd.core.results import LOST_DROP_CODE, CrnKind, CrnState, Outcome
+from obsd.core.timing import NS, epoch_ns
 from obsd.core.token import TokenInfo
 
 
@@ -172,6 +175,17 @@ def finished(run: RunState, done: DonePayload, finished_at: str) -> RunState:
     return msgspec.structs.replace(
         run, phase=done.phase, reason=done.reason, finished_at=finished_at
     )
+
+
+def lateness(run: RunState, true_now_ns: int) -> LateStartPayload | OpeningMissedPayload | None:
+    """What a run about to make its first shot at `true_now_ns` records if it is late (9.9)."""
+    late_ns = true_now_ns - run.target_ns
+    if late_ns <= 0 or run.late_by_s is not None:
+        return None
+    # Created before its target but firing after it: the daemon was down at the opening.
+    missed = epoch_ns(datetime.fromisoformat(run.created_at)) < run.target_ns
+    kind = OpeningMissedPayload if missed else LateStartPayload
+    return kind(run.run_id, round(late_ns / NS, 3))
 
 
 # What a shot writes when the log cannot take it: kept in the spare record for the next start.

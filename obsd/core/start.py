@@ -46,7 +46,7 @@ def check_start(
     target = datetime.fromisoformat(config.target)
     late = now - target
     window = timedelta(seconds=config.late_start_window)
-    if late >= window and late >= timedelta(0):
+    if late >= window:  # a window of 0: any target not ahead has passed
         beyond = f", more than late_start_window ({window}) ago" if window else ""
         return Refusal(
             ErrorCode.NOT_READY,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
 from typing import Final
 
 import msgspec
@@ -21,10 +20,8 @@ from obsd.core.events import (
     CountdownPayload,
     CrnUpdatePayload,
     DonePayload,
-    LateStartPayload,
     Level,
     MessagePayload,
-    OpeningMissedPayload,
     PhaseChangedPayload,
     RequestSentPayload,
 )
@@ -33,11 +30,11 @@ from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
-from obsd.core.runs import KeptAside, RunState, crn_results
+from obsd.core.runs import KeptAside, RunState, crn_results, lateness
 from obsd.core.state import last_post_ns
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
-from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, epoch_ns, instant
+from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, instant
 from obsd.core.waiting import (
     FinalApproach,
     ProbeObs,
@@ -156,16 +153,9 @@ class RunDriver:
 
     async def _record_lateness(self, calibrated: Calibrated) -> None:
         """A run about to make its first shot after its target says so, once (9.9)."""
-        run = self.run
-        late_ns = calibrated.clock.true_ns(self._clock.mono_ns()) - run.target_ns
-        if late_ns <= 0 or run.late_by_s is not None:
-            return
-        # Created before its target but firing after it: the daemon was down at the opening.
-        missed = epoch_ns(datetime.fromisoformat(run.created_at)) < run.target_ns
-        payload = (OpeningMissedPayload if missed else LateStartPayload)(
-            self._run_id, round(late_ns / NS, 3)
-        )
-        await self._emit(payload, durable=False)
+        late = lateness(self.run, calibrated.clock.true_ns(self._clock.mono_ns()))
+        if late is not None:
+            await self._emit(late, durable=False)
 
     async def _report_calibration(self, calibrated: Calibrated) -> None:
         payload = calibrated.payload
