@@ -22,7 +22,7 @@ from obsctl.client import Client, ClientError
 from obsd.core.config import Config
 from obsd.core.replies import RunReply
 from obsd.sim import Simulator, default_config
-from obsd.sim.config import BUSY_CRN_PROCESSING_S, DEFAULT_STUDENT
+from obsd.sim.config import DEFAULT_STUDENT
 
 # How long the daemon may take to come up on a slow machine before the demo gives up.
 STARTUP_TIMEOUT_S: Final = 20.0
@@ -101,6 +101,7 @@ def run_demo() -> int:
     sock = ("--socket", str(socket_path))
     daemon_log = (workdir / "obsd.log").open("wb")
     opening_ns = time.time_ns() + int((CLOCK_OFFSET_S + OPENING_IN_S) * 1e9)
+    # The simulator's default pace is a busy opening's.
     busy = default_config()
     courses = [
         msgspec.structs.replace(c, fills_after_s=FILLS_AFTER_S) if c.crn == LOST_TO_THE_QUEUE else c
@@ -111,7 +112,6 @@ def run_demo() -> int:
             busy,
             clock_offset_s=CLOCK_OFFSET_S,
             opening_at=opening_ns / 1e9,
-            crn_processing_s=BUSY_CRN_PROCESSING_S,
             courses=courses,
         )
     )

@@ -78,9 +78,11 @@ def _calibration(p: Payload) -> str:
     return f"{ntp}, {rtt}, send {p.get('send_delay_ms')} ms, Date {p['date_check']}{fire}"
 
 
-def _request_sent(p: Payload) -> str:
+def _request_armed(p: Payload) -> str:
+    # Written about a second before the POST leaves: the line says when it is meant to.
+    planned = p["planned_ns"] if "planned_ns" in p else p["at_ns"]  # at_ns: 0.1's request_sent
     return (
-        f"POST #{p['attempt']} at {_ns_time(p['at_ns'])} (NTP time): add "
+        f"POST #{p['attempt']} armed for {_ns_time(planned)} (NTP time): add "
         f"{value(p['ecrn'])}, drop {value(p['scrn'])}"
     )
 
@@ -95,10 +97,13 @@ def crn_lines(results: list[Payload]) -> list[str]:
 
 
 def _crn_update(p: Payload) -> str:
-    latency = ""
+    # The send instant is measured by the send itself, so it is known only now.
+    head = f"POST #{p['attempt']}"
+    if p.get("sent_ns"):
+        head += f" sent at {_ns_time(p['sent_ns'])}"
+    head += f": {p['outcome']}"
     if p.get("sent_ns") and p.get("responded_ns"):
-        latency = f" in {(p['responded_ns'] - p['sent_ns']) / 1e6:.0f} ms"
-    head = f"answer to POST #{p['attempt']}: {p['outcome']}{latency}"
+        head += f" in {(p['responded_ns'] - p['sent_ns']) / 1e6:.0f} ms"
     if p.get("detail"):
         head += f" ({p['detail']})"
     return "\n".join([head, *crn_lines(p.get("results", []))])
@@ -121,7 +126,8 @@ FORMATS: dict[str, Callable[[Payload], str]] = {
     "calibration": _calibration,
     "late_start": lambda p: late_text(p["late_by_s"], opening_missed=False),
     "opening_missed": lambda p: late_text(p["late_by_s"], opening_missed=True),
-    "request_sent": _request_sent,
+    "request_armed": _request_armed,
+    "request_sent": _request_armed,
     "crn_update": _crn_update,
     "done": _done,
     "run_cancelled": lambda p: f"run {p['run_id']} cancelled while {p['phase']} {_actor(p)}",

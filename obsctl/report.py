@@ -92,7 +92,7 @@ def markdown(run: RunReply) -> str:
         [
             [
                 r.attempt,
-                _instant(r.at_ns),
+                _instant(r.planned_ns),
                 _instant(r.sent_ns),
                 _ms(r.sent_ns - run.target_ns) if r.sent_ns else "-",
                 _ms(r.responded_ns - r.sent_ns) if r.responded_ns and r.sent_ns else "-",

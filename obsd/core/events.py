@@ -135,14 +135,32 @@ class CalibrationPayload(msgspec.Struct, frozen=True, kw_only=True):
     lead_ms: float = 0.0
 
 
+class RequestArmedPayload(msgspec.Struct, frozen=True):
+    """A registration POST is armed to leave at `planned_ns` (true time).
+
+    Written before the final wait, so that a crash during the send still leaves the POST on
+    record; when it really left is known only with its answer (`CrnUpdatePayload.sent_ns`).
+    """
+
+    run_id: str
+    attempt: int
+    ecrn: list[str]
+    scrn: list[str]
+    planned_ns: int
+
+
 class RequestSentPayload(msgspec.Struct, frozen=True):
-    """A registration POST is leaving at `at_ns` (true time); written before the send."""
+    """How obsd 0.1 logged an armed POST (as `request_sent`, with `at_ns`); read, never written."""
 
     run_id: str
     attempt: int
     ecrn: list[str]
     scrn: list[str]
     at_ns: int
+
+    def armed(self) -> RequestArmedPayload:
+        """The same record under its present name."""
+        return RequestArmedPayload(self.run_id, self.attempt, self.ecrn, self.scrn, self.at_ns)
 
 
 class LateStartPayload(msgspec.Struct, frozen=True):
@@ -286,7 +304,13 @@ class OpeningMissed(Event, frozen=True, tag="opening_missed"):
     payload: OpeningMissedPayload
 
 
+class RequestArmed(Event, frozen=True, tag="request_armed"):
+    payload: RequestArmedPayload
+
+
 class RequestSent(Event, frozen=True, tag="request_sent"):
+    """0.1's name for request_armed: logs written then still replay."""
+
     payload: RequestSentPayload
 
 
@@ -331,6 +355,7 @@ AnyEvent = (
     | Calibration
     | LateStart
     | OpeningMissed
+    | RequestArmed
     | RequestSent
     | CrnUpdate
     | Done

@@ -92,7 +92,7 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
         spacing = spacing_after(last, config.retry_interval)
         # OBS starts its window when the POST arrives, somewhere between our send and the
         # answer; counting from the answer (or the send, if none came) never cuts it short.
-        not_before = (last.responded_ns or last.at_ns) + int(spacing * NS)
+        not_before = (last.responded_ns or last.planned_ns) + int(spacing * NS)
         reason = f"{spacing:g} s after attempt {last.attempt}"
     elif earlier_post_ns is not None:
         not_before = earlier_post_ns + int(config.retry_interval * NS)
@@ -100,7 +100,9 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
     # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
     # answered, so OBS never sees more than budget_posts in its own window.
     budget_at = budget_allows_at(
-        [r.responded_ns or r.at_ns for r in run.requests], config.budget_posts, config.budget_window
+        [r.responded_ns or r.planned_ns for r in run.requests],
+        config.budget_posts,
+        config.budget_window,
     )
     if budget_at > not_before:
         not_before = budget_at

@@ -17,7 +17,7 @@ from obsd.core.events import (
     LateStartPayload,
     OpeningMissedPayload,
     PhaseChangedPayload,
-    RequestSentPayload,
+    RequestArmedPayload,
     RunCreatedPayload,
 )
 from obsd.core.phases import TERMINAL_PHASES, Phase
@@ -47,7 +47,7 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     ecrn: list[str]
     scrn: list[str]
-    at_ns: int
+    planned_ns: int
     outcome: Outcome | None = None  # None while no answer is known
     http_status: int | None = None
     sent_ns: int | None = None
@@ -97,14 +97,16 @@ def new_run(payload: RunCreatedPayload, created_at: str) -> RunState:
     )
 
 
-def with_request(run: RunState, sent: RequestSentPayload) -> RunState:
+def with_request(run: RunState, sent: RequestArmedPayload) -> RunState:
     """A POST is leaving: count it for the CRNs it carries."""
     included = set(sent.ecrn) | set(sent.scrn)
     crns = tuple(
         msgspec.structs.replace(c, attempts=c.attempts + 1) if c.crn in included else c
         for c in run.crns
     )
-    record = RequestRecord(attempt=sent.attempt, ecrn=sent.ecrn, scrn=sent.scrn, at_ns=sent.at_ns)
+    record = RequestRecord(
+        attempt=sent.attempt, ecrn=sent.ecrn, scrn=sent.scrn, planned_ns=sent.planned_ns
+    )
     return msgspec.structs.replace(run, crns=crns, requests=(*run.requests, record))
 
 
@@ -189,12 +191,12 @@ def lateness(run: RunState, true_now_ns: int) -> LateStartPayload | OpeningMisse
 
 
 # What a shot writes when the log cannot take it: kept in the spare record for the next start.
-KeptAside = PhaseChangedPayload | RequestSentPayload | CrnUpdatePayload
+KeptAside = PhaseChangedPayload | RequestArmedPayload | CrnUpdatePayload
 
 
 def already_recorded(run: RunState, payload: KeptAside) -> bool:
     """Whether the run's record already holds this request, answer or phase (kept aside)."""
-    if isinstance(payload, RequestSentPayload):
+    if isinstance(payload, RequestArmedPayload):
         return payload.attempt <= len(run.requests)
     if isinstance(payload, CrnUpdatePayload):
         done = [r for r in run.requests if r.attempt == payload.attempt and r.outcome is not None]

@@ -18,6 +18,7 @@ from obsd.core.events import (
     LogRepaired,
     OpeningMissed,
     PhaseChanged,
+    RequestArmed,
     RequestSent,
     RunCancelled,
     RunCreated,
@@ -62,6 +63,7 @@ _RUN_EVENTS = (
     PhaseChanged,
     LateStart,
     OpeningMissed,
+    RequestArmed,
     RequestSent,
     CrnUpdate,
     Done,
@@ -170,8 +172,10 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
                 late_by_s=event.payload.late_by_s,
                 opening_missed=isinstance(event, OpeningMissed),
             )
-        case RequestSent():
+        case RequestArmed():
             return with_request(run, event.payload)
+        case RequestSent():
+            return with_request(run, event.payload.armed())
         case CrnUpdate():
             return with_results(run, event.payload)
         case Done():
@@ -191,7 +195,7 @@ def last_post_ns(state: DaemonState, other_than: str) -> int | None:
     """When OBS last saw a POST of a run other than `other_than`: its answer, else its send."""
     return max(
         (
-            request.responded_ns or request.at_ns
+            request.responded_ns or request.planned_ns
             for run in state.runs.values()
             if run.run_id != other_than
             for request in run.requests

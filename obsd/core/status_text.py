@@ -87,7 +87,7 @@ def next_shot_ns(run: RunState) -> int | None:
     """The latest POST instant the record knows of: the first shot, or the last retry's."""
     if run.phase not in (Phase.CALIBRATING, Phase.WAITING, Phase.REGISTERING):
         return None
-    shots = [_shot_ns(run)] + [request.at_ns for request in run.requests[-1:]]
+    shots = [_shot_ns(run)] + [request.planned_ns for request in run.requests[-1:]]
     return max(shots)
 
 

@@ -23,7 +23,7 @@ from obsd.core.events import (
     Level,
     MessagePayload,
     PhaseChangedPayload,
-    RequestSentPayload,
+    RequestArmedPayload,
 )
 from obsd.core.obs_answer import read_response
 from obsd.core.phases import Phase
@@ -290,13 +290,13 @@ class RunDriver:
                     await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
                 await self._clock.sleep_until(call_mono - int(ANNOUNCE_WAITS_OVER_S * NS))
             post = obs.prepare(step.ecrn, step.scrn)
-            at_ns = max(call_ns, clock.true_ns(self._clock.mono_ns()))
+            planned_ns = max(call_ns, clock.true_ns(self._clock.mono_ns()))
             # Written (not synced) before the final wait: a crash after the send still
             # leaves the log knowing that a POST may have gone out, and when.
             registering = self.run.phase != Phase.REGISTERING
             await self._enter(Phase.REGISTERING, durable=False)
             attempt = len(self.run.requests) + 1
-            sent = RequestSentPayload(self._run_id, attempt, step.ecrn, step.scrn, at_ns)
+            sent = RequestArmedPayload(self._run_id, attempt, step.ecrn, step.scrn, planned_ns)
             await self._emit(sent, durable=False)
             aside: list[KeptAside] = [
                 *([PhaseChangedPayload(self._run_id, Phase.REGISTERING)] if registering else []),
@@ -313,8 +313,8 @@ class RunDriver:
                 kept = self._keep_aside([*aside, update])
                 raise ShotUnlogged(
                     f"the log could not be written ({self._unlogged}); attempt {attempt} was "
-                    "sent anyway "
-                    f"at {instant(update.sent_ns or at_ns).isoformat()} and {_answered(update)}; "
+                    f"sent anyway at {instant(update.sent_ns or planned_ns).isoformat()} "
+                    f"and {_answered(update)}; "
                     + (
                         f"kept aside in {self._journal.spare.path} for the next start"
                         if kept

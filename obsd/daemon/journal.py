@@ -20,7 +20,13 @@ import msgspec
 from obsd.adapters.clock import Clock
 from obsd.adapters.eventlog import DEFAULT_SEGMENT_BYTES, EventLog
 from obsd.adapters.spare_record import SpareRecord
-from obsd.core.events import Event, encode_event, event_decoder, make_event
+from obsd.core.events import (
+    Event,
+    RequestSentPayload,
+    encode_event,
+    event_decoder,
+    make_event,
+)
 from obsd.core.runs import KeptAside, already_recorded
 from obsd.core.state import DaemonState, ImpossibleEvent, apply
 
@@ -166,6 +172,8 @@ class Journal:
         for line in self.spare.read().splitlines():
             with contextlib.suppress(msgspec.DecodeError):
                 payload = event_decoder.decode(line).payload
+                if isinstance(payload, RequestSentPayload):
+                    payload = payload.armed()
                 if isinstance(payload, KeptAside):
                     payloads.append(payload)
         return payloads

@@ -282,7 +282,7 @@ async def _resume(journal: Journal, runner: Runner) -> None:
     if run_id is None:
         return
     run = journal.state.runs[run_id]
-    last = run.requests[-1].at_ns if run.requests else None
+    last = run.requests[-1].planned_ns if run.requests else None
     pending = [c.crn for c in run.crns if wants_sending(c, run)]
     await journal.append(RunResumedPayload(run_id, run.phase, pending, last))
     logger.info(

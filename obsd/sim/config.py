@@ -118,8 +118,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     response_jitter_s: NonNegative = 0.0
     faults: list[FaultRule] = []
     # Each CRN of a POST takes a uniform draw from this range, in turn (drops, then adds), and
-    # the answer comes when the last is done; BUSY_CRN_PROCESSING_S is a busy opening's.
-    crn_processing_s: tuple[NonNegative, NonNegative] = (0.0, 0.0)
+    # the answer comes when the last is done. A busy opening's pace by default, as OBS answers
+    # on the day; (0, 0) answers at once.
+    crn_processing_s: tuple[NonNegative, NonNegative] = BUSY_CRN_PROCESSING_S
     # How far into each second of the server's clock its cached Date ticks (OBS's is not on
     # the second; a negative phase ticks early).
     date_phase_s: Annotated[float, Meta(gt=-1, lt=1)] = 0.37

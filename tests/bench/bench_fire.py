@@ -122,7 +122,7 @@ class EngineView:
     send_delay_ns: int
     margin_ns: int  # the error bound of the time estimate, added to the fire instant
     fire_at_ns: int
-    planned_call_ns: int  # request_sent.at_ns: when the engine meant to call send
+    planned_call_ns: int  # request_armed.planned_ns: when the engine meant to call send
     call_ns: int  # crn_update.sent_ns: when it did
 
 
@@ -228,6 +228,8 @@ def simulator(scenario: Scenario, offset_s: float, lead_s: float, seed: int) -> 
         request_jitter_s=scenario.request_jitter_s,
         ntp=[NtpBehaviour()] * NTP_SERVERS,
         seed=seed,
+        # Answers at once: the figures are of the send, and runs stay short.
+        crn_processing_s=(0.0, 0.0),
     )
     assert config.opening_at is not None
     opening_ns = round(config.opening_at * NS)  # as obsd.sim.rules.Registrar rounds it
@@ -274,7 +276,7 @@ def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
     if done["phase"] != "done":
         raise BenchError(f"run {run_id} ended {done['phase']}: {done['reason']}")
     calibration, sent, update = (
-        events.get(kind) for kind in ("calibration", "request_sent", "crn_update")
+        events.get(kind) for kind in ("calibration", "request_armed", "crn_update")
     )
     if calibration is None or sent is None or update is None:
         raise BenchError(f"run {run_id}: missing events, got {sorted(events)}")
@@ -286,7 +288,7 @@ def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
         send_delay_ns=round(calibration["send_delay_ms"] * MS),
         margin_ns=round((calibration.get("margin_ms") or 0.0) * MS),
         fire_at_ns=calibration["fire_at_ns"],
-        planned_call_ns=sent["at_ns"],
+        planned_call_ns=sent["planned_ns"],
         call_ns=update["sent_ns"],
     )
 
@@ -634,7 +636,7 @@ def render(
         "- Error split: clock = -(the last calibration's `ntp_offset_ms` - the simulator's "
         "true offset), the last calibration being the one written at the re-check just before "
         "the shot, whose estimate the shot used; wake-up = `crn_update.sent_ns` - "
-        "`request_sent.at_ns` (both the daemon's own clock map, so exact); margin = that "
+        "`request_armed.planned_ns` (both the daemon's own clock map, so exact); margin = that "
         "calibration's `margin_ms` (the estimate's error bound at the shot, added to the fire "
         "instant so that even its lower edge is past target + buffer); plan = 0 unless the run "
         "started too late to keep to its plan.",

@@ -3,7 +3,7 @@
 import msgspec
 
 from obsd.core.config import Config
-from obsd.core.events import Actor, CrnResult, CrnUpdatePayload, RequestSentPayload
+from obsd.core.events import Actor, CrnResult, CrnUpdatePayload, RequestArmedPayload
 from obsd.core.events import RunCreatedPayload as Created
 from obsd.core.policy import NextPost, Stop, budget_allows_at, next_step
 from obsd.core.runs import RunState, new_run, with_request, with_results
@@ -27,7 +27,7 @@ def run(**config: object) -> RunState:
 
 def answered(
     record: RunState,
-    at_ns: int,
+    planned_ns: int,
     codes: dict[str, str],
     *,
     outcome: str = "answered",
@@ -36,7 +36,9 @@ def answered(
     step = next_step(record)
     assert isinstance(step, NextPost)
     attempt = len(record.requests) + 1
-    record = with_request(record, RequestSentPayload("r", attempt, step.ecrn, step.scrn, at_ns))
+    record = with_request(
+        record, RequestArmedPayload("r", attempt, step.ecrn, step.scrn, planned_ns)
+    )
     results = [
         CrnResult(
             crn=crn,
@@ -54,8 +56,8 @@ def answered(
             attempt=attempt,
             outcome=outcome,
             http_status=200,
-            sent_ns=at_ns,
-            responded_ns=at_ns + latency_ns,
+            sent_ns=planned_ns,
+            responded_ns=planned_ns + latency_ns,
             results=results,
         ),
     )

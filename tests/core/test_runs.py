@@ -13,7 +13,7 @@ from obsd.core.events import (
     DonePayload,
     Event,
     PhaseChangedPayload,
-    RequestSentPayload,
+    RequestArmedPayload,
     RunCancelledPayload,
     RunCreatedPayload,
     RunDeletedPayload,
@@ -64,7 +64,7 @@ def test_requests_and_answers_update_the_crns_and_bring_in_a_backup() -> None:
         created(),
         PhaseChangedPayload("r1", "waiting"),
         PhaseChangedPayload("r1", "registering"),
-        RequestSentPayload("r1", 1, ["11111", "22222"], ["33333"], 5 * NS),
+        RequestArmedPayload("r1", 1, ["11111", "22222"], ["33333"], 5 * NS),
         CrnUpdatePayload(
             run_id="r1",
             attempt=1,
@@ -124,7 +124,7 @@ def test_not_registered_after_a_lost_drop_answer_proves_the_drop() -> None:
         created(),
         PhaseChangedPayload("r1", "waiting"),
         PhaseChangedPayload("r1", "registering"),
-        RequestSentPayload("r1", 1, ["11111"], ["33333"], 5 * NS),
+        RequestArmedPayload("r1", 1, ["11111"], ["33333"], 5 * NS),
         CrnUpdatePayload(
             run_id="r1",
             attempt=1,
@@ -134,7 +134,7 @@ def test_not_registered_after_a_lost_drop_answer_proves_the_drop() -> None:
             responded_ns=35 * NS,
             results=[],
         ),
-        RequestSentPayload("r1", 2, ["11111"], ["33333"], 40 * NS),
+        RequestArmedPayload("r1", 2, ["11111"], ["33333"], 40 * NS),
         CrnUpdatePayload(
             run_id="r1",
             attempt=2,
@@ -155,7 +155,7 @@ def test_not_registered_after_a_lost_drop_answer_proves_the_drop() -> None:
 def test_not_registered_without_a_lost_answer_stays_a_refusal() -> None:
     state = fold(
         created(),
-        RequestSentPayload("r1", 1, [], ["33333"], 5 * NS),
+        RequestArmedPayload("r1", 1, [], ["33333"], 5 * NS),
         CrnUpdatePayload(
             run_id="r1",
             attempt=1,

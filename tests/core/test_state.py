@@ -16,6 +16,7 @@ from obsd.core.events import (
     LogRepairedPayload,
     OpeningMissedPayload,
     PhaseChangedPayload,
+    RequestArmedPayload,
     RequestSentPayload,
     RunCancelledPayload,
     RunCreatedPayload,
@@ -109,7 +110,7 @@ def created(run_id: str) -> RunCreatedPayload:
         (
             [
                 created("r1"),
-                RequestSentPayload("r1", 1, ["21234"], [], 5),
+                RequestArmedPayload("r1", 1, ["21234"], [], 5),
                 LateStartPayload("r1", 2.0),
             ],
             "has sent already",
@@ -141,3 +142,10 @@ def test_a_late_run_keeps_how_late_and_why() -> None:
     assert (late.late_by_s, late.opening_missed) == (130.5, False)
     missed = fold(events(created("r1"), OpeningMissedPayload("r1", 45.1))).runs["r1"]
     assert (missed.late_by_s, missed.opening_missed) == (45.1, True)
+
+
+def test_a_log_from_0_1_replays_its_request_sent_as_request_armed() -> None:
+    legacy = fold(events(created("r1"), RequestSentPayload("r1", 1, ["21234"], ["20456"], 5)))
+    armed = fold(events(created("r1"), RequestArmedPayload("r1", 1, ["21234"], ["20456"], 5)))
+    assert legacy.runs["r1"] == armed.runs["r1"]
+    assert legacy.runs["r1"].requests[0].planned_ns == 5

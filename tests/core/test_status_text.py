@@ -14,7 +14,7 @@ from obsd.core.events import (
     DonePayload,
     Event,
     PhaseChangedPayload,
-    RequestSentPayload,
+    RequestArmedPayload,
     RunCreatedPayload,
     make_event,
 )
@@ -97,7 +97,7 @@ def test_status_while_waiting_counts_down_to_the_fire_instant() -> None:
 
 
 def test_status_while_registering_shows_each_crn() -> None:
-    sent = RequestSentPayload(RUN_ID, 1, ["21234", "22001"], ["20456"], TARGET_NS)
+    sent = RequestArmedPayload(RUN_ID, 1, ["21234", "22001"], ["20456"], TARGET_NS)
     state = _fold(
         _created(),
         PhaseChangedPayload(RUN_ID, "waiting"),
@@ -141,8 +141,8 @@ def test_nothing_is_sent_around_a_shot() -> None:
     assert in_quiet_window(state, fire - int((QUIET_BEFORE_S - 0.1) * NS))
     assert in_quiet_window(state, fire + int((QUIET_AFTER_S - 0.1) * NS))
     assert not in_quiet_window(state, fire + int((QUIET_AFTER_S + 0.1) * NS))
-    # A retry is known from its request_sent event, written just before its final wait.
+    # A retry is known from its request_armed event, written just before its final wait.
     retry = fire + 4 * NS
-    state = apply(state, make_event(RequestSentPayload(RUN_ID, 2, ["22001"], [], retry), 9, fire))
+    state = apply(state, make_event(RequestArmedPayload(RUN_ID, 2, ["22001"], [], retry), 9, fire))
     assert in_quiet_window(state, retry - NS)
     assert not in_quiet_window(DaemonState(), fire)

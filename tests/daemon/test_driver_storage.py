@@ -55,7 +55,7 @@ async def test_a_log_that_fails_seconds_before_the_shot_does_not_stop_it(tmp_pat
     kept = drive.journal.taken_aside()
     assert [type(p).__name__ for p in kept] == [
         "PhaseChangedPayload",
-        "RequestSentPayload",
+        "RequestArmedPayload",
         "CrnUpdatePayload",
     ]
 

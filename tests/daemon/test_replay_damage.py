@@ -24,6 +24,7 @@ from obsd.core.events import (
     LogRepairedPayload,
     OpeningMissedPayload,
     PhaseChangedPayload,
+    RequestSentPayload,
     RunCancelledPayload,
     RunCreatedPayload,
     RunDeletedPayload,
@@ -70,7 +71,8 @@ def valid_log() -> tuple[bytes, ...]:
         info = TokenInfo(fingerprint="sha256:x", exp=None)
         journal, actor = drive.journal, Actor(0, 1)
         target = drive.target_ns + 3600 * 10**9
-        # One of every event type the daemon writes, around a cancelled and deleted run.
+        # One of every event type the daemon writes (or wrote: request_sent is 0.1's
+        # request_armed), around a cancelled and deleted run.
         for payload in [
             DaemonStoppedPayload("received SIGTERM"),
             LogRepairedPayload("00000000000000000001.jsonl", 10, 3, "x.broken"),
@@ -86,6 +88,7 @@ def valid_log() -> tuple[bytes, ...]:
             RunInterruptedPayload(OPEN_RUN, Phase.WAITING, "received SIGTERM"),
             RunResumedPayload(OPEN_RUN, Phase.WAITING, ["21234"], None),
             OpeningMissedPayload(OPEN_RUN, 45.1),
+            RequestSentPayload(OPEN_RUN, 1, ["21234"], [], target),
         ]:
             await journal.append(payload)
 

@@ -49,7 +49,7 @@ def test_a_run_whose_daemon_was_down_at_the_opening_records_it_and_fires_on_rest
         run = reg.run_detail(run_id)
         posts = reg.posts()
     kinds = [e["type"] for e in events]
-    assert kinds.index("run_resumed") < kinds.index("opening_missed") < kinds.index("request_sent")
+    assert kinds.index("run_resumed") < kinds.index("opening_missed") < kinds.index("request_armed")
     assert "late_start" not in kinds
     assert run["opening_missed"] is True and run["late_by_s"] > 1
     assert len(posts) == 1 and run["phase"] == "done"

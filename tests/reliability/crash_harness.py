@@ -54,7 +54,7 @@ ACK_KILL_MAX_DELAY_S: Final = 0.002
 CALIBRATING_KILL_FRACTION: Final = 0.5
 # No calibrating kill this close to the target: it would land in the final approach instead.
 CALIBRATING_KILL_LEAD_NS: Final = 2 * NS
-# The engine writes a shot's request_sent 1 s before its instant; a waiting kill leaves a bit
+# The engine writes a shot's request_armed 1 s before its instant; a waiting kill leaves a bit
 # more than that, so that it lands while the run is still waiting.
 WAITING_KILL_MARGIN_NS: Final = 1200 * MS
 MIN_WAITING_ROOM_NS: Final = 100 * MS
@@ -67,7 +67,7 @@ MAX_ROTATION_CONFIGURES: Final = 16
 ROTATION_POLL_S: Final = 0.0005
 ROTATION_WAIT_S: Final = 5.0
 # Kills between attempts land this long after an answer was logged: the next attempt is at
-# least 3.5 s later and its request_sent is written 1 s before it.
+# least 3.5 s later and its request_armed is written 1 s before it.
 BETWEEN_ATTEMPTS_S: Final = (0.05, 1.5)
 # A shot's kill is planned only if its instant is at least this far away when it is seen.
 FIRING_PLAN_LEAD_NS: Final = FIRING_WINDOW_NS + 10 * MS
@@ -88,7 +88,7 @@ SCENARIO_TIMEOUT_S: Final = 150.0
 MAX_KILLS_PER_SCENARIO: Final = 40
 # Small pages, so that reading the history through `events` really pages.
 EVENTS_PAGE: Final = 100
-# A POST matches the request_sent that planned it: it arrives at its at_ns (true time), give
+# A POST matches the request_armed that planned it: it arrives at its planned_ns (true time), give
 # or take the clock map's error on loopback.
 MATCH_SLACK_NS: Final = 50 * MS
 # A killed daemon's connection closes at once; this only bounds a wait that never ends.
@@ -560,7 +560,7 @@ class CrashScenario:
         now = self.sim.true_time_ns()
         payload = event["payload"]
         kind = event["type"]
-        shots = of_run(self.follower.events, self.run_id or "", "request_sent")
+        shots = of_run(self.follower.events, self.run_id or "", "request_armed")
         states = of_run(self.follower.events, self.run_id or "", "state")
         # Only a calibration written while the run waits (its re-checks) plans these: a run
         # resumed in `registering`, or still calibrating, calibrates too, and a kill aimed
@@ -574,10 +574,10 @@ class CrashScenario:
             if self.budget[WAITING] and room > MIN_WAITING_ROOM_NS:
                 self.budget[WAITING] -= 1
                 return (WAITING, now + self.rng.randint(MIN_WAITING_ROOM_NS // 2, room))
-        elif kind == "request_sent":
+        elif kind == "request_armed":
             # Written 1 s before the shot: time enough to aim at its instant. The first shot's
-            # is the calibration's fire_at_ns; a retry's is its planned at_ns.
-            instant = payload["at_ns"]
+            # is the calibration's fire_at_ns; a retry's is its planned_ns.
+            instant = payload["planned_ns"]
             first = payload["attempt"] == 1 and self.firing_first
             if first:
                 self.firing_first = False
@@ -596,14 +596,14 @@ class CrashScenario:
                 return (REGISTERING, now + round(self.rng.uniform(low, high) * NS))
         return None
 
-    def _due(self, at_ns: int) -> bool:
-        """Whether a kill planned at `at_ns` is due; spins the last stretch of a close one."""
-        remaining = at_ns - self.sim.true_time_ns()
+    def _due(self, planned_ns: int) -> bool:
+        """Whether a kill planned at `planned_ns` is due; spins the last stretch of a close one."""
+        remaining = planned_ns - self.sim.true_time_ns()
         if remaining > POLL_S * NS + SPIN_NS:
             return False
         if remaining > SPIN_NS:
             time.sleep((remaining - SPIN_NS) / NS)
-        while self.sim.true_time_ns() < at_ns:
+        while self.sim.true_time_ns() < planned_ns:
             pass
         return True
 
@@ -692,7 +692,7 @@ class CrashScenario:
 
     def _firing_outcome(self, events: list[Event], kill_ns: int) -> str:
         """Whether a firing-window kill came before the POST, or after it (answer logged or not)."""
-        shots = of_run(events, self.run_id or "", "request_sent")
+        shots = of_run(events, self.run_id or "", "request_armed")
         if not shots:
             return "before_request_sent"
         # The killed daemon's connection closes once the simulator has read all it sent.
@@ -703,7 +703,7 @@ class CrashScenario:
         )
         attempt = shots[-1]["payload"]
         posted = any(
-            p.received_ns <= kill_ns and p.arrival_ns >= attempt["at_ns"] - MATCH_SLACK_NS
+            p.received_ns <= kill_ns and p.arrival_ns >= attempt["planned_ns"] - MATCH_SLACK_NS
             for p in self._posts()
         )
         if not posted:
@@ -725,7 +725,7 @@ class CrashScenario:
             return False
         if self.total_kills >= MAX_KILLS_PER_SCENARIO:
             return False
-        if not of_run(events, self.run_id, "request_sent"):
+        if not of_run(events, self.run_id, "request_armed"):
             early = self.sim.true_time_ns() < self.target_ns - CALIBRATING_KILL_LEAD_NS
             if self.budget[CALIBRATING] and early:
                 self.budget[CALIBRATING] -= 1
@@ -890,7 +890,7 @@ class CrashScenario:
         posts = self._posts()
         events = self.final_events
         target_ns = of_run(events, self.run_id, "run_created")[0]["payload"]["target_ns"]
-        shots = [e["payload"] for e in of_run(events, self.run_id, "request_sent")]
+        shots = [e["payload"] for e in of_run(events, self.run_id, "request_armed")]
         answers = {
             e["payload"]["attempt"]: e["payload"] for e in of_run(events, self.run_id, "crn_update")
         }
@@ -922,16 +922,16 @@ class CrashScenario:
         self._check_drops(posts, attempts, answers, run)
 
     def _match(self, post: RequestRecord, shots: list[dict[str, Any]], used: list[int]) -> int:
-        """The attempt whose request_sent planned this POST (every POST must have one)."""
+        """The attempt whose request_armed planned this POST (every POST must have one)."""
         candidates = [
             s
             for s in shots
             if s["attempt"] not in used
-            and s["at_ns"] <= post.arrival_ns + MATCH_SLACK_NS
+            and s["planned_ns"] <= post.arrival_ns + MATCH_SLACK_NS
             and [post.body["ECRN"], post.body["SCRN"]] == [s["ecrn"], s["scrn"]]
         ]
-        assert candidates, f"a POST with no request_sent before it: {post.body}"
-        return int(max(candidates, key=lambda s: s["at_ns"])["attempt"])
+        assert candidates, f"a POST with no request_armed before it: {post.body}"
+        return int(max(candidates, key=lambda s: s["planned_ns"])["attempt"])
 
     def _check_drops(
         self,

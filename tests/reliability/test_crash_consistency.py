@@ -206,11 +206,11 @@ def _cut(label: str) -> Any:
         _cut("state:waiting"),
         _cut("countdown#1"),
         _cut("state:registering"),
-        _cut("request_sent#1"),
+        _cut("request_armed#1"),
         _cut("crn_update#1"),
         _cut("log#1"),
         _cut("log#2"),
-        _cut("request_sent#2"),
+        _cut("request_armed#2"),
         _cut("crn_update#2"),
         _cut("log#3"),
         _cut("done#1"),
@@ -264,7 +264,7 @@ def lost_drop_answer() -> Iterator[LostAnswer]:
             events = reg.wait_for("crn_update", timeout_s=RUN_END_TIMEOUT_S)
             reg.daemon.stop(signal.SIGKILL)
             sent = events[-2]
-            assert sent["type"] == "request_sent", sent
+            assert sent["type"] == "request_armed", sent
             # As if the kill had come between OBS's answer and the daemon writing it down.
             cut_log_after(workdir / "state" / "log", sent["seq"])
             reg.daemon.start()
@@ -285,7 +285,7 @@ def test_a_drop_whose_answer_was_lost_is_resent_after_5_s_and_harmless(
     # With its answer lost, all the log knows of the first POST is the instant it was planned
     # for: the second comes 5 s after that. (From the first's arrival it may be a little less:
     # a stalled machine can send the first some ms after its plan.) OBS's window holds either way.
-    planned_ns = lost_drop_answer.run["requests"][0]["at_ns"]
+    planned_ns = lost_drop_answer.run["requests"][0]["planned_ns"]
     assert second.arrival_ns >= planned_ns + 5 * NS
     assert second.arrival_ns - first.arrival_ns >= DEBOUNCE_NS
     assert codes(second.response["scrnResultList"]) == {DROP_CRN: "VAL10"}

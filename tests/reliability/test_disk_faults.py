@@ -804,7 +804,7 @@ def assert_shot_once_on_time(outcome: ShotThroughFailure) -> None:
     assert outcome.posts_at_exit[:1] == [first], "the POST went before the daemon stopped"
     assert len(outcome.posts) == 1, "the restart knew the shot: nothing was sent twice"
     assert outcome.run["phase"] == "done" and outcome.run["crns"][0]["state"] == "success"
-    assert [e["type"] for e in outcome.events].count("request_sent") == 1
+    assert [e["type"] for e in outcome.events].count("request_armed") == 1
     assert_gap_free(outcome.events)
 
 
