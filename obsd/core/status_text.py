@@ -15,7 +15,7 @@ from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState
 from obsd.core.runs import CrnStatus, RunState
 from obsd.core.state import DaemonState
-from obsd.core.timing import NS, epoch_ns, instant
+from obsd.core.timing import MS, NS, epoch_ns, instant
 from obsd.core.waiting import FINAL_APPROACH_S
 
 
@@ -89,6 +89,13 @@ def next_shot_ns(run: RunState) -> int | None:
         return None
     shots = [_shot_ns(run)] + [request.planned_ns for request in run.requests[-1:]]
     return max(shots)
+
+
+def true_now_ns(state: DaemonState, wall_ns: int) -> int:
+    """The wall clock corrected by the last NTP offset (countdowns match the engine's)."""
+    calibration = state.calibration
+    offset_ms = calibration.ntp_offset_ms if calibration is not None else None
+    return wall_ns + int((offset_ms or 0.0) * MS)
 
 
 def in_quiet_window(state: DaemonState, true_now_ns: int) -> bool:

@@ -14,6 +14,7 @@ from obsd.core.state import DaemonState
 from obsd.core.timing import NS
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
+from obsd.daemon.notifications import Notifications
 from obsd.daemon.runner import Runner
 
 
@@ -43,6 +44,7 @@ class Context:
     started_mono_ns: int
     replayed_events: int
     instance: str | None
+    notifications: Notifications
 
     @property
     def state(self) -> DaemonState:

@@ -25,6 +25,7 @@ import anyio.abc
 from obsd import __version__
 from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import SocketInUse, UnsafeSocketPath, bind_control_socket
+from obsd.adapters.notifiers import open_channels
 from obsd.adapters.systemd import ActivationError, Notifier, inherited_control_socket, socket_name
 from obsd.adapters.token_store import TokenStore
 from obsd.core.admission import Admission
@@ -41,8 +42,10 @@ from obsd.daemon.context import Context
 from obsd.daemon.dispatch import Dispatcher
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
-from obsd.daemon.notify import SystemdReporter
+from obsd.daemon.notifications import Notifications
+from obsd.daemon.ops.reads import health_problems
 from obsd.daemon.runner import Runner
+from obsd.daemon.systemd_status import SystemdReporter
 
 logger = logging.getLogger("obsd")
 
@@ -78,6 +81,9 @@ class Settings:
     credentials_dir: Path | None
     # The student's name on a shared VPS ($OBSD_INSTANCE, obsd@NAME.service); None: the only one.
     instance: str | None = None
+    # Notices go to this command (argv) and to the URLs in these files (daemon/notifications.py).
+    notify_command: tuple[str, ...] = ()
+    notify_url_files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +247,21 @@ async def _serve_until_stopped(
         tokens = stores.tokens
         runner = Runner(tasks, journal, lambda: tokens.token, clock, instruments, storage_failed)
         tasks.start_soon(watch_storage)
+        channels, notify_problems = open_channels(
+            settings.notify_command, settings.notify_url_files
+        )
+        for problem in notify_problems:
+            logger.error("%s", problem)
+        notifications = Notifications(
+            journal,
+            clock,
+            channels,
+            lambda: health_problems(ctx),
+            settings.instance,
+            notify_problems,
+        )
         ctx = Context(
+            notifications=notifications,
             journal=journal,
             tokens=tokens,
             runner=runner,
@@ -252,6 +272,8 @@ async def _serve_until_stopped(
             instance=settings.instance,
         )
         dispatcher = Dispatcher(ctx, storage_failed)
+        # Following the log before the resume: an opening missed while down is told too.
+        await tasks.start(notifications.run)
         await _resume(journal, runner)
         # The log is replayed and the socket listens: a client connecting now is greeted.
         systemd.ready()

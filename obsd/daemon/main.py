@@ -6,9 +6,11 @@ import argparse
 import grp
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import anyio
 
@@ -21,6 +23,10 @@ from obsd.daemon.lifecycle import Settings, StartupError, serve
 from obsd.paths import InstanceError, daemon_socket_path, instance_of, state_dir_path
 
 logger = logging.getLogger("obsd")
+
+# Notification URLs hold their services' secrets (a bot token, a password): as a systemd
+# credential (LoadCredentialEncrypted=notify-urls:...) they stay off the disk in the clear.
+NOTIFY_URLS_CREDENTIAL: Final = "notify-urls"
 
 
 def _group_id(name: str | None, option: str) -> int | None:
@@ -69,6 +75,23 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_SEGMENT_BYTES,
         help="rotate log segments at this size (default: %(default)s)",
     )
+    run.add_argument(
+        "--notify-command",
+        default=os.environ.get("OBSD_NOTIFY_COMMAND"),
+        metavar="COMMAND",
+        help="run COMMAND (split like a shell line, run without one) with each notice as "
+        "JSON on stdin: a run's end, a late start, a problem before the target "
+        "(default: $OBSD_NOTIFY_COMMAND)",
+    )
+    run.add_argument(
+        "--notify-urls",
+        type=Path,
+        default=os.environ.get("OBSD_NOTIFY_URLS"),
+        metavar="FILE",
+        help="send each notice to the apprise URLs in FILE, one per line (ntfy://, tgram://, "
+        "mailto://, ...; needs obsd[notify]); the systemd credential notify-urls is read "
+        "too (default: $OBSD_NOTIFY_URLS)",
+    )
     # Its options are the simulator's own: `obsd sim --help` (parsed there, so that the
     # daemon never imports the simulator).
     commands.add_parser("sim", help="serve a simulated OBS (and NTP) on loopback", add_help=False)
@@ -88,7 +111,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         state_dir = args.state_dir or state_dir_path()
     except InstanceError as exc:
         raise StartupError(f"{exc}; set OBSD_INSTANCE to such a name, or unset it") from None
+    try:
+        notify_command = tuple(shlex.split(args.notify_command or ""))
+    except ValueError as exc:
+        raise StartupError(f"--notify-command: {exc}; quote it as a shell would") from None
+    url_files = [Path(args.notify_urls)] if args.notify_urls else []
+    if credentials and (Path(credentials) / NOTIFY_URLS_CREDENTIAL).exists():
+        url_files.append(Path(credentials) / NOTIFY_URLS_CREDENTIAL)
     return Settings(
+        notify_command=notify_command,
+        notify_url_files=tuple(url_files),
         socket=socket,
         state_dir=state_dir,
         socket_gid=socket_gid if socket_gid is not None else admin_gid,

@@ -29,7 +29,7 @@ from obsd.core.events import (
 from obsd.core.state import DaemonState
 from obsd.core.status_text import QUIET_BEFORE_S
 from obsd.core.timing import NS
-from obsd.daemon.notify import SystemdReporter
+from obsd.daemon.systemd_status import SystemdReporter
 from tests.conftest import DaemonProcess
 from tests.fake_clock import FakeClock
 from tests.harness import iso, registration

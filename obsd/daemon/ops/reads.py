@@ -10,6 +10,7 @@ import msgspec
 
 from obsd import __version__
 from obsd.core.config import order_warnings
+from obsd.core.notices import run_before_target
 from obsd.core.protocol import Events, GetConfig, Health, Ping, Schema, Status
 from obsd.core.replies import (
     ActiveRun,
@@ -27,7 +28,8 @@ from obsd.core.replies import (
 from obsd.core.runs import summary
 from obsd.core.schema import schema
 from obsd.core.time_advice import clock_health
-from obsd.core.timing import NS
+from obsd.core.timing import NS, instant
+from obsd.core.token import judge_expiry
 from obsd.daemon.context import Caller, Context
 from obsd.daemon.journal import RUN_LOG_RESERVE_BYTES
 
@@ -123,6 +125,31 @@ async def events(ctx: Context, request: Events, caller: Caller) -> EventsPage:
 
 async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
     """`health`: ok, or what an operator should look at."""
+    return health_reply(ctx)
+
+
+def health_problems(ctx: Context) -> list[str]:
+    """What `health` would list now (notifications ask while a run waits)."""
+    return health_reply(ctx).problems
+
+
+def _token_problem(ctx: Context) -> str | None:
+    """Whether the token in use will not carry the waiting run to its target."""
+    run = run_before_target(ctx.state)
+    if run is None:
+        return None
+    stored = ctx.tokens.stored
+    if stored.info is None:
+        return stored.problem or (
+            f"no OBS token is configured: run {run.run_id} will fail at its target; "
+            "configure one (obsctl configure --token-stdin)"
+        )
+    verdict = judge_expiry(stored.info, instant(run.target_ns), ctx.now())
+    return None if verdict.error is None else f"run {run.run_id}: {verdict.error}"
+
+
+def health_reply(ctx: Context) -> HealthReply:
+    """The `health` reply as of now."""
     log = ctx.journal.log
     usage = shutil.disk_usage(log.directory)
     problems: list[str] = []
@@ -143,11 +170,13 @@ async def health(ctx: Context, request: Health, caller: Caller) -> HealthReply:
         )
     elif usage.free < LOW_DISK_BYTES:
         problems.append(f"only {usage.free // (1024 * 1024)} MiB free on the state disk")
-    if ctx.tokens.stored.problem:
-        problems.append(ctx.tokens.stored.problem)
+    token_problem = _token_problem(ctx) or ctx.tokens.stored.problem
+    if token_problem:
+        problems.append(token_problem)
     kernel = ctx.instruments.time.read_kernel()
     clock, clock_problems = clock_health(ctx.state.calibration, ctx.state.calibrated_at, kernel)
     problems += clock_problems
+    problems += ctx.notifications.problems()
     return HealthReply(
         ok=not problems,
         problems=problems,

@@ -10,8 +10,8 @@ from typing import Final
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.systemd import Notifier
-from obsd.core.status_text import in_quiet_window, status_line
-from obsd.core.timing import MS, NS
+from obsd.core.status_text import in_quiet_window, status_line, true_now_ns
+from obsd.core.timing import NS
 from obsd.daemon.journal import Journal
 
 # `systemctl status` is read by people: one update a second follows a countdown closely enough,
@@ -32,10 +32,7 @@ class SystemdReporter:
         self._last_status: str | None = None
 
     def _true_now_ns(self) -> int:
-        """The wall clock corrected by the last NTP offset (countdowns match the engine's)."""
-        calibration = self._journal.state.calibration
-        offset_ms = calibration.ntp_offset_ms if calibration is not None else None
-        return self._clock.wall_ns() + int((offset_ms or 0.0) * MS)
+        return true_now_ns(self._journal.state, self._clock.wall_ns())
 
     def current_status(self) -> str:
         """The status line as of now."""
