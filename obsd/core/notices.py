@@ -162,6 +162,14 @@ def run_before_target(state: DaemonState) -> RunState | None:
     return run if run is not None and run.phase in BEFORE_TARGET else None
 
 
+def still_news(notice: Notice, state: DaemonState) -> bool:
+    """Whether a held notice is worth sending yet: attention only while its run still waits."""
+    if notice.kind != NoticeKind.ATTENTION:
+        return True
+    run = run_before_target(state)
+    return run is not None and run.run_id == notice.run_id
+
+
 def may_deliver(state: DaemonState, true_now_ns: int) -> bool:
     """Whether a delivery may start now: never near a shot, never while a run registers.
 

@@ -29,6 +29,7 @@ from obsd.core.notices import (
     may_deliver,
     notice_for,
     run_before_target,
+    still_news,
 )
 from obsd.core.status_text import true_now_ns
 from obsd.core.timing import NS
@@ -156,6 +157,8 @@ class Notifications:
                     await self._clock.sleep_until(self._clock.mono_ns() + int(HELD_RECHECK_S * NS))
                     continue
                 notice = self._queue.popleft()
+                if not still_news(notice, self._journal.state):
+                    continue  # Held past the target: the run's end tells the rest.
                 async with anyio.create_task_group() as tasks:
                     for channel in self._channels:
                         tasks.start_soon(self._send, channel, notice)

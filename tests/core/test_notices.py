@@ -29,6 +29,7 @@ from obsd.core.notices import (
     NoticeKind,
     may_deliver,
     notice_for,
+    still_news,
 )
 from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState, Outcome
@@ -222,3 +223,13 @@ def test_a_notice_is_one_json_document_with_the_event_that_caused_it() -> None:
     assert document["kind"] == "late_start" and document["run_id"] == RUN
     assert document["event"]["type"] == "late_start"
     assert document["event"]["payload"]["late_by_s"] == 2.0
+
+
+def test_attention_held_past_the_target_is_no_longer_news() -> None:
+    warning = MessagePayload("NTP server pool: kiss-o'-death RATE", "warning", RUN)
+    notice = told(created(), PhaseChangedPayload(RUN, Phase.WAITING), warning)
+    assert notice is not None and still_news(notice, waiting())
+    registering, _ = history(created(), *answered())
+    assert not still_news(notice, registering)
+    late = told(created(), LateStartPayload(RUN, 2.0))
+    assert late is not None and still_news(late, registering)
