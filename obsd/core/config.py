@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
@@ -62,6 +63,9 @@ LateStartWindow = Annotated[float, Meta(ge=0.0, le=24 * 3600.0)]
 OBS_SECONDS_PER_CRN: Final = (0.17, 1.1)
 # When the last ECRN may wait this long (at the slow end) for its turn, the plan says so.
 ORDER_MATTERS_AFTER_S: Final = 3.0
+# Beyond OBS's own processing, an answer needs the network and OBS's queue: a read timeout
+# shorter than the processing plus this is likely to give up on answers that do come.
+ANSWER_HEADROOM_S: Final = 3.0
 # Registration periods are announced weeks ahead; a target further away than this is a typo
 # (a wrong year), and would also push the run's nanosecond arithmetic past 64 bits.
 MAX_TARGET_AHEAD: Final = timedelta(days=365)
@@ -274,15 +278,25 @@ def _check_crn_lists(config: Config) -> None:
         seen.add(backup)
 
 
-def order_warnings(config: Config) -> list[str]:
-    """What the order of `ecrn` means on a busy opening, when it matters (one sentence)."""
+def plan_warnings(config: Config) -> list[str]:
+    """What a busy opening means for this plan, when it matters: the order, the read timeout."""
     count = len(config.ecrn)
     fast, slow = OBS_SECONDS_PER_CRN
-    if (count - 1) * slow < ORDER_MATTERS_AFTER_S:
-        return []
-    return [
-        f"OBS handles the {count} ECRNs one after another in this order, {fast:g}-{slow:g} s "
-        f"each on a busy opening: the last ({config.ecrn[-1]}) may wait "
-        f"{(count - 1) * fast:.1f}-{(count - 1) * slow:.1f} s for its turn, while its seats "
-        "fill; put the most contested course first (obsctl configure --ecrn-first CRN)"
-    ]
+    warnings = []
+    if (count - 1) * slow >= ORDER_MATTERS_AFTER_S:
+        warnings.append(
+            f"OBS handles the {count} ECRNs one after another in this order, {fast:g}-{slow:g} s "
+            f"each on a busy opening: the last ({config.ecrn[-1]}) may wait "
+            f"{(count - 1) * fast:.1f}-{(count - 1) * slow:.1f} s for its turn, while its seats "
+            "fill; put the most contested course first (obsctl configure --ecrn-first CRN)"
+        )
+    crns = count + len(config.scrn)
+    needed = crns * slow + ANSWER_HEADROOM_S
+    if config.read_timeout < needed:
+        warnings.append(
+            f"read_timeout {config.read_timeout:g} s is shorter than OBS may take to answer "
+            f"{crns} CRNs on a busy opening (up to {crns * slow:.1f} s): each answer could come "
+            f"too late to be read, and every attempt end unknown; set --read-timeout "
+            f"{math.ceil(needed)} or more"
+        )
+    return warnings

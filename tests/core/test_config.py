@@ -12,7 +12,7 @@ from obsd.core.config import (
     ConfigError,
     ConfigPatch,
     apply_patch,
-    order_warnings,
+    plan_warnings,
     resolve_target,
 )
 
@@ -166,10 +166,21 @@ def test_every_patch_field_is_applied(field: str) -> None:
 
 def test_a_long_ecrn_list_gets_advice_on_its_order() -> None:
     three = Config(ecrn=("21234", "22001", "24010"))
-    assert order_warnings(three) == [], "the last waits at most 2.2 s"
+    assert plan_warnings(three) == [], "the last waits at most 2.2 s"
     four = Config(ecrn=("21234", "22001", "24010", "24020"))
-    assert order_warnings(four) == [
+    assert plan_warnings(four) == [
         "OBS handles the 4 ECRNs one after another in this order, 0.17-1.1 s each on a busy "
         "opening: the last (24020) may wait 0.5-3.3 s for its turn, while its seats fill; put "
         "the most contested course first (obsctl configure --ecrn-first CRN)"
     ]
+
+
+def test_a_read_timeout_shorter_than_a_busy_answer_gets_advice() -> None:
+    five = Config(ecrn=("21234", "22001", "24010"), scrn=("20456", "23100"), read_timeout=5.0)
+    assert plan_warnings(five) == [
+        "read_timeout 5 s is shorter than OBS may take to answer 5 CRNs on a busy opening (up "
+        "to 5.5 s): each answer could come too late to be read, and every attempt end unknown; "
+        "set --read-timeout 9 or more"
+    ]
+    # The default 30 s is enough for OBS's largest list, 12 CRNs at the slow end.
+    assert not any("read_timeout" in w for w in plan_warnings(Config(ecrn=("21234",) * 12)))

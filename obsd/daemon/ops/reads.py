@@ -9,7 +9,7 @@ from typing import Final
 import msgspec
 
 from obsd import __version__
-from obsd.core.config import order_warnings
+from obsd.core.config import plan_warnings
 from obsd.core.notices import run_before_target
 from obsd.core.protocol import Events, GetConfig, Health, Ping, Schema, Status
 from obsd.core.replies import (
@@ -96,7 +96,7 @@ async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
 def config_reply(ctx: Context) -> ConfigReply:
     """The plan as `config` and `configure` answer it, with its advice."""
     config = ctx.state.config
-    return ConfigReply(config=config, token=ctx.tokens.stored, warnings=order_warnings(config))
+    return ConfigReply(config=config, token=ctx.tokens.stored, warnings=plan_warnings(config))
 
 
 async def config(ctx: Context, request: GetConfig, caller: Caller) -> ConfigReply:
