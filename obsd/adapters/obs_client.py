@@ -27,6 +27,9 @@ USER_AGENT: Final = "obsd (course registration; one request per attempt)"
 class ObsError(Exception):
     """OBS could not be reached or did not answer; the message says how."""
 
+    # When a POST that failed this way was handed to the connection (monotonic), if it was.
+    sent_mono_ns: int | None = None
+
 
 class ObsTimeout(ObsError):
     """No answer within the read timeout: a POST may still have been processed."""
@@ -158,8 +161,12 @@ class ObsClient:
     async def send(self, post: PreparedPost) -> Answer:
         """Send a prepared POST; the send instant is taken right before the call."""
         sent = self._clock.mono_ns()
-        with _mapped_errors():
-            response = await self._client.send(post._request)
+        try:
+            with _mapped_errors():
+                response = await self._client.send(post._request)
+        except ObsError as exc:
+            exc.sent_mono_ns = sent  # A lost answer still says when the POST left.
+            raise
         return Answer(
             http_status=response.status_code,
             body=response.content,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -342,7 +343,7 @@ class RunDriver:
 
     async def _fire(
         self, obs: ObsClient, post: PreparedPost, step: NextPost, call_mono: int
-    ) -> Answer | str:
+    ) -> Answer | Lost:
         # The warm-up goes to a loopback listener of our own: nothing but the POST reaches OBS.
         warmer = self._instruments.warm_send_path(step.ecrn, step.scrn, call_mono - SPIN_BASE_NS)
         with collector_paused():
@@ -353,26 +354,32 @@ class RunDriver:
                 await self._clock.arrive_at(call_mono)
                 try:
                     return await obs.send(post)
-                except ObsTimeout:
-                    return "no answer within the read timeout; the POST may have been processed"
+                except ObsTimeout as exc:
+                    return Lost(
+                        "no answer within the read timeout; the POST may have been processed",
+                        exc.sent_mono_ns,
+                    )
                 except ObsError as exc:
-                    return f"the connection failed ({exc}); the POST may have been processed"
+                    return Lost(
+                        f"the connection failed ({exc}); the POST may have been processed",
+                        exc.sent_mono_ns,
+                    )
 
     def _read(
-        self, attempt: int, step: NextPost, answer: Answer | str, clock: ClockMap, call_mono: int
+        self, attempt: int, step: NextPost, answer: Answer | Lost, clock: ClockMap, call_mono: int
     ) -> CrnUpdatePayload:
         """Turn what came back into an event: results, or why there are none."""
-        if isinstance(answer, str):
+        if isinstance(answer, Lost):
             # responded_ns: when the attempt was given up, which later spacing counts from.
             return CrnUpdatePayload(
                 run_id=self._run_id,
                 attempt=attempt,
                 outcome=Outcome.UNKNOWN,
                 http_status=None,
-                sent_ns=clock.true_ns(call_mono),
+                sent_ns=clock.true_ns(answer.sent_mono_ns or call_mono),
                 responded_ns=clock.true_ns(self._clock.mono_ns()),
                 results=[],
-                detail=answer,
+                detail=answer.detail,
             )
         reading = read_response(answer.http_status, answer.body, step.ecrn, step.scrn)
         return CrnUpdatePayload(
@@ -398,6 +405,14 @@ class RunDriver:
 
     async def _finish(self, stop: Stop) -> None:
         await self._emit(DonePayload(self._run_id, stop.phase, stop.reason, crn_results(self.run)))
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A POST whose answer never came: why, and when it was handed to the connection."""
+
+    detail: str
+    sent_mono_ns: int | None
 
 
 def _answered(update: CrnUpdatePayload) -> str:

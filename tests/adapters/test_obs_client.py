@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from obsd.adapters.clock import SystemClock
-from obsd.adapters.obs_client import ObsClient
+from obsd.adapters.obs_client import ObsClient, ObsTimeout
 
 
 async def probe_headers(token: str) -> httpx.Headers:
@@ -29,3 +30,20 @@ async def test_probes_carry_the_token() -> None:
 async def test_without_a_token_a_calibration_probe_has_no_authorization_header() -> None:
     """An empty "Bearer " is refused by the HTTP client, so calibrate would measure nothing."""
     assert "authorization" not in await probe_headers("")
+
+
+async def test_a_post_whose_answer_is_lost_still_says_when_it_was_sent() -> None:
+    clock = SystemClock()
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    async with ObsClient(
+        "https://obs.test", "a.b.c", 30.0, clock, httpx.MockTransport(lose)
+    ) as obs:
+        post = obs.prepare(["21234"], [])
+        before = clock.mono_ns()
+        with pytest.raises(ObsTimeout) as lost:
+            await obs.send(post)
+        after = clock.mono_ns()
+    assert lost.value.sent_mono_ns is not None and before <= lost.value.sent_mono_ns <= after
