@@ -25,6 +25,7 @@ from obsd.sim import RunningSimulator, Simulator
 from obsd.sim.app import RequestRecord
 from tests.conftest import wait_until
 from tests.harness import STUDENT, iso, sim_config
+from tests.notice_receivers import receiver
 from tests.systemd.container import STEP_TIMEOUT_S, Container, booted, fresh_debian
 from tests.systemd.guide import FENCED, install_blocks, section
 
@@ -357,12 +358,54 @@ def test_two_students_on_one_vps_fire_on_their_own_targets_and_keep_their_tokens
                 )
 
 
+# The operator's notification command: it keeps what it is handed where the unit lets obsd write.
+NOTIFY_SCRIPT: Final = """#!/bin/sh
+cat >> /var/lib/obsd/notices.jsonl
+"""
+
+
+def test_notifications_from_the_guide_s_drop_in_reach_a_command_and_a_url(
+    machine: Machine,
+) -> None:
+    install_extra, setup = FENCED.findall(
+        section("### Being told: notifications", "## 6. Reading a run report")
+    )
+    machine.container.run(install_extra, user=USER)
+    machine.root_sh("install -m 0755 /dev/stdin /usr/local/bin/obsd-notify", stdin=NOTIFY_SCRIPT)
+    hook = secrets.token_hex(8)  # stands in for the secret part of a real URL
+    with receiver() as http:
+        # The guide's block reads the URL file from the terminal: here, from stdin.
+        machine.container.run(setup, user=USER, stdin=http.url("json", hook) + "\n")
+        assert machine.root_sh("test -e /tmp/notify-urls || echo gone").strip() == "gone"
+        with registration_day(machine, opening_in_s=3600):
+            run_id = machine.obsctl("start")["run_id"]
+            machine.obsctl("cancel")
+            wait_until(
+                lambda: any(
+                    body["title"].endswith("cancelled while waiting")
+                    or body["title"].endswith("cancelled while calibrating")
+                    for _, body in http.posts
+                ),
+                SETTLE_S,
+                "the cancel notice at the URL",
+            )
+        notices = [
+            json.loads(line)
+            for line in machine.root_sh("cat /var/lib/obsd/notices.jsonl").splitlines()
+        ]
+    assert {path for path, _ in http.posts} == {f"/{hook}"}
+    cancelled = [n for n in notices if n["kind"] == "run_cancelled"]
+    assert len(cancelled) == 1 and cancelled[0]["run_id"] == run_id
+    journal = machine.root_sh("journalctl -o export --no-pager -u obsd.service")
+    assert hook not in journal, "a notification URL reached the journal"
+
+
 def test_no_token_in_any_journal_line(machine: Machine) -> None:
     # Every field of every entry, of both boots: obsd's own lines, systemd's, sudo's.
     journal = machine.root_sh("journalctl -o export --no-pager")
     assert len(set(re.findall(r"^_BOOT_ID=(\w+)$", journal, re.MULTILINE))) == 2
     assert "MESSAGE=INFO obsd: resuming run " in journal  # the daemons' lines are there
-    assert len(machine.tokens) == 2 + len(STUDENTS)
+    assert len(machine.tokens) == 3 + len(STUDENTS)
     for token in machine.tokens:
         signature = token.rsplit(".", 1)[-1]
         assert token not in journal and signature not in journal
