@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from obsctl import configure as configure_options
-from obsctl import event_view, render, report
+from obsctl import event_view, render, report, watch
 from obsctl.client import Client, ClientError
 from obsctl.configure import UsageError
 from obsd.core.replies import REPLIES
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SEQ",
         help="start after this seq (default: the last 10 events)",
     )
+    command("watch", "one live screen: phase, countdown, clock, plan, results (piped: tail -f)")
     events = command("events", "one page of the event history")
     events.add_argument("--after", type=int, default=0, metavar="SEQ")
     events.add_argument("--limit", type=int, default=100)
@@ -169,6 +170,15 @@ def _tail(client: Client, args: argparse.Namespace) -> int:
         if message.get("type") == "caught_up" and not args.follow:
             return EXIT_OK
     return EXIT_OK
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    after = watch.tail_start(client)
+    if args.json or not sys.stdout.isatty():
+        # Into a pipe or a file a screen makes no sense: the lines of tail -f, from the same start.
+        args.after, args.follow = after, True
+        return _tail(client, args)
+    return watch.watch(client, after, watch.initial_state(client))
 
 
 def _events(client: Client, args: argparse.Namespace) -> int:
@@ -258,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
             return _tail(client, args)
         if args.command == "events":
             return _events(client, args)
+        if args.command == "watch":
+            return _watch(client, args)
         op, view = COMMANDS[args.command]
         return _print_response(client.request(op, **_request_fields(args)), args, view(args), op)
 
