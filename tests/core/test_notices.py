@@ -9,7 +9,6 @@ import pytest
 from obsd.core.config import Config
 from obsd.core.events import (
     Actor,
-    CalibrationPayload,
     CrnResult,
     CrnUpdatePayload,
     DonePayload,
@@ -36,6 +35,7 @@ from obsd.core.results import CrnKind, CrnState, Outcome
 from obsd.core.state import DaemonState, apply
 from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
+from tests.core.payloads import calibration
 
 TARGET_NS = 1_768_474_800 * NS
 FIRE_NS = TARGET_NS + NS // 1000
@@ -61,24 +61,6 @@ def created(backup: dict[str, str] | None = None) -> RunCreatedPayload:
 
 def result(crn: str, state: CrnState, kind: CrnKind = CrnKind.ECRN) -> CrnResult:
     return CrnResult(crn=crn, kind=kind, state=state, code=None, message=f"{crn} {state}")
-
-
-def calibrated() -> CalibrationPayload:
-    return CalibrationPayload(
-        run_id=RUN,
-        ntp_server="pool",
-        ntp_offset_ms=0.0,
-        ntp_delay_ms=5.0,
-        ntp_samples=3,
-        rtt_min_ms=10.0,
-        rtt_median_ms=11.0,
-        rtt_jitter_ms=1.0,
-        rtt_samples=5,
-        date_offset_s=0.0,
-        date_check="ok",
-        send_delay_ms=0.1,
-        fire_at_ns=FIRE_NS,
-    )
 
 
 def answered(*results: CrnResult) -> list[msgspec.Struct]:
@@ -200,7 +182,9 @@ def test_other_events_tell_nobody(payloads: list[msgspec.Struct]) -> None:
 
 
 def waiting() -> DaemonState:
-    state, _ = history(created(), PhaseChangedPayload(RUN, Phase.WAITING), calibrated())
+    state, _ = history(
+        created(), PhaseChangedPayload(RUN, Phase.WAITING), calibration(RUN, FIRE_NS, 0.0)
+    )
     return state
 
 

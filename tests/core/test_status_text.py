@@ -22,6 +22,7 @@ from obsd.core.state import DaemonState, apply
 from obsd.core.status_text import QUIET_AFTER_S, QUIET_BEFORE_S, in_quiet_window, status_line
 from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
+from tests.core.payloads import calibration
 from tests.harness import iso
 
 # 2026-01-15 11:00:00 UTC: 14:00:00 in Istanbul.
@@ -44,21 +45,7 @@ def _created() -> RunCreatedPayload:
 
 
 def _calibrated(fire_at_ns: int) -> CalibrationPayload:
-    return CalibrationPayload(
-        run_id=RUN_ID,
-        ntp_server="pool",
-        ntp_offset_ms=1.0,
-        ntp_delay_ms=5.0,
-        ntp_samples=3,
-        rtt_min_ms=10.0,
-        rtt_median_ms=11.0,
-        rtt_jitter_ms=1.0,
-        rtt_samples=5,
-        date_offset_s=0.0,
-        date_check="ok",
-        send_delay_ms=0.1,
-        fire_at_ns=fire_at_ns,
-    )
+    return calibration(RUN_ID, fire_at_ns)
 
 
 def _answered(attempt: int) -> CrnUpdatePayload:

@@ -16,6 +16,11 @@ def section(start: str, end: str) -> str:
     return text[text.index(start) : text.index(end, text.index(start))]
 
 
+def blocks(start: str, end: str) -> list[str]:
+    """The shell blocks of the guide's text from `start` up to `end`."""
+    return FENCED.findall(section(start, end))
+
+
 def install_blocks() -> tuple[str, str]:
     """§2's shell blocks: those before "Check it:" (install) and the one after (check)."""
     before, after = section("## 2. Install", "### Where the token goes").split("Check it:", 1)

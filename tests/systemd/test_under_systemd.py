@@ -27,7 +27,7 @@ from tests.conftest import wait_until
 from tests.harness import STUDENT, iso, sim_config
 from tests.notice_receivers import receiver
 from tests.systemd.container import STEP_TIMEOUT_S, Container, booted, fresh_debian
-from tests.systemd.guide import FENCED, install_blocks, section
+from tests.systemd.guide import blocks, install_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * STEP_TIMEOUT_S)]
 
@@ -316,9 +316,7 @@ STUDENTS: Final = {"alice": 70.0, "bob": 85.0}
 def test_two_students_on_one_vps_fire_on_their_own_targets_and_keep_their_tokens(
     machine: Machine,
 ) -> None:
-    template, per_student = FENCED.findall(
-        section("### Several students on one VPS", "## 3. First configuration")
-    )
+    template, per_student = blocks("### Several students on one VPS", "## 3. First configuration")
     machine.container.run(template, user=USER)
     for name in STUDENTS:
         machine.root_sh(f"useradd --create-home --shell /bin/sh {name}")
@@ -367,9 +365,7 @@ cat >> /var/lib/obsd/notices.jsonl
 def test_notifications_from_the_guide_s_drop_in_reach_a_command_and_a_url(
     machine: Machine,
 ) -> None:
-    install_extra, setup = FENCED.findall(
-        section("### Being told: notifications", "## 6. Reading a run report")
-    )
+    install_extra, setup = blocks("### Being told: notifications", "## 6. Reading a run report")
     machine.container.run(install_extra, user=USER)
     machine.root_sh("install -m 0755 /dev/stdin /usr/local/bin/obsd-notify", stdin=NOTIFY_SCRIPT)
     hook = secrets.token_hex(8)  # stands in for the secret part of a real URL
