@@ -84,19 +84,23 @@ class CommandChannel:
             )
         except OSError as exc:
             return f"cannot run {self._argv[0]}: {exc.strerror or exc}"
-        with anyio.move_on_after(timeout_s):
-            assert process.stdin is not None
-            # A command that does not read its stdin is still a working command.
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await process.stdin.send(_encoder.encode(notice) + b"\n")
-                await process.stdin.aclose()
-            status = await process.wait()
-            return None if status == 0 else f"{self._argv[0]} exited with status {status}"
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-        return f"{self._argv[0]} did not finish within {timeout_s:.0f} s and was killed"
+        try:
+            with anyio.move_on_after(timeout_s):
+                assert process.stdin is not None
+                # A command that does not read its stdin is still a working command.
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await process.stdin.send(_encoder.encode(notice) + b"\n")
+                    await process.stdin.aclose()
+                status = await process.wait()
+                return None if status == 0 else f"{self._argv[0]} exited with status {status}"
+            return f"{self._argv[0]} did not finish within {timeout_s:.0f} s and was killed"
+        finally:
+            # At the timeout, and when the daemon stops meanwhile: nothing is left running.
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                with anyio.CancelScope(shield=True):
+                    await process.wait()
 
 
 def _scheme(url: str) -> str:

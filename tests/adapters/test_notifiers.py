@@ -16,6 +16,7 @@ from obsd.adapters.notifiers import (
     read_urls,
 )
 from obsd.core.notices import Notice, NoticeKind
+from tests.conftest import wait_until
 from tests.notice_receivers import receiver, record_command, recorded
 
 NOTICE = Notice(
@@ -45,10 +46,24 @@ async def test_a_failing_command_is_a_failed_delivery(tmp_path: Path) -> None:
     assert problem is not None and problem.endswith("exited with status 3")
 
 
-async def test_a_command_that_hangs_is_killed_at_the_timeout() -> None:
-    hangs = [sys.executable, "-c", "import time; time.sleep(600)"]
+async def test_a_command_that_hangs_is_killed_at_the_timeout_with_what_it_started(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "child"
+    # A shell that starts a child and waits for it, as a script around curl would.
+    hangs = ["sh", "-c", f'sleep 600 & echo $! > "{pid_file}"; wait']
     problem = await CommandChannel(hangs).deliver(NOTICE, 0.5)
     assert problem is not None and "did not finish within" in problem and "killed" in problem
+    state = Path(f"/proc/{int(pid_file.read_text())}/stat")
+
+    def gone() -> bool:
+        # Killed with its process group: reaped, or a zombie until it is, never asleep.
+        try:
+            return state.read_text().split(")")[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_until(gone, 10, "the command's child killed")
 
 
 async def test_a_command_that_ignores_its_stdin_still_works() -> None:
