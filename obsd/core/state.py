@@ -191,14 +191,19 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
     return run
 
 
-def last_post_ns(state: DaemonState, other_than: str) -> int | None:
-    """When OBS last saw a POST of a run other than `other_than`: its answer, else its send."""
+def last_post_ns(state: DaemonState, run: RunState) -> int | None:
+    """When the OBS `run` sends to last saw a POST of another run: its answer, else its send.
+
+    Another OBS (a test server, the simulator) keeps its own window, so only runs with the
+    same `obs_base_url` count.
+    """
     return max(
         (
             request.responded_ns or request.planned_ns
-            for run in state.runs.values()
-            if run.run_id != other_than
-            for request in run.requests
+            for other in state.runs.values()
+            if other.run_id != run.run_id
+            and other.config.obs_base_url == run.config.obs_base_url
+            for request in other.requests
         ),
         default=None,
     )

@@ -272,7 +272,7 @@ class RunDriver:
         """Fire, read, and retry as the policy says until the run ends."""
         clock = calibrated.clock
         while True:
-            step = next_step(self.run, last_post_ns(self._journal.state, self._run_id))
+            step = next_step(self.run, last_post_ns(self._journal.state, self.run))
             if isinstance(step, Stop):
                 await self._finish(step)
                 return

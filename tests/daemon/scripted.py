@@ -259,14 +259,16 @@ async def planned(
     return Drive(journal, clock, obs, target, behaviours, kernel)
 
 
-async def planned_next(drive: Drive, run_id: str, answers: list[Answer], wait_s: float) -> Drive:
-    """Another run on the same journal, clock and OBS, after `drive`'s has ended."""
+async def planned_next(
+    drive: Drive, run_id: str, answers: list[Answer], wait_s: float, **config: Any
+) -> Drive:
+    """Another run on the same journal, clock and transport, after `drive`'s has ended."""
     target = drive.clock.true_ns() + int(wait_s * NS)
     await drive.journal.append(
         RunCreatedPayload(
             run_id,
             Actor(0, 1),
-            drive.run.config,
+            msgspec.structs.replace(drive.run.config, **config),
             TokenInfo(fingerprint="sha256:x", exp=None),
             target,
         )

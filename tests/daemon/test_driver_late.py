@@ -65,3 +65,18 @@ async def test_a_late_start_waits_out_the_debounce_of_an_earlier_runs_post(
     # OBS's debounce is per token: never within retry_interval of the earlier answer.
     assert second_post.true_ns >= answered_ns + int(run.config.retry_interval * NS)
     assert "after an earlier run's last POST" in " ".join(second.said())
+
+
+async def test_a_post_to_another_obs_does_not_hold_a_run_back(tmp_path: Path) -> None:
+    first = await planned(tmp_path, [obs_answer({"21234": "VAL06"})], wait_s=5)
+    await first.to_the_end()
+    answered_ns = first.run.requests[-1].responded_ns
+    assert answered_ns is not None
+    # Another server (a test OBS) keeps its own debounce window.
+    second = await planned_next(
+        first, "run-2", [obs_answer(ADDED)], wait_s=-1, obs_base_url="https://obs-test.example"
+    )
+    run = await second.to_the_end()
+    _, second_post = second.obs.posts
+    assert run.phase == Phase.DONE
+    assert second_post.true_ns < answered_ns + int(run.config.retry_interval * NS)
