@@ -24,8 +24,9 @@ from obsd.core.token import fingerprint
 from obsd.sim.clock import SimClock
 from obsd.sim.config import SimConfig
 from obsd.sim.faults import FaultPlan
-from obsd.sim.http11 import JSON_CONTENT_TYPE, BadRequest, HttpRequest
+from obsd.sim.http11 import BadRequest, HttpRequest, Reply
 from obsd.sim.rules import Registrar, SimState
+from obsd.sim.sso import SingleSignOn
 from obsd.sim.tokens import TokenRejected, verify_token
 
 REGISTRATION_PATHS: Final = frozenset({"/api/ders-kayit/v21", "/api/ders-kayit/v21/"})
@@ -71,20 +72,6 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: int | None
     response: Any
     fault: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the server must do with one request."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-    content_type: str = JSON_CONTENT_TYPE
-    # Seconds to wait before answering (response delay, slow fault).
-    hold_s: float = 0.0
-    # Abort the connection (RST) instead of answering.
-    reset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +125,9 @@ class SimApp:
         }
         self._routes[AUTH_CHECK_PATH] = ("GET", self._check_token)
         self._routes[OPENING_CHECK_PATH] = ("GET", self._check_opening)
+        self._sso = SingleSignOn(config, key)
+        for path, methods in self._sso.routes().items():
+            self._routes[path] = (methods, self._sign_on)
 
     @staticmethod
     def is_admin(request: HttpRequest) -> bool:
@@ -163,9 +153,10 @@ class SimApp:
             route = self._routes.get(request.path)
             if route is None:
                 outcome = _Outcome(_message(404, "Not Found"))
-            elif request.method != route[0]:
+            elif request.method not in route[0].split():
+                allowed = route[0].replace(" ", ", ")
                 outcome = _Outcome(
-                    replace(_message(405, "Method Not Allowed"), headers=(("Allow", route[0]),))
+                    replace(_message(405, "Method Not Allowed"), headers=(("Allow", allowed),))
                 )
             else:
                 outcome = route[1](request, arrival_ns)
@@ -176,7 +167,9 @@ class SimApp:
                 request.method,
                 request.path,
                 request.headers.get("authorization"),
-                request.body,
+                SingleSignOn.redacted(request)
+                if route and route[1] == self._sign_on
+                else request.body,
                 request.received_ns,
                 arrival_ns,
                 outcome,
@@ -282,6 +275,10 @@ class SimApp:
             turns.append(round(elapsed_s * NS))
             elapsed_s += low if low == high else self._processing_random.uniform(low, high)
         return turns, elapsed_s
+
+    def _sign_on(self, request: HttpRequest, arrival_ns: int) -> _Outcome:
+        reply, subject = self._sso.respond(request, arrival_ns)
+        return _Outcome(reply, subject)
 
     def _check_token(self, request: HttpRequest, arrival_ns: int) -> _Outcome:
         subject = self._subject(request, arrival_ns)

@@ -57,6 +57,15 @@ class Course(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     fills_after_s: NonNegative | None = None
 
 
+class StudentLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How a student logs in to the simulated İTÜ single sign-on (obsd/sim/sso.py)."""
+
+    username: Annotated[str, Meta(min_length=1)]
+    password: Annotated[str, Meta(min_length=1)]
+    # More than one (a double major): the login asks which, with a page of links.
+    identities: list[Annotated[str, Meta(min_length=1)]] = []
+
+
 class Student(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A student's state at start; `subject` is the JWT `sub` that identifies them."""
 
@@ -65,6 +74,7 @@ class Student(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     drops_used: Annotated[int, Meta(ge=0)] = 0
     # Course codes passed, checked against prerequisites.
     passed: list[str] = []
+    login: StudentLogin | None = None
 
 
 class FaultRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -117,6 +127,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     response_delay_s: NonNegative = 0.0
     response_jitter_s: NonNegative = 0.0
     faults: list[FaultRule] = []
+    # How long a single sign-on session lasts: after it, the JWT endpoint answers the login
+    # form (obs-facts.md: unknown for the real one; tools re-mint every 60 s to 1 h).
+    session_lifetime_s: Positive = 3600.0
     # Each CRN of a POST takes a uniform draw from this range, in turn (drops, then adds), and
     # the answer comes when the last is done. A busy opening's pace by default, as OBS answers
     # on the day; (0, 0) answers at once.
@@ -153,10 +166,15 @@ def validate_config(config: SimConfig) -> SimConfig:
                     f"course {course.crn}: slot {day} {start}-{end} ends before it starts"
                 )
     subjects: set[str] = set()
+    usernames: set[str] = set()
     for student in checked.students:
         if student.subject in subjects:
             raise SimConfigError(f"student {student.subject} is listed twice")
         subjects.add(student.subject)
+        if student.login is not None and student.login.username in usernames:
+            raise SimConfigError(f"user name {student.login.username} is listed twice")
+        if student.login is not None:
+            usernames.add(student.login.username)
         for crn in student.registered:
             if crn not in crns:
                 raise SimConfigError(

@@ -125,6 +125,20 @@ class RequestParser:
 JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the server must do with one request."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = JSON_CONTENT_TYPE
+    # Seconds to wait before answering (response delay, slow fault).
+    hold_s: float = 0.0
+    # Abort the connection (RST) instead of answering.
+    reset: bool = False
+
+
 def render_response(
     status: int,
     body: bytes,

@@ -23,9 +23,9 @@ import struct
 from typing import Final
 
 from obsd.core.timing import NS
-from obsd.sim.app import Reply, SimApp
+from obsd.sim.app import SimApp
 from obsd.sim.clock import SimClock
-from obsd.sim.http11 import BadRequest, HttpRequest, RequestParser, render_response
+from obsd.sim.http11 import BadRequest, HttpRequest, Reply, RequestParser, render_response
 
 logger = logging.getLogger("obsd.sim")
 
