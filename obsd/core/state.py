@@ -201,8 +201,7 @@ def last_post_ns(state: DaemonState, run: RunState) -> int | None:
         (
             request.responded_ns or request.planned_ns
             for other in state.runs.values()
-            if other.run_id != run.run_id
-            and other.config.obs_base_url == run.config.obs_base_url
+            if other.run_id != run.run_id and other.config.obs_base_url == run.config.obs_base_url
             for request in other.requests
         ),
         default=None,
