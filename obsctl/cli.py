@@ -14,6 +14,7 @@ from obsctl import configure as configure_options
 from obsctl import event_view, render, report, watch
 from obsctl.client import Client, ClientError
 from obsctl.configure import UsageError
+from obsctl.login import login_fields
 from obsd.core.replies import REPLIES
 from obsd.paths import InstanceError, app_name, client_socket
 
@@ -103,6 +104,22 @@ def _parser() -> argparse.ArgumentParser:
     command("health", "log store, disk space, clock")
     command("schema", "the JSON Schema of the protocol")
     command("test-token", "check the token with OBS (a cheap GET, never a registration)")
+    login = command(
+        "login",
+        "keep the İTÜ user name and password, so that obsd can fetch fresh tokens itself "
+        "(asked for without echo, or two lines on stdin)",
+    )
+    login.add_argument(
+        "--identity",
+        metavar="NAME",
+        help="for a double major: the identity (program) whose name contains NAME",
+    )
+    login.add_argument(
+        "--check",
+        action="store_true",
+        help="log in once with the kept credentials and test the token; show each step",
+    )
+    command("logout", "forget the kept İTÜ credentials")
     command("calibrate", "measure NTP offset, RTT to OBS and send delay now")
     command("start", "start a run from the current configuration")
     command("cancel", "cancel the active run at once")
@@ -233,6 +250,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Callable[[Any], st
     "runs": ("runs", lambda args: render.runs),
     "run": ("run", _run_report),
     "delete-run": ("delete_run", lambda args: lambda reply: f"run {reply.run_id} deleted"),
+    "logout": ("logout", lambda args: render.login),
 }
 
 
@@ -259,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
     patch = (
         configure_options.config_patch(args, current_ecrn) if args.command == "configure" else None
     )
+    # Asked for before connecting: a person typing holds no connection open.
+    credentials = login_fields(args) if args.command == "login" and not args.check else {}
     with Client(path, service=service) as client:
         if patch is not None:
             return _print_response(
@@ -270,6 +290,14 @@ def run(args: argparse.Namespace) -> int:
             return _events(client, args)
         if args.command == "watch":
             return _watch(client, args)
+        if args.command == "login" and args.check:
+            return _print_response(
+                client.request("test_login"), args, render.login_check, "test_login"
+            )
+        if args.command == "login":
+            return _print_response(
+                client.request("login", **credentials), args, render.login, "login"
+            )
         op, view = COMMANDS[args.command]
         return _print_response(client.request(op, **_request_fields(args)), args, view(args), op)
 

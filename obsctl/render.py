@@ -8,13 +8,15 @@ import msgspec
 
 from obsctl.text import rows
 from obsctl.time_view import clock_rows, fire_text, kernel_text, source_line, time_text
-from obsd.core.events import CalibrationPayload
+from obsd.core.events import CalibrationPayload, LoginCheckedPayload
+from obsd.core.login import LoginInfo
 from obsd.core.replies import (
     ActiveRun,
     CancelReply,
     ConfigReply,
     DaemonInfo,
     HealthReply,
+    LoginReply,
     RunsPage,
     StartReply,
     StatusReply,
@@ -78,7 +80,42 @@ def config(reply: ConfigReply) -> str:
         )
     else:
         pairs.append(("token", token.problem or "not set"))
+    pairs.append(("login", login_text(reply.login)))
     pairs += [("warning", warning) for warning in reply.warnings]
+    return rows(pairs)
+
+
+def login_text(info: LoginInfo) -> str:
+    """The İTÜ credentials as they may be shown: set or not, the user name, the identity."""
+    if not info.configured:
+        return info.problem or "not set (obsctl login)"
+    identity = f", identity {info.identity!r}" if info.identity else ""
+    return f"{info.username}{identity}, password set (from {info.source})"
+
+
+def login(reply: LoginReply) -> str:
+    """`obsctl login` and `obsctl logout`."""
+    return rows([("login", login_text(reply.login))])
+
+
+def login_check(reply: LoginCheckedPayload) -> str:
+    """`obsctl login --check`: each step of the flow, then the verdict."""
+    pairs: list[tuple[str, Any]] = [
+        (
+            "step",
+            f"{step.what}: {step.method} {step.url} -> {step.status}"
+            + (f" after {step.redirects} redirects" if step.redirects else ""),
+        )
+        for step in reply.steps
+    ]
+    if reply.identities:
+        pairs.append(("identities", "; ".join(reply.identities)))
+    if reply.identity:
+        pairs.append(("identity", reply.identity))
+    if reply.token:
+        pairs.append(("token", f"{reply.token.fingerprint} (exp {reply.token.exp or 'unknown'})"))
+    pairs.append(("OBS says" if reply.code is None else "error", reply.message))
+    pairs.append(("verdict", "login works" if reply.ok else f"FAILED ({reply.code or 'token'})"))
     return rows(pairs)
 
 

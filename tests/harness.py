@@ -15,7 +15,7 @@ import msgspec
 from obsctl.client import ClientError
 from obsd.core.timing import NS
 from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
-from obsd.sim.app import RequestRecord
+from obsd.sim.app import REGISTRATION_PATHS, RequestRecord
 from tests.conftest import DaemonProcess
 
 STUDENT = "150200001"
@@ -128,8 +128,10 @@ class Registration:
         return dict(response["data"])
 
     def posts(self) -> list[RequestRecord]:
-        """Registration POSTs in the order the simulator saw them."""
-        return [r for r in self.sim.requests() if r.method == "POST"]
+        """Registration POSTs in the order the simulator saw them (a login's are not)."""
+        return [
+            r for r in self.sim.requests() if r.method == "POST" and r.path in REGISTRATION_PATHS
+        ]
 
 
 @contextmanager

@@ -9,7 +9,6 @@ session identifiers), so that `obsctl login --check` can show the flow without i
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -17,6 +16,7 @@ import httpx
 import msgspec
 
 from obsd.adapters.clock import Clock
+from obsd.core.login import LoginFailure, LoginStep
 from obsd.core.login_pages import (
     Identity,
     LoginPageError,
@@ -39,28 +39,6 @@ JWT_HEADERS: Final = {
 LOGIN_TIMEOUT_S: Final = 20.0
 # ASP.NET and the single sign-on redirect a few times; more is a loop.
 MAX_REDIRECTS: Final = 10
-
-
-class LoginFailure(StrEnum):
-    """Why a login or a re-mint did not give a token; each is an error code of its own."""
-
-    WRONG_PASSWORD = "LOGIN_WRONG_PASSWORD"
-    FORM_AGAIN = "LOGIN_FORM_AGAIN"
-    NOT_A_TOKEN = "LOGIN_NOT_A_TOKEN"
-    SESSION_EXPIRED = "LOGIN_SESSION_EXPIRED"
-    NO_IDENTITY = "LOGIN_NO_IDENTITY"
-    UNREACHABLE = "LOGIN_UNREACHABLE"
-    PAGE_CHANGED = "LOGIN_PAGE_CHANGED"
-
-
-class LoginStep(msgspec.Struct, frozen=True):
-    """One request of the flow: what it was for and what came back (never a secret)."""
-
-    what: str
-    method: str
-    url: str  # scheme, host and path: the query holds session identifiers
-    status: int
-    redirects: int
 
 
 class LoginFailed(Exception):

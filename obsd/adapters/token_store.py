@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
-from obsd.adapters.files import fsync_dir
-from obsd.core.oserrors import explain
+from obsd.adapters.files import SecretSource, first_secret, fsync_dir, write_private
 from obsd.core.token import StoredToken, TokenError, TokenSource, inspect_token
 
 TOKEN_FILE: Final = "obs-token"
@@ -39,53 +37,33 @@ class TokenStore:
 
     def reload(self) -> None:
         """Read the token from the state file, else from the credential."""
-        sources: tuple[tuple[Path | None, TokenSource, str], ...] = (
-            (self._path, "state_dir", _REPLACE_FILE),
-            (self._credential, "credential", _FIX_CREDENTIAL),
+        found = first_secret(
+            (
+                SecretSource(self._path, "state_dir", _REPLACE_FILE),
+                SecretSource(self._credential, "credential", _FIX_CREDENTIAL),
+            )
         )
-        for path, source, remedy in sources:
-            if path is None:
-                continue
-            try:
-                text = path.read_text(errors="replace")
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                # A token file the daemon cannot read is a problem to show, not a reason to
-                # stop: status, history and a fresh token all still work.
-                self._token = None
-                self.stored = StoredToken(None, source, explain(exc, remedy))
-                return
-            if not text.strip():
-                continue  # An empty file (e.g. systemd/obsd.tmpfiles.conf's placeholder).
-            try:
-                self._token, info = inspect_token(text)
-            except TokenError as exc:
-                self._token = None
-                self.stored = StoredToken(None, source, f"{path}: {exc}")
-            else:
-                self.stored = StoredToken(info, source)
-            return
         self._token = None
-        self.stored = StoredToken(None, "none")
+        if found is None:
+            self.stored = StoredToken(None, "none")
+            return
+        source = cast(TokenSource, found.source)
+        if found.text is None:
+            self.stored = StoredToken(None, source, found.problem)
+            return
+        try:
+            self._token, info = inspect_token(found.text)
+        except TokenError as exc:
+            path = self._path if source == "state_dir" else self._credential
+            self.stored = StoredToken(None, source, f"{path}: {exc}")
+        else:
+            self.stored = StoredToken(info, source)
 
     def replace(self, token: str | None) -> None:
         """Store a normalized token atomically (0600), or remove it with None."""
         if token is None:
             self._path.unlink(missing_ok=True)
+            fsync_dir(self._path.parent)
         else:
-            temporary = self._path.with_name(TOKEN_FILE + ".tmp")
-            fd = os.open(
-                temporary,
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                0o600,
-            )
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, token.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self._path)
-        fsync_dir(self._path.parent)
+            write_private(self._path, token.encode())
         self.reload()

@@ -13,6 +13,7 @@ from msgspec import UNSET, UnsetType
 
 from obsd.core.clock_select import KernelClock, SourceView, TimeStatus
 from obsd.core.config import Config
+from obsd.core.login import LoginFailure, LoginInfo, LoginStep
 from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState, Outcome
 from obsd.core.timing import instant
@@ -249,6 +250,26 @@ class TokenTestedPayload(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+class LoginChangedPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """`login` or `logout`: the İTÜ credentials were set or removed (shown, never the password)."""
+
+    actor: Actor
+    login: LoginInfo
+
+
+class LoginCheckedPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """`test_login`: the whole login flow once, each step, and OBS's verdict on its token."""
+
+    ok: bool
+    code: LoginFailure | None
+    message: str
+    identity: str | None
+    identities: list[str]
+    steps: list[LoginStep]
+    token: TokenInfo | None
+    http_status: int | None
+
+
 class Event(msgspec.Struct, frozen=True, tag_field="type"):
     """Common envelope; subclasses fix `type` and the payload's shape."""
 
@@ -342,6 +363,14 @@ class TokenTested(Event, frozen=True, tag="token_tested"):
     payload: TokenTestedPayload
 
 
+class LoginChanged(Event, frozen=True, tag="login_changed"):
+    payload: LoginChangedPayload
+
+
+class LoginChecked(Event, frozen=True, tag="login_checked"):
+    payload: LoginCheckedPayload
+
+
 AnyEvent = (
     LogCreated
     | DaemonStarted
@@ -364,6 +393,8 @@ AnyEvent = (
     | RunResumed
     | RunDeleted
     | TokenTested
+    | LoginChanged
+    | LoginChecked
 )
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = AnyEvent.__args__
 EVENT_TYPES: Final[frozenset[str]] = frozenset(

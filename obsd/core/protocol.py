@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal, cast
 import msgspec
 
 from obsd.core.config import CRN_LENGTH, CRN_PATTERN, ConfigPatch
+from obsd.core.login import MAX_IDENTITY, MAX_PASSWORD, MAX_USERNAME
 from obsd.core.phases import Phase
 
 PROTOCOL_VERSION: Final = 1
@@ -39,6 +40,7 @@ class ErrorCode(StrEnum):
     NOT_READY = "NOT_READY"
     TOKEN_MISSING = "TOKEN_MISSING"
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    LOGIN_MISSING = "LOGIN_MISSING"
     LOG_DAMAGED = "LOG_DAMAGED"
     STORAGE_FAILED = "STORAGE_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -115,6 +117,28 @@ class TestToken(Request, frozen=True, tag="test_token"):
     mutating = True
 
 
+class Login(Request, frozen=True, tag="login"):
+    """Keep the İTÜ credentials the daemon logs in with (0600 in the state dir)."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USERNAME)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PASSWORD)]
+    # For a double major: the identity whose name contains this; default the first offered.
+    identity: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTITY)] | None = None
+    mutating = True
+
+
+class Logout(Request, frozen=True, tag="logout"):
+    """Remove the İTÜ credentials kept by `login`."""
+
+    mutating = True
+
+
+class TestLogin(Request, frozen=True, tag="test_login"):
+    """Log in once with the kept credentials and test the token (it is not kept)."""
+
+    mutating = True
+
+
 class Calibrate(Request, frozen=True, tag="calibrate"):
     """Measure NTP offset, RTT to OBS and our send delay now; plan the fire instant."""
 
@@ -171,6 +195,9 @@ AnyRequest = (
     | Runs
     | GetRun
     | DeleteRun
+    | Login
+    | Logout
+    | TestLogin
 )
 REQUEST_CLASSES: Final[tuple[type[Request], ...]] = AnyRequest.__args__
 OPS: Final[frozenset[str]] = frozenset(str(c.__struct_config__.tag) for c in REQUEST_CLASSES)

@@ -12,8 +12,9 @@ import msgspec
 
 from obsd.core.clock_select import KernelClock, SourceView
 from obsd.core.config import Config
-from obsd.core.events import CalibrationPayload
+from obsd.core.events import CalibrationPayload, LoginCheckedPayload
 from obsd.core.logformat import SegmentDamage
+from obsd.core.login import LoginInfo
 from obsd.core.phases import Phase
 from obsd.core.protocol import Access
 from obsd.core.runs import RunDurations, RunState, RunSummary
@@ -90,6 +91,7 @@ class ConfigReply(msgspec.Struct, frozen=True, kw_only=True):
 
     config: Config
     token: StoredToken
+    login: LoginInfo
     # Not errors: what a person should know about the plan (the order of a long ECRN list).
     warnings: list[str] = msgspec.field(default_factory=list)
 
@@ -141,6 +143,12 @@ class TokenTestReply(msgspec.Struct, frozen=True, kw_only=True):
     token: TokenInfo
     error: str | None
     warnings: list[str]
+
+
+class LoginReply(msgspec.Struct, frozen=True, kw_only=True):
+    """`login` and `logout`: the credentials as they may be shown."""
+
+    login: LoginInfo
 
 
 class StartReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -212,6 +220,9 @@ REPLIES: Final[dict[str, Any]] = {
     "health": HealthReply,
     "schema": SchemaReply,
     "test_token": TokenTestReply,
+    "login": LoginReply,
+    "logout": LoginReply,
+    "test_login": LoginCheckedPayload,
     "calibrate": CalibrationPayload,
     "start": StartReply,
     "cancel": CancelReply,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import Peer
+from obsd.adapters.login_store import LoginStore
 from obsd.adapters.token_store import TokenStore
 from obsd.core.events import Actor
 from obsd.core.protocol import Access
@@ -37,6 +38,7 @@ class Context:
 
     journal: Journal
     tokens: TokenStore
+    logins: LoginStore
     runner: Runner
     clock: Clock
     instruments: Instruments

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from obsd.adapters.clock import Clock
+from obsd.adapters.itu_login import ItuSession
 from obsd.adapters.kernel_clock import read_kernel_clock
 from obsd.adapters.ntp_client import exchange_all
 from obsd.adapters.obs_client import ObsClient
@@ -25,16 +26,19 @@ SendDelayMeasure = Callable[[list[str], list[str]], Awaitable[int]]
 SendPathWarmer = Callable[[list[str], list[str], int], AbstractAsyncContextManager[WarmUp]]
 # A client for the OBS a configuration names, with this token.
 ObsConnector = Callable[[Config, str], ObsClient]
+# A fresh cookie session with the single sign-on in front of that OBS.
+SignOn = Callable[[Config], ItuSession]
 
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """True time, the send path's measurement and warm-up, and the way to OBS."""
+    """True time, the send path's measurement and warm-up, the way to OBS and its login."""
 
     time: TimeKeeper
     send_delay: SendDelayMeasure
     warm_send_path: SendPathWarmer
     connect_obs: ObsConnector
+    sign_on: SignOn
 
 
 def real_instruments(clock: Clock) -> Instruments:
@@ -44,4 +48,5 @@ def real_instruments(clock: Clock) -> Instruments:
         send_delay=measure_send_delay,
         warm_send_path=warm_send_path,
         connect_obs=lambda config, token: ObsClient.for_config(config, token, clock),
+        sign_on=lambda config: ItuSession(config.obs_base_url, clock),
     )

@@ -25,6 +25,7 @@ import anyio.abc
 from obsd import __version__
 from obsd.adapters.clock import Clock
 from obsd.adapters.control_socket import SocketInUse, UnsafeSocketPath, bind_control_socket
+from obsd.adapters.login_store import LoginStore
 from obsd.adapters.notifiers import open_channels
 from obsd.adapters.systemd import ActivationError, Notifier, inherited_control_socket, socket_name
 from obsd.adapters.token_store import TokenStore
@@ -88,9 +89,10 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Stores:
-    """The daemon's state on disk, opened: the token store and the replayed journal."""
+    """The daemon's state on disk, opened: the token, the credentials, the replayed journal."""
 
     tokens: TokenStore
+    logins: LoginStore
     journal: Journal
 
 
@@ -127,11 +129,12 @@ def open_daemon(settings: Settings, clock: Clock) -> Iterator[Stores]:
     try:
         with _step(STATE_DIR_REMEDY):
             tokens = TokenStore(settings.state_dir, settings.credentials_dir)
+            logins = LoginStore(settings.state_dir, settings.credentials_dir)
             journal = Journal.open(
                 settings.state_dir / LOG_DIR_NAME, clock, segment_bytes=settings.segment_bytes
             )
         try:
-            yield Stores(tokens, journal)
+            yield Stores(tokens, logins, journal)
         finally:
             journal.log.close()
     finally:
@@ -264,6 +267,7 @@ async def _serve_until_stopped(
             notifications=notifications,
             journal=journal,
             tokens=tokens,
+            logins=stores.logins,
             runner=runner,
             clock=clock,
             instruments=instruments,

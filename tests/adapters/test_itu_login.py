@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from obsd.adapters.clock import SystemClock
-from obsd.adapters.itu_login import ItuSession, LoginFailed, LoginFailure
+from obsd.adapters.itu_login import ItuSession, LoginFailed
+from obsd.core.login import LoginFailure
 from obsd.core.token import inspect_token
 from obsd.sim import RunningSimulator, SimConfig, Simulator, Student
 from obsd.sim.config import StudentLogin

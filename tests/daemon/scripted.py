@@ -19,6 +19,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from obsd.adapters.itu_login import ItuSession
 from obsd.adapters.obs_client import ObsClient
 from obsd.adapters.send_path import WarmUp
 from obsd.core.clock_select import KernelClock
@@ -178,6 +179,10 @@ def instruments(
         send_delay=send_delay,
         warm_send_path=warm_send_path,
         connect_obs=connect,
+        # The single sign-on goes through the same scripted transport as OBS.
+        sign_on=lambda config: ItuSession(
+            config.obs_base_url, clock, httpx.MockTransport(obs.handle)
+        ),
     )
 
 

@@ -21,6 +21,8 @@ from obsd.core.events import (
     DaemonStartedPayload,
     DaemonStoppedPayload,
     LateStartPayload,
+    LoginChangedPayload,
+    LoginCheckedPayload,
     LogRepairedPayload,
     OpeningMissedPayload,
     PhaseChangedPayload,
@@ -33,6 +35,7 @@ from obsd.core.events import (
     TokenTestedPayload,
 )
 from obsd.core.logformat import segment_name
+from obsd.core.login import LoginFailure, LoginInfo, LoginStep
 from obsd.core.phases import TERMINAL_PHASES, Phase
 from obsd.core.token import TokenInfo
 from obsd.daemon.journal import Journal
@@ -79,6 +82,17 @@ def valid_log() -> tuple[bytes, ...]:
             DaemonStartedPayload("0.1.0", 2, 30),
             ConfigChangedPayload(actor, ["max_attempts"], plan),
             TokenTestedPayload(token=info, valid=True, http_status=200, message="ok"),
+            LoginChangedPayload(actor=actor, login=LoginInfo(configured=True, username="ayse")),
+            LoginCheckedPayload(
+                ok=False,
+                code=LoginFailure.WRONG_PASSWORD,
+                message="İTÜ refused the user name or password",
+                identity=None,
+                identities=[],
+                steps=[LoginStep("login page", "GET", "https://sso.test/Login.aspx", 200, 1)],
+                token=None,
+                http_status=None,
+            ),
             RunCreatedPayload(GONE_RUN, actor, plan, info, target),
             LateStartPayload(GONE_RUN, 130.5),
             RunCancelledPayload(GONE_RUN, actor, Phase.CALIBRATING),

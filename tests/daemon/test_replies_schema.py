@@ -38,6 +38,9 @@ def test_every_reply_matches_the_served_schema(short_dir: Path) -> None:
         call("run", run_id=run_id)
         call("cancel")
         call("delete_run", run_id=run_id)
+        call("login", username="ayse", password="not-her-password")
+        call("test_login")  # refused by the simulated İTÜ: a reply all the same
+        call("logout")
         with reg.daemon.client() as client:
             replies["tail"] = client.request("tail", after_seq=0)["data"]
     assert set(replies) == OPS, "every op was called"

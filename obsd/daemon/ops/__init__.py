@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from obsd.core import protocol
 from obsd.daemon.context import Caller, Context
-from obsd.daemon.ops import configure, obs, reads, runs
+from obsd.daemon.ops import configure, login, obs, reads, runs
 
 Handler = Callable[[Context, Any, Caller], Awaitable[Any]]
 
@@ -26,4 +26,7 @@ HANDLERS: Final[dict[type[Any], Handler]] = {
     protocol.Runs: runs.runs,
     protocol.GetRun: runs.run,
     protocol.DeleteRun: runs.delete_run,
+    protocol.Login: login.login,
+    protocol.Logout: login.logout,
+    protocol.TestLogin: login.test_login,
 }

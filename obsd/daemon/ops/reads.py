@@ -96,7 +96,12 @@ async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
 def config_reply(ctx: Context) -> ConfigReply:
     """The plan as `config` and `configure` answer it, with its advice."""
     config = ctx.state.config
-    return ConfigReply(config=config, token=ctx.tokens.stored, warnings=plan_warnings(config))
+    return ConfigReply(
+        config=config,
+        token=ctx.tokens.stored,
+        login=ctx.logins.info,
+        warnings=plan_warnings(config),
+    )
 
 
 async def config(ctx: Context, request: GetConfig, caller: Caller) -> ConfigReply:
