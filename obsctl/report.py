@@ -48,7 +48,11 @@ def markdown(run: RunReply) -> str:
         + ("" if run.late_by_s is None else f"; {late_text(run.late_by_s, run.opening_missed)}"),
         f"- **Created:** {run.created_at} by uid {run.actor.uid}",
         f"- **Finished:** {run.finished_at or '-'}",
-        f"- **Token:** {token.fingerprint}, expires {token.exp or 'unknown'}",
+        (
+            f"- **Token:** {token.fingerprint}, expires {token.exp or 'unknown'}"
+            if token
+            else "- **Token:** none at start (obsd was to log in for one)"
+        ),
         f"- **Plan:** add {value(list(config.ecrn))}; drop {value(list(config.scrn))}; "
         f"backups {value(config.backup) if config.backup else '-'}",
         f"- **Limits:** {config.max_attempts} attempts, {config.retry_interval} s "

@@ -158,6 +158,10 @@ class ObsClient:
             )
         )
 
+    def use_token(self, token: str) -> None:
+        """Send `token` from now on (a fresh one from a login); prepared POSTs are rebuilt."""
+        self._client.headers["Authorization"] = f"Bearer {token}"
+
     async def send(self, post: PreparedPost) -> Answer:
         """Send a prepared POST; the send instant is taken right before the call."""
         sent = self._clock.mono_ns()

@@ -18,6 +18,7 @@ from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState, Outcome
 from obsd.core.timing import instant
 from obsd.core.token import TokenInfo
+from obsd.core.token_refresh import RefreshKind
 
 # How much a `log` event matters to the person following the run.
 Level = Literal["info", "warning"]
@@ -76,7 +77,8 @@ class RunCreatedPayload(msgspec.Struct, frozen=True):
     run_id: str
     actor: Actor
     config: Config
-    token: TokenInfo
+    # None: no token yet; the run logs in for one (core/token_refresh.py).
+    token: TokenInfo | None
     target_ns: int
 
 
@@ -270,6 +272,29 @@ class LoginCheckedPayload(msgspec.Struct, frozen=True, kw_only=True):
     http_status: int | None
 
 
+class TokenRefreshedPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """A waiting run logged in (or minted from its session) and uses the new token."""
+
+    run_id: str
+    kind: RefreshKind
+    at_ns: int  # when the refresh began, true time
+    token: TokenInfo
+    identity: str | None
+    steps: list[LoginStep]
+
+
+class TokenRefreshFailedPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """A waiting run's refresh gave no token: why, and the token it keeps (if any)."""
+
+    run_id: str
+    kind: RefreshKind
+    at_ns: int
+    code: LoginFailure
+    message: str
+    steps: list[LoginStep]
+    kept: TokenInfo | None
+
+
 class Event(msgspec.Struct, frozen=True, tag_field="type"):
     """Common envelope; subclasses fix `type` and the payload's shape."""
 
@@ -363,6 +388,14 @@ class TokenTested(Event, frozen=True, tag="token_tested"):
     payload: TokenTestedPayload
 
 
+class TokenRefreshed(Event, frozen=True, tag="token_refreshed"):
+    payload: TokenRefreshedPayload
+
+
+class TokenRefreshFailed(Event, frozen=True, tag="token_refresh_failed"):
+    payload: TokenRefreshFailedPayload
+
+
 class LoginChanged(Event, frozen=True, tag="login_changed"):
     payload: LoginChangedPayload
 
@@ -395,6 +428,8 @@ AnyEvent = (
     | TokenTested
     | LoginChanged
     | LoginChecked
+    | TokenRefreshed
+    | TokenRefreshFailed
 )
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = AnyEvent.__args__
 EVENT_TYPES: Final[frozenset[str]] = frozenset(

@@ -21,6 +21,7 @@ from obsd.core.events import (
     Message,
     OpeningMissed,
     RunCancelled,
+    TokenRefreshFailed,
 )
 from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState
@@ -132,6 +133,21 @@ def notice_for(event: Event, state: DaemonState, instance: str | None = None) ->
                 run_id=event.payload.run_id,
                 instance=instance,
                 event=event,
+            )
+        case TokenRefreshFailed():
+            run = state.runs.get(event.payload.run_id)
+            if run is None or run.phase not in BEFORE_TARGET:
+                return None
+            kept = event.payload.kept
+            lasts = (
+                f"; the run keeps its token, valid until {kept.exp}" if kept and kept.exp else ""
+            )
+            return attention(
+                f"the {event.payload.kind} for a fresh OBS token failed "
+                f"({event.payload.code}): {event.payload.message}{lasts}",
+                run,
+                instance,
+                event,
             )
         case Message() if event.payload.level != "info":
             run_id = event.payload.run_id

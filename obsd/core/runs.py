@@ -24,6 +24,7 @@ from obsd.core.phases import TERMINAL_PHASES, Phase
 from obsd.core.results import LOST_DROP_CODE, CrnKind, CrnState, Outcome
 from obsd.core.timing import NS, epoch_ns
 from obsd.core.token import TokenInfo
+from obsd.core.token_refresh import RefreshRecord
 
 
 class CrnStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,7 +63,7 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     actor: Actor
     config: Config
-    token: TokenInfo
+    token: TokenInfo | None  # the token at `start`; None: the run was to log in for one
     target_ns: int
     phase: Phase = Phase.CALIBRATING
     reason: str | None = None
@@ -74,6 +75,8 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     # Set when the run fires after its target: started late, or the opening was missed.
     late_by_s: float | None = None
     opening_missed: bool = False
+    # The logins and re-mints a waiting run made for a fresh token (core/token_refresh.py).
+    refreshes: tuple[RefreshRecord, ...] = ()
 
     @property
     def active(self) -> bool:

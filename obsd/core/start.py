@@ -25,14 +25,22 @@ class GoAhead(msgspec.Struct, frozen=True):
     """A run may start: aimed at `target_ns`, with the token's info and any warnings."""
 
     target_ns: int
-    token: TokenInfo
+    token: TokenInfo | None
     warnings: list[str]
 
 
 def check_start(
-    state: DaemonState, token: TokenInfo | None, token_problem: str | None, now: datetime
+    state: DaemonState,
+    token: TokenInfo | None,
+    token_problem: str | None,
+    now: datetime,
+    can_log_in: bool = False,
 ) -> Refusal | GoAhead:
-    """Every check `start` makes, in the documented order (docs/protocol.md §5.11)."""
+    """Every check `start` makes, in the documented order (docs/protocol.md §5.11).
+
+    `can_log_in`: İTÜ credentials are kept, so a missing or short-lived token is no refusal:
+    the run logs in for a fresh one before the target (core/token_refresh.py).
+    """
     if state.active_run is not None:
         run = state.runs[state.active_run]
         return Refusal(
@@ -60,16 +68,20 @@ def check_start(
             f"{MAX_TARGET_AHEAD.days} days ahead; configure "
             "the right one",
         )
-    if token is None:
+    warnings: list[str] = []
+    if token is None and not can_log_in:
         return Refusal(
             ErrorCode.TOKEN_MISSING,
             token_problem or "no OBS token: configure one (obsctl configure --token -)",
         )
-    # A late start fires now: the token must last from then, not from the passed target.
-    verdict = judge_expiry(token, max(target, now), now)
-    if verdict.error:
-        return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
-    warnings = list(verdict.warnings)
+    if token is not None:
+        # A late start fires now: the token must last from then, not from the passed target.
+        verdict = judge_expiry(token, max(target, now), now)
+        if verdict.error and not can_log_in:
+            return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
+        if verdict.error:
+            warnings.append(f"{verdict.error.split(';')[0]}; obsd logs in for a fresh one")
+        warnings += verdict.warnings
     if late >= timedelta(0):
         warnings.append(
             f"the target passed {duration_text(late.total_seconds())} ago: a late start, the "

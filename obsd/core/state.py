@@ -24,10 +24,14 @@ from obsd.core.events import (
     RunCreated,
     RunDeleted,
     RunResumed,
+    TokenRefreshed,
+    TokenRefreshFailed,
 )
 from obsd.core.logformat import RecordRefused
+from obsd.core.login import LoginFailure
 from obsd.core.phases import Phase, can_move
 from obsd.core.runs import RunState, finished, new_run, with_request, with_results
+from obsd.core.token_refresh import RefreshRecord
 
 
 class ImpossibleEvent(RecordRefused):
@@ -69,6 +73,8 @@ _RUN_EVENTS = (
     Done,
     RunCancelled,
     RunResumed,
+    TokenRefreshed,
+    TokenRefreshFailed,
 )
 
 
@@ -188,6 +194,20 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
             )
         case RunResumed():
             return replace(run, resumes=run.resumes + 1)
+        case TokenRefreshed() | TokenRefreshFailed():
+            # A refresh belongs to the wait: after the first POST none is made (9.10).
+            if run.requests:
+                raise ImpossibleEvent(
+                    f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} has sent already"
+                )
+            failed = event.payload if isinstance(event, TokenRefreshFailed) else None
+            record = RefreshRecord(
+                kind=event.payload.kind,
+                at_ns=event.payload.at_ns,
+                ok=failed is None,
+                session_lost=failed is not None and failed.code == LoginFailure.SESSION_EXPIRED,
+            )
+            return replace(run, refreshes=(*run.refreshes, record))
     return run
 
 

@@ -64,6 +64,10 @@ class ProbeObs(msgspec.Struct, frozen=True):
     """Send a keep-alive HEAD to OBS."""
 
 
+class RefreshToken(msgspec.Struct, frozen=True):
+    """Log in (or mint from the session) for a fresh token now (core/token_refresh.py)."""
+
+
 class Tick(msgspec.Struct, frozen=True):
     """Say how long remains (seconds), then sleep until `wake_ns` (monotonic)."""
 
@@ -71,7 +75,7 @@ class Tick(msgspec.Struct, frozen=True):
     wake_ns: int
 
 
-WaitStep = FinalApproach | RecheckNtp | ProbeObs | Tick
+WaitStep = FinalApproach | RecheckNtp | ProbeObs | RefreshToken | Tick
 
 
 def countdown_tick(remaining_s: float) -> float:
@@ -86,11 +90,13 @@ def next_wait_step(
     *,
     settled: bool = True,
     jumped: bool = False,
+    refresh_ns: int | None = None,
 ) -> WaitStep:
     """What to do at monotonic `now_ns` while waiting for a shot at monotonic `shot_ns`.
 
     `settled`: the estimate is agreed (else re-check more often); `jumped`: the system clock
-    moved against the monotonic one since the estimate.
+    moved against the monotonic one since the estimate; `refresh_ns`: when the token is to be
+    refreshed next (monotonic), if it is.
     """
     remaining = (shot_ns - now_ns) / NS
     probe = STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
@@ -104,6 +110,8 @@ def next_wait_step(
     every = RECHECK_NTP_EVERY_S if settled else UNSETTLED_RECHECK_EVERY_S
     if now_ns - progress.last_ntp_ns > every * NS:
         return RecheckNtp(before_shot=False, probe_obs=probe)
+    if refresh_ns is not None and now_ns >= refresh_ns:
+        return RefreshToken()
     if (
         STOP_PROBING_BEFORE_S < remaining <= WARM_UP_S
         and now_ns - progress.last_probe_ns >= KEEPALIVE_EVERY_S * NS
@@ -115,4 +123,6 @@ def next_wait_step(
     step = min(remaining % tick or tick, remaining - FINAL_APPROACH_S)
     if done < len(RECHECK_NTP_BEFORE_S) and remaining > RECHECK_NTP_BEFORE_S[done]:
         step = min(step, remaining - RECHECK_NTP_BEFORE_S[done])
+    if refresh_ns is not None:
+        step = min(step, (refresh_ns - now_ns) / NS)
     return Tick(round(remaining, 1), now_ns + int(max(step, MIN_STEP_S) * NS))

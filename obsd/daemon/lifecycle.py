@@ -45,7 +45,7 @@ from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
 from obsd.daemon.notifications import Notifications
 from obsd.daemon.ops.reads import health_problems
-from obsd.daemon.runner import Runner
+from obsd.daemon.runner import Runner, StoredKeys
 from obsd.daemon.systemd_status import SystemdReporter
 
 logger = logging.getLogger("obsd")
@@ -248,7 +248,8 @@ async def _serve_until_stopped(
         # Handlers in place before READY: a SIGTERM right after it must stop us cleanly.
         await tasks.start(watch_signals)
         tokens = stores.tokens
-        runner = Runner(tasks, journal, lambda: tokens.token, clock, instruments, storage_failed)
+        keys = StoredKeys(tokens, stores.logins)
+        runner = Runner(tasks, journal, keys, clock, instruments, storage_failed)
         tasks.start_soon(watch_storage)
         channels, notify_problems = open_channels(
             settings.notify_command, settings.notify_url_files

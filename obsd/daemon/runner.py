@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.eventlog import LogUnavailable
+from obsd.adapters.login_store import LoginStore
+from obsd.adapters.token_store import TokenStore
 from obsd.core.events import DonePayload
+from obsd.core.login import Credentials
 from obsd.core.phases import Phase
 from obsd.core.runs import crn_results
-from obsd.daemon.driver import RunDriver, ShotUnlogged
+from obsd.core.token import TokenInfo
+from obsd.daemon.driver import Keys, RunDriver, ShotUnlogged
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
 
 logger = logging.getLogger("obsd.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKeys:
+    """A run's keys from the daemon's stores: the token file or credential, and the login."""
+
+    tokens: TokenStore
+    logins: LoginStore
+
+    def token(self) -> str | None:
+        """The OBS token in use, if any."""
+        return self.tokens.token
+
+    def token_info(self) -> TokenInfo | None:
+        """What may be shown of it."""
+        return self.tokens.stored.info
+
+    def credentials(self) -> Credentials | None:
+        """The İTÜ credentials kept by `login`, if any."""
+        return self.logins.credentials
+
+    def keep(self, token: str) -> None:
+        """Store a fresh token as the one in use (as `configure --token` would)."""
+        self.tokens.replace(token)
 
 
 class Runner:
@@ -27,14 +55,14 @@ class Runner:
         self,
         tasks: anyio.abc.TaskGroup,
         journal: Journal,
-        token: Callable[[], str | None],
+        keys: Keys,
         clock: Clock,
         instruments: Instruments,
         storage_failed: anyio.Event,
     ) -> None:
         self._tasks = tasks
         self._journal = journal
-        self._token = token
+        self._keys = keys
         self._clock = clock
         self._instruments = instruments
         self._storage_failed = storage_failed
@@ -68,7 +96,7 @@ class Runner:
         await self._finished.wait()
 
     async def _drive(self, run_id: str, scope: anyio.CancelScope, finished: anyio.Event) -> None:
-        driver = RunDriver(self._journal, run_id, self._token, self._clock, self._instruments)
+        driver = RunDriver(self._journal, run_id, self._keys, self._clock, self._instruments)
         self._driver = driver
         try:
             with scope:

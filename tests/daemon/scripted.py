@@ -25,6 +25,7 @@ from obsd.adapters.send_path import WarmUp
 from obsd.core.clock_select import KernelClock
 from obsd.core.config import Config
 from obsd.core.events import Actor, Event, Message, RunCreatedPayload
+from obsd.core.login import Credentials
 from obsd.core.ntp_packet import encode_query
 from obsd.core.runs import RunState
 from obsd.core.time_sources import Exchange
@@ -187,6 +188,27 @@ def instruments(
 
 
 @dataclass
+class FixedKeys:
+    """A run's keys in tests: a fixed token, İTÜ credentials if given, what was kept."""
+
+    fixed: str | None = "token"
+    login: Credentials | None = None
+    kept: list[str] = field(default_factory=list)
+
+    def token(self) -> str | None:
+        return self.kept[-1] if self.kept else self.fixed
+
+    def token_info(self) -> TokenInfo | None:
+        return None
+
+    def credentials(self) -> Credentials | None:
+        return self.login
+
+    def keep(self, token: str) -> None:
+        self.kept.append(token)
+
+
+@dataclass
 class Drive:
     """One run on a real journal, with its clock, its OBS and the instant it aims at."""
 
@@ -212,7 +234,7 @@ class Drive:
         return RunDriver(
             self.journal,
             self.run_id,
-            lambda: "token",
+            FixedKeys(),
             self.clock,
             instruments(
                 self.clock, self.obs, self.ntp, self.kernel, self.ntp_queries, self.warm_ups

@@ -32,12 +32,15 @@ from obsd.core.events import (
     RunDeletedPayload,
     RunInterruptedPayload,
     RunResumedPayload,
+    TokenRefreshedPayload,
+    TokenRefreshFailedPayload,
     TokenTestedPayload,
 )
 from obsd.core.logformat import segment_name
 from obsd.core.login import LoginFailure, LoginInfo, LoginStep
 from obsd.core.phases import TERMINAL_PHASES, Phase
 from obsd.core.token import TokenInfo
+from obsd.core.token_refresh import RefreshKind
 from obsd.daemon.journal import Journal
 from obsd.daemon.lifecycle import _resume
 from tests.daemon.scripted import RUN_ID, obs_answer, planned
@@ -99,6 +102,23 @@ def valid_log() -> tuple[bytes, ...]:
             RunDeletedPayload(GONE_RUN, actor),
             RunCreatedPayload(OPEN_RUN, actor, plan, info, target),
             PhaseChangedPayload(OPEN_RUN, Phase.WAITING),
+            TokenRefreshedPayload(
+                run_id=OPEN_RUN,
+                kind=RefreshKind.LOGIN,
+                at_ns=target - 1800 * 10**9,
+                token=info,
+                identity=None,
+                steps=[],
+            ),
+            TokenRefreshFailedPayload(
+                run_id=OPEN_RUN,
+                kind=RefreshKind.REMINT,
+                at_ns=target - 600 * 10**9,
+                code=LoginFailure.SESSION_EXPIRED,
+                message="the session has expired: a full login is needed",
+                steps=[],
+                kept=info,
+            ),
             RunInterruptedPayload(OPEN_RUN, Phase.WAITING, "received SIGTERM"),
             RunResumedPayload(OPEN_RUN, Phase.WAITING, ["21234"], None),
             OpeningMissedPayload(OPEN_RUN, 45.1),

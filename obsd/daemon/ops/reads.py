@@ -143,6 +143,8 @@ def _token_problem(ctx: Context) -> str | None:
     run = run_before_target(ctx.state)
     if run is None:
         return None
+    if ctx.logins.credentials is not None:
+        return None  # The run logs in for a fresh token; a failure is told when it happens.
     stored = ctx.tokens.stored
     if stored.info is None:
         return stored.problem or (

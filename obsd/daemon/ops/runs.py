@@ -23,7 +23,13 @@ from obsd.daemon.context import Caller, Context
 async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
     """Start a run from the current configuration, if every check passes."""
     stored = ctx.tokens.stored
-    verdict = check_start(ctx.state, stored.info, stored.problem, ctx.now())
+    verdict = check_start(
+        ctx.state,
+        stored.info,
+        stored.problem,
+        ctx.now(),
+        can_log_in=ctx.logins.credentials is not None,
+    )
     if isinstance(verdict, Refusal):
         raise ProtocolError(verdict.code, verdict.message)
     try:
