@@ -120,6 +120,7 @@ class SimApp:
         self._records: deque[RequestRecord] = deque(maxlen=MAX_RECORDS)
         self._seq = 0
         self._posts = 0
+        self._sso_requests = 0
         self._routes: dict[str, tuple[str, Callable[[HttpRequest, int], _Outcome]]] = {
             path: ("POST", self._register) for path in REGISTRATION_PATHS
         }
@@ -277,6 +278,10 @@ class SimApp:
         return turns, elapsed_s
 
     def _sign_on(self, request: HttpRequest, arrival_ns: int) -> _Outcome:
+        self._sso_requests += 1
+        if self._sso_requests in self._config.sso_unavailable_on:
+            page = Reply(503, IIS_503_PAGE, content_type="text/html; charset=us-ascii")
+            return _Outcome(page, fault="iis_503")
         reply, subject = self._sso.respond(request, arrival_ns)
         return _Outcome(reply, subject)
 

@@ -130,6 +130,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # How long a single sign-on session lasts: after it, the JWT endpoint answers the login
     # form (obs-facts.md: unknown for the real one; tools re-mint every 60 s to 1 h).
     session_lifetime_s: Positive = 3600.0
+    # Requests of the login flow (1-based, in arrival order) that IIS answers with its HTML
+    # 503 page, as at a busy moment.
+    sso_unavailable_on: list[Annotated[int, Meta(ge=1)]] = []
     # Each CRN of a POST takes a uniform draw from this range, in turn (drops, then adds), and
     # the answer comes when the last is done. A busy opening's pace by default, as OBS answers
     # on the day; (0, 0) answers at once.

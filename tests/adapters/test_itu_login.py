@@ -129,3 +129,19 @@ async def test_an_unreachable_single_sign_on_is_said_so() -> None:
         await session.aclose()
     assert failed.value.code == LoginFailure.UNREACHABLE
     assert "cannot be reached" in str(failed.value)
+
+
+async def test_iis_503_page_on_the_way_is_unreachable_and_says_so() -> None:
+    config = SimConfig(students=STUDENTS, sso_unavailable_on=[2])
+    with Simulator(config).serve_in_thread() as sim:
+        session = ItuSession(sim.base_url, SystemClock())
+        try:
+            with pytest.raises(LoginFailed) as failed:
+                await session.log_in("ayse", PASSWORD, None)
+            # A moment later the service is back: the same session logs in.
+            minted = await session.log_in("ayse", PASSWORD, None)
+        finally:
+            await session.aclose()
+        assert obs_accepts(sim, minted.token)
+    assert failed.value.code == LoginFailure.UNREACHABLE
+    assert "answered 503" in str(failed.value)

@@ -99,3 +99,29 @@ def test_a_wrong_password_is_told_at_once_hours_ahead(short_dir: Path) -> None:
     assert failed["code"] == "LOGIN_WRONG_PASSWORD" and failed["kind"] == "login"
     assert failed["kept"] is not None, "the configured token is kept"
     assert status["phase"] == "waiting", "the run goes on with the token it has"
+
+
+def test_without_credentials_a_token_that_will_not_last_is_a_warning_hours_ahead(
+    short_dir: Path,
+) -> None:
+    with registration(short_dir, opening_in_s=3 * 3600) as reg:
+        reg.plan(ecrn=["21234"])
+        reg.start()
+        reg.wait_for("countdown", timeout_s=30)
+        # A token pasted later that will not last: the run, resumed, says so while it waits.
+        assert reg.configure(token=reg.sim.token(STUDENT, lifetime_s=600))["success"]
+        assert reg.daemon.stop() == 0
+        reg.daemon.start()
+
+        def warnings() -> list[str]:
+            page = reg.request("events", after_seq=0, limit=1000, types=["log"])["data"]
+            return [
+                e["payload"]["message"] for e in page["items"] if e["payload"]["level"] == "warning"
+            ]
+
+        wait_until(lambda: any("obsctl login" in w for w in warnings()), 30, "the warning")
+        problems = reg.request("health")["data"]["problems"]
+        told = warnings()
+    (warning,) = [w for w in told if "obsctl login" in w]
+    assert warning.startswith("the token expires at ")
+    assert any("the token expires at" in p for p in problems)
