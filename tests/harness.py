@@ -16,6 +16,7 @@ from obsctl.client import ClientError
 from obsd.core.timing import NS
 from obsd.sim import Course, RunningSimulator, SimConfig, Simulator, Student
 from obsd.sim.app import REGISTRATION_PATHS, RequestRecord
+from obsd.sim.config import StudentLogin
 from tests.conftest import DaemonProcess
 
 STUDENT = "150200001"
@@ -32,6 +33,13 @@ COURSES = [
 
 
 INSTANT: Final = (0.0, 0.0)
+# The student as one who logs in to the simulated İTÜ (tests of `obsctl login`).
+PASSWORD: Final = "Ayşe-pass 42"
+STUDENT_WHO_LOGS_IN: Final = Student(
+    subject=STUDENT,
+    registered=["20456"],
+    login=StudentLogin(username="ayse", password=PASSWORD),
+)
 
 
 def sim_config(

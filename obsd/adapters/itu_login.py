@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from obsd.adapters.clock import Clock
 from obsd.core.login import LoginFailure, LoginStep
 from obsd.core.login_pages import (
     Identity,
@@ -67,13 +66,7 @@ def _shown(url: httpx.URL) -> str:
 class ItuSession:
     """One cookie session with İTÜ's single sign-on, for one student, in memory."""
 
-    def __init__(
-        self,
-        base_url: str,
-        clock: Clock,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._clock = clock
+    def __init__(self, base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             follow_redirects=True,

@@ -48,5 +48,5 @@ def real_instruments(clock: Clock) -> Instruments:
         send_delay=measure_send_delay,
         warm_send_path=warm_send_path,
         connect_obs=lambda config, token: ObsClient.for_config(config, token, clock),
-        sign_on=lambda config: ItuSession(config.obs_base_url, clock),
+        sign_on=lambda config: ItuSession(config.obs_base_url),
     )

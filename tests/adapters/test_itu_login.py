@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from obsd.adapters.clock import SystemClock
 from obsd.adapters.itu_login import ItuSession, LoginFailed
 from obsd.core.login import LoginFailure
 from obsd.core.token import inspect_token
@@ -46,7 +45,7 @@ def obs_accepts(sim: RunningSimulator, token: str) -> bool:
 async def test_a_login_gives_a_token_obs_accepts_and_the_session_mints_more(
     sim: RunningSimulator,
 ) -> None:
-    session = ItuSession(sim.base_url, SystemClock())
+    session = ItuSession(sim.base_url)
     try:
         minted = await session.log_in("ayse", PASSWORD, None)
         again = await session.remint()
@@ -74,7 +73,7 @@ async def test_a_double_major_picks_the_identity_asked_for_else_the_first(
         (None, "Bilgisayar Mühendisliği (aktif)"),
         ("matematik", "Matematik Mühendisliği"),
     ]:
-        session = ItuSession(sim.base_url, SystemClock())
+        session = ItuSession(sim.base_url)
         try:
             minted = await session.log_in("mehmet", PASSWORD, wanted)
         finally:
@@ -94,7 +93,7 @@ async def test_a_double_major_picks_the_identity_asked_for_else_the_first(
 async def test_each_refusal_has_its_own_code(
     sim: RunningSimulator, username: str, password: str, identity: str | None, code: LoginFailure
 ) -> None:
-    session = ItuSession(sim.base_url, SystemClock())
+    session = ItuSession(sim.base_url)
     try:
         with pytest.raises(LoginFailed) as failed:
             await session.log_in(username, password, identity)
@@ -107,7 +106,7 @@ async def test_each_refusal_has_its_own_code(
 async def test_an_expired_session_asks_for_a_full_login() -> None:
     config = SimConfig(students=STUDENTS, session_lifetime_s=0.001)
     with Simulator(config).serve_in_thread() as sim:
-        session = ItuSession(sim.base_url, SystemClock())
+        session = ItuSession(sim.base_url)
         try:
             with pytest.raises(LoginFailed) as failed:
                 # The session is over before the token step.
@@ -121,7 +120,7 @@ async def test_an_expired_session_asks_for_a_full_login() -> None:
 
 
 async def test_an_unreachable_single_sign_on_is_said_so() -> None:
-    session = ItuSession("http://127.0.0.1:9", SystemClock())
+    session = ItuSession("http://127.0.0.1:9")
     try:
         with pytest.raises(LoginFailed) as failed:
             await session.log_in("ayse", PASSWORD, None)
@@ -134,7 +133,7 @@ async def test_an_unreachable_single_sign_on_is_said_so() -> None:
 async def test_iis_503_page_on_the_way_is_unreachable_and_says_so() -> None:
     config = SimConfig(students=STUDENTS, sso_unavailable_on=[2])
     with Simulator(config).serve_in_thread() as sim:
-        session = ItuSession(sim.base_url, SystemClock())
+        session = ItuSession(sim.base_url)
         try:
             with pytest.raises(LoginFailed) as failed:
                 await session.log_in("ayse", PASSWORD, None)

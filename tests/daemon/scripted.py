@@ -181,9 +181,7 @@ def instruments(
         warm_send_path=warm_send_path,
         connect_obs=connect,
         # The single sign-on goes through the same scripted transport as OBS.
-        sign_on=lambda config: ItuSession(
-            config.obs_base_url, clock, httpx.MockTransport(obs.handle)
-        ),
+        sign_on=lambda config: ItuSession(config.obs_base_url, httpx.MockTransport(obs.handle)),
     )
 
 

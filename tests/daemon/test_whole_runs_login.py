@@ -13,21 +13,12 @@ import pytest
 
 from obsd.core.timing import NS
 from obsd.core.token_refresh import LATEST_BEFORE_S
-from obsd.sim import Student
-from obsd.sim.config import StudentLogin
 from obsd.sim.sso import FORM_PATH, JWT_PATH, START_PATH, STUDENT_HOME_PATH
 from tests.conftest import wait_until
-from tests.harness import STUDENT, Registration, registration
+from tests.harness import PASSWORD, STUDENT, STUDENT_WHO_LOGS_IN, Registration, registration
 from tests.notice_receivers import record_command, recorded
 
-PASSWORD = "Ayşe-pass 42"
-STUDENTS = [
-    Student(
-        subject=STUDENT,
-        registered=["20456"],
-        login=StudentLogin(username="ayse", password=PASSWORD),
-    )
-]
+STUDENTS = [STUDENT_WHO_LOGS_IN]
 LOGIN_PATHS = {START_PATH, FORM_PATH, STUDENT_HOME_PATH, JWT_PATH}
 
 

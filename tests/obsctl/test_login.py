@@ -8,18 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from obsd.sim import Student
-from obsd.sim.config import StudentLogin
-from tests.harness import STUDENT, Registration, registration
+from tests.harness import PASSWORD, STUDENT_WHO_LOGS_IN, Registration, registration
 
-PASSWORD = "Ayşe-pass 42"
-STUDENTS = [
-    Student(
-        subject=STUDENT,
-        registered=["20456"],
-        login=StudentLogin(username="ayse", password=PASSWORD),
-    )
-]
+STUDENTS = [STUDENT_WHO_LOGS_IN]
 
 
 def obsctl(reg: Registration, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

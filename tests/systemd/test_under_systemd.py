@@ -21,8 +21,9 @@ from typing import Any, Final
 import pytest
 
 from obsd.core.timing import NS
-from obsd.sim import RunningSimulator, Simulator
+from obsd.sim import RunningSimulator, Simulator, Student
 from obsd.sim.app import RequestRecord
+from obsd.sim.config import StudentLogin
 from tests.conftest import wait_until
 from tests.harness import STUDENT, iso, sim_config
 from tests.notice_receivers import receiver
@@ -394,6 +395,37 @@ def test_notifications_from_the_guide_s_drop_in_reach_a_command_and_a_url(
     assert len(cancelled) == 1 and cancelled[0]["run_id"] == run_id
     journal = machine.root_sh("journalctl -o export --no-pager -u obsd.service")
     assert hook not in journal, "a notification URL reached the journal"
+
+
+def test_the_login_from_an_encrypted_credential_works_and_its_password_is_nowhere(
+    machine: Machine,
+) -> None:
+    _, encrypted = blocks("### Letting obsd log in itself", "### Several students on one VPS")
+    password = "Ayşe " + secrets.token_hex(6)
+    student = Student(
+        subject=STUDENT,
+        registered=["20456"],
+        login=StudentLogin(username="ayse", password=password),
+    )
+    with Simulator(sim_config(3600, students=[student])).serve_in_thread() as sim:
+        machine.obsctl("configure", f"--obs-base-url {sim.base_url}")
+        # The guide's block reads the credential file from the terminal: here, from stdin.
+        machine.container.run(encrypted, user=USER, stdin=f"ayse\n{password}\n")
+        config = machine.obsctl("config")
+        check = machine.obsctl("login", "--check")
+    assert config["login"] == {
+        "configured": True,
+        "username": "ayse",
+        "identity": None,
+        "source": "credential",
+        "problem": None,
+    }
+    assert check["ok"] is True and check["http_status"] == 200, check
+    encrypted_file = machine.root_sh("cat /etc/obsd/itu-login.cred")
+    journal = machine.root_sh("journalctl -o export --no-pager")
+    for place in (encrypted_file, journal):
+        assert password not in place
+    assert machine.root_sh("test -e /tmp/itu-login || echo gone").strip() == "gone"
 
 
 def test_no_token_in_any_journal_line(machine: Machine) -> None:
