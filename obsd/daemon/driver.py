@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Final, Protocol
+from typing import Final
 
-import anyio
 import msgspec
 
 from obsd.adapters.clock import Clock, collector_paused
 from obsd.adapters.eventlog import StorageFailed
-from obsd.adapters.itu_login import ItuSession, LoginFailed
 from obsd.adapters.obs_client import Answer, ObsClient, ObsError, ObsTimeout, PreparedPost
 from obsd.core.clock_select import DateProbe, TimeStatus, date_interval
 from obsd.core.events import (
@@ -27,10 +24,7 @@ from obsd.core.events import (
     MessagePayload,
     PhaseChangedPayload,
     RequestArmedPayload,
-    TokenRefreshedPayload,
-    TokenRefreshFailedPayload,
 )
-from obsd.core.login import Credentials, LoginFailure, LoginStep
 from obsd.core.obs_answer import read_response
 from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
@@ -40,9 +34,8 @@ from obsd.core.runs import KeptAside, RunState, crn_results, lateness
 from obsd.core.state import last_post_ns
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
-from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, epoch_ns, instant
-from obsd.core.token import TokenError, TokenInfo, inspect_token, judge_expiry
-from obsd.core.token_refresh import LOGIN_BUDGET_S, Refresh, RefreshKind, next_refresh, too_late
+from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, instant
+from obsd.core.token_refresh import Refresh, RefreshKind
 from obsd.core.waiting import (
     FinalApproach,
     ProbeObs,
@@ -55,6 +48,7 @@ from obsd.core.waiting import (
 from obsd.daemon.calibration import Calibrated, calibrate
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
+from obsd.daemon.token_refresher import Keys, TokenRefresher
 
 # Retries further away than this get a log line saying when and why.
 ANNOUNCE_WAITS_OVER_S: Final = 1.0
@@ -65,26 +59,6 @@ SHOT_WINDOW_NS: Final = 60 * NS
 
 class ShotUnlogged(Exception):
     """The log failed close to a shot; the POST went anyway, and the daemon must now stop."""
-
-
-class Keys(Protocol):
-    """What a run reaches OBS with: the token, İTÜ credentials, and where a fresh token goes."""
-
-    def token(self) -> str | None:
-        """The OBS token in use, if any."""
-        ...
-
-    def token_info(self) -> TokenInfo | None:
-        """What may be shown of it."""
-        ...
-
-    def credentials(self) -> Credentials | None:
-        """The İTÜ credentials kept by `login`, if any."""
-        ...
-
-    def keep(self, token: str) -> None:
-        """Make a fresh token the one in use (OSError if it cannot be stored)."""
-        ...
 
 
 class RunDriver:
@@ -105,8 +79,7 @@ class RunDriver:
         self._journal = journal
         self._run_id = run_id
         self._keys = keys
-        # The single sign-on session of this run's logins, in memory only (its cookies).
-        self._sign_on: ItuSession | None = None
+        self._refresher = TokenRefresher(run_id, keys, instruments)
         self._clock = clock
         self._instruments = instruments
         # The monotonic instant the next POST is due, once the driver knows it.
@@ -163,8 +136,7 @@ class RunDriver:
             async with self._instruments.connect_obs(config, token or "") as obs:
                 await self._drive(obs)
         finally:
-            if self._sign_on is not None:
-                await self._sign_on.aclose()
+            await self._refresher.aclose()
 
     async def _drive(self, obs: ObsClient) -> None:
         """Calibrate, wait (refreshing the token on schedule), fire and retry."""
@@ -303,97 +275,19 @@ class RunDriver:
 
     async def _warn_if_token_short(self) -> None:
         """Hours ahead, not at the shot: a token that will not last, and no login to renew it."""
-        info = self._keys.token_info()
-        if self.run.requests or info is None or self._keys.credentials() is not None:
-            return
-        verdict = judge_expiry(info, instant(self.run.target_ns), instant(self._clock.wall_ns()))
-        if verdict.error:
-            await self._say(
-                f"{verdict.error}, or keep the İTÜ credentials (obsctl login) and obsd logs in "
-                "itself",
-                "warning",
-            )
+        warning = self._refresher.short_token_warning(self.run, self._clock.wall_ns())
+        if warning is not None:
+            await self._say(warning, "warning")
 
     def _next_refresh(self, calibrated: Calibrated) -> Refresh | None:
-        """The token refresh the wait makes next, while login traffic is still allowed."""
-        if self._keys.credentials() is None:
-            return None
-        run = self.run
-        created_ns = epoch_ns(datetime.fromisoformat(run.created_at))
-        planned = next_refresh(
-            run.target_ns, created_ns, run.refreshes, has_session=self._sign_on is not None
-        )
-        now_ns = calibrated.clock.true_ns(self._clock.mono_ns())
-        if planned is None or too_late(run.target_ns, max(now_ns, planned.at_ns)):
-            return None
-        return planned
+        return self._refresher.due(self.run, calibrated.clock.true_ns(self._clock.mono_ns()))
 
     async def _refresh(self, obs: ObsClient, kind: RefreshKind, clock: ClockMap) -> None:
-        """Log in (or mint from the session) for a fresh token; a failure keeps the old one."""
-        credentials = self._keys.credentials()
-        assert credentials is not None
         at_ns = clock.true_ns(self._clock.mono_ns())
-        session = self._sign_on or self._instruments.sign_on(self.run.config)
-        self._sign_on = session
-        failure: tuple[LoginFailure, str, list[LoginStep]] | None = None
-        try:
-            with anyio.fail_after(LOGIN_BUDGET_S):
-                if kind == RefreshKind.LOGIN:
-                    minted = await session.log_in(
-                        credentials.username, credentials.password, credentials.identity
-                    )
-                else:
-                    minted = await session.remint()
-            _, info = inspect_token(minted.token)
-        except LoginFailed as failed:
-            failure = (failed.code, str(failed), failed.steps)
-        except TimeoutError:
-            failure = (
-                LoginFailure.UNREACHABLE,
-                f"the login took longer than {LOGIN_BUDGET_S:.0f} s; the single sign-on is slow",
-                [],
-            )
-        except TokenError as exc:
-            failure = (LoginFailure.NOT_A_TOKEN, f"the new token is unusable: {exc}", [])
-        if failure is not None:
-            if kind == RefreshKind.LOGIN or failure[0] == LoginFailure.SESSION_EXPIRED:
-                self._sign_on = None
-                await session.aclose()
-            code, message, steps = failure
-            await self._emit(
-                TokenRefreshFailedPayload(
-                    run_id=self._run_id,
-                    kind=kind,
-                    at_ns=at_ns,
-                    code=code,
-                    message=message,
-                    steps=steps,
-                    kept=self._keys.token_info(),
-                )
-            )
-            return
-        current = self._keys.token_info()
-        if current is not None and current.exp and info.exp and info.exp <= current.exp:
-            # The token configured lasts longer (a paste after the login): it stays in use.
-            info = current
-        else:
-            obs.use_token(minted.token)
-            try:
-                await anyio.to_thread.run_sync(self._keys.keep, minted.token)
-            except OSError as exc:
-                await self._say(
-                    f"the fresh token is used but could not be stored: {exc}", "warning"
-                )
-        await self._emit(
-            TokenRefreshedPayload(
-                run_id=self._run_id,
-                kind=kind,
-                at_ns=at_ns,
-                token=info,
-                identity=minted.identity,
-                steps=minted.steps,
-            )
-        )
+        payload, warning = await self._refresher.refresh(self.run, kind, at_ns, obs)
+        if warning is not None:
+            await self._say(warning, "warning")
+        await self._emit(payload)
 
     async def _probe(self, obs: ObsClient, failures: RepeatedFailure) -> list[DateProbe]:
         """A keep-alive HEAD to OBS; its Date header, if it answered with one."""

@@ -17,9 +17,10 @@ from obsd.core.login import Credentials
 from obsd.core.phases import Phase
 from obsd.core.runs import crn_results
 from obsd.core.token import TokenInfo
-from obsd.daemon.driver import Keys, RunDriver, ShotUnlogged
+from obsd.daemon.driver import RunDriver, ShotUnlogged
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
+from obsd.daemon.token_refresher import Keys
 
 logger = logging.getLogger("obsd.runner")
 
