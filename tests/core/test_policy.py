@@ -9,6 +9,7 @@ from obsd.core.policy import NextPost, Stop, budget_allows_at, next_step
 from obsd.core.runs import RunState, new_run, with_request, with_results
 from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
+from obsd.core.token_refresh import RefreshKind, RefreshRecord
 
 T0 = 1_770_112_800 * NS  # an opening instant
 
@@ -178,4 +179,14 @@ def test_the_budget_holds_the_post_until_the_window_has_room() -> None:
     record = answered(record, T0 + 2 * NS, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
     step = next_step(record)
     assert isinstance(step, NextPost) and step.not_before_ns == T0 + NS // 100 + 60 * NS
+    assert "budget" in step.reason
+
+
+def test_a_login_of_the_wait_counts_in_the_budget() -> None:
+    record = run(budget_posts=1, budget_window=60.0)
+    logged_in = msgspec.structs.replace(
+        record, refreshes=(RefreshRecord(RefreshKind.LOGIN, T0 - 30 * NS, ok=True),)
+    )
+    step = next_step(logged_in)
+    assert isinstance(step, NextPost) and step.not_before_ns == T0 + 30 * NS
     assert "budget" in step.reason
