@@ -101,8 +101,7 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
     # answered, so OBS never sees more than budget_posts in its own window. Each login or
     # re-mint of the wait counts as one too: all of the run's traffic to OBS is budgeted.
     budget_at = budget_allows_at(
-        [r.responded_ns or r.planned_ns for r in run.requests]
-        + [r.at_ns for r in run.refreshes],
+        [r.responded_ns or r.planned_ns for r in run.requests] + [r.at_ns for r in run.refreshes],
         config.budget_posts,
         config.budget_window,
     )

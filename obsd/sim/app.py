@@ -314,6 +314,11 @@ class SimApp:
             records = list(self._records)
         return sorted(records, key=lambda r: (r.arrival_ns, r.seq))
 
+    def cookies_issued(self) -> list[str]:
+        """The single sign-on's session cookie values so far (they must never leak)."""
+        with self._lock:
+            return self._sso.cookies_issued()
+
     def state(self) -> SimState:
         """Seats and registrations as they stand."""
         with self._lock:

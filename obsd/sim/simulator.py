@@ -98,6 +98,10 @@ class RunningSimulator:
         """Every request so far except admin ones, in arrival order."""
         return self._app.records()
 
+    def cookies_issued(self) -> list[str]:
+        """The session cookie values its single sign-on handed out."""
+        return self._app.cookies_issued()
+
     def ntp_queries(self) -> list[NtpArrival]:
         """Every NTP query so far, by responder (its index in SimConfig.ntp) and true time."""
         return list(self._ntp_log)

@@ -212,6 +212,10 @@ class SingleSignOn:
         token = issue_token(session.subject, now_ns / NS, key=self._key)
         return Reply(200, token.encode(), content_type=TEXT), session.subject
 
+    def cookies_issued(self) -> list[str]:
+        """Every session cookie value handed out, for tests that look for leaks."""
+        return [*self._logins, *self._sessions, *self._pending]
+
     @staticmethod
     def redacted(request: HttpRequest) -> bytes:
         """A login POST's body as the record keeps it: without the password."""

@@ -31,7 +31,7 @@ from obsd.core.logformat import segment_name
 from obsd.core.protocol import REQUEST_CLASSES, Request, decode_request
 from obsd.core.token import fingerprint
 from tests.conftest import DaemonProcess, wait_until
-from tests.harness import STUDENT, iso, registration
+from tests.harness import PASSWORD, STUDENT, STUDENT_WHO_LOGS_IN, iso, registration
 from tests.reliability.rawwire import (
     MIB,
     RSS_GROWTH_LIMIT_KIB,
@@ -331,9 +331,10 @@ def raw_answers(sock: Path, run_id: str) -> bytes:
 
 
 def test_the_token_never_leaves_its_file(short_dir: Path) -> None:
-    """Grep for the token and its signature in everything obsd and obsctl write or show."""
+    """Grep for the token and its signature in everything obsd and obsctl write or show; and
+    for the İTÜ password and the session cookies of a login made in the same run."""
     written: dict[str, bytes] = {}
-    with registration(short_dir, opening_in_s=OPENING_IN_S) as reg:
+    with registration(short_dir, opening_in_s=OPENING_IN_S, students=[STUDENT_WHO_LOGS_IN]) as reg:
         sock, token = reg.daemon.socket, reg.sim.token(STUDENT)
         token_file = short_dir / "pasted-token"
         token_file.write_text(f"Bearer {token}\n")
@@ -352,6 +353,10 @@ def test_the_token_never_leaves_its_file(short_dir: Path) -> None:
         )
         written["configure response"] = msgspec.json.encode(plan)
         written["test-token"] = obsctl(sock, "test-token") + obsctl(sock, "--json", "test-token")
+        written["login"] = obsctl(sock, "login", stdin=f"ayse\n{PASSWORD}\n")
+        written["login --check"] = obsctl(sock, "login", "--check") + obsctl(
+            sock, "--json", "login", "--check"
+        )
         written["calibrate"] = obsctl(sock, "--json", "calibrate")
         started = obsctl(sock, "--json", "start")
         written["start"] = started
@@ -378,27 +383,26 @@ def test_the_token_never_leaves_its_file(short_dir: Path) -> None:
             written[f"/proc/PID/{name}"] = Path(f"/proc/{pid}/{name}").read_bytes()
         posts = reg.posts()
         run_phase = reg.run_detail(run_id)["phase"]
+        cookies = reg.sim.cookies_issued()
     written["daemon stderr"] = reg.daemon.stderr().encode()
     token_path = reg.daemon.state_dir / "obs-token"
+    login_path = reg.daemon.state_dir / "itu-login"
     for path in sorted(reg.daemon.state_dir.rglob("*")):
-        if path.is_file() and path != token_path:
+        if path.is_file() and path not in (token_path, login_path):
             written[str(path.relative_to(short_dir))] = path.read_bytes()
     # The controls: the token was stored, used for real, and the run is in every report.
     assert token_path.read_text() == token and run_phase == "done"
     assert posts and {p.token_fingerprint for p in posts} == {fingerprint(token)}
     assert run_id.encode() in written["obsctl run " + run_id + " --format md"]
-    signature = token.rsplit(".", 1)[1]
-    leaks = [
-        name
-        for name, data in written.items()
-        if token.encode() in data or signature.encode() in data
-    ]
+    assert len(cookies) >= 2, "the login checks were made, their sessions set"
+    secrets = [token, token.rsplit(".", 1)[1], PASSWORD, *cookies]
+    leaks = [name for name, data in written.items() if any(s.encode() in data for s in secrets)]
     print(
         f"\ntoken secrecy: {len(written)} outputs grepped "
         f"({sum(map(len, written.values())) / 1024:,.0f} KiB): "
         + ", ".join(f"{name} ({len(data):,} B)" for name, data in written.items())
     )
-    assert leaks == [], f"the token or its signature appears in {leaks}"
+    assert leaks == [], f"the token, the password or a cookie appears in {leaks}"
     assert all(written.values()), "every source had something to grep"
 
 
