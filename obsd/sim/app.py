@@ -26,6 +26,7 @@ from obsd.sim.config import SimConfig
 from obsd.sim.faults import FaultPlan
 from obsd.sim.http11 import BadRequest, HttpRequest, Reply
 from obsd.sim.rules import Registrar, SimState
+from obsd.sim.schedule import PublicSchedule
 from obsd.sim.sso import SingleSignOn
 from obsd.sim.tokens import TokenRejected, verify_token
 
@@ -129,6 +130,9 @@ class SimApp:
         self._sso = SingleSignOn(config, key)
         for path, methods in self._sso.routes().items():
             self._routes[path] = (methods, self._sign_on)
+        self._schedule = PublicSchedule(config, self._registrar)
+        for path, methods in self._schedule.routes().items():
+            self._routes[path] = (methods, self._public_schedule)
 
     @staticmethod
     def is_admin(request: HttpRequest) -> bool:
@@ -284,6 +288,9 @@ class SimApp:
             return _Outcome(page, fault="iis_503")
         reply, subject = self._sso.respond(request, arrival_ns)
         return _Outcome(reply, subject)
+
+    def _public_schedule(self, request: HttpRequest, arrival_ns: int) -> _Outcome:
+        return _Outcome(self._schedule.respond(request, self._clock.server_ns(arrival_ns)))
 
     def _check_token(self, request: HttpRequest, arrival_ns: int) -> _Outcome:
         subject = self._subject(request, arrival_ns)

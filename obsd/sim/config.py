@@ -38,6 +38,13 @@ class SimConfigError(ValueError):
     """The simulator configuration is inconsistent; the message says what to fix."""
 
 
+class SeatChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Another student drops (-1) or takes (+1, if one is free) a seat at `at` (epoch s, server)."""
+
+    at: float
+    delta: Literal[-1, 1]
+
+
 class Course(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One section of the catalogue. Seats taken at start = `enrolled` + configured students."""
 
@@ -55,6 +62,8 @@ class Course(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     # Other students take every seat left this long after the opening (true-time seconds), so
     # an add whose turn comes later finds the course full: order matters. None: never.
     fills_after_s: NonNegative | None = None
+    # The add/drop days: seats freed and taken by students the simulator does not model.
+    seat_changes: list[SeatChange] = []
 
 
 class StudentLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -133,6 +142,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # Requests of the login flow (1-based, in arrival order) that IIS answers with its HTML
     # 503 page, as at a busy moment.
     sso_unavailable_on: list[Annotated[int, Meta(ge=1)]] = []
+    # The public course schedule answers 429 to a request this soon after the one before
+    # (obs-facts.md: it rate-limits; watchers poll every 30 s at the fastest).
+    schedule_min_interval_s: NonNegative = 10.0
     # Each CRN of a POST takes a uniform draw from this range, in turn (drops, then adds), and
     # the answer comes when the last is done. A busy opening's pace by default, as OBS answers
     # on the day; (0, 0) answers at once.

@@ -129,6 +129,12 @@ class Registrar:
         self._config = config
         self._courses = {course.crn: course for course in config.courses}
         self._taken = {course.crn: course.enrolled for course in config.courses}
+        # Seat changes still to come, in time order, as (true ns, CRN, delta).
+        self._changes = sorted(
+            (round(change.at * NS), course.crn, change.delta)
+            for course in config.courses
+            for change in course.seat_changes
+        )
         self._students: dict[str, _Student] = {}
         self._limits: dict[str, _Limits] = {}
         self._opening_ns = None if config.opening_at is None else round(config.opening_at * NS)
@@ -179,6 +185,7 @@ class Registrar:
         `turns_ns`: when each CRN's turn comes after the arrival, drops first, then adds (OBS
         handles them one after another); a course may fill before its turn. Default: at once.
         """
+        self.catch_up(server_now_ns)
         refusal = self.count_post(subject, server_now_ns)
         if refusal is None and len(ecrn) + len(scrn) > MAX_CRNS:
             refusal = TOO_MANY
@@ -196,6 +203,21 @@ class Registrar:
         add_turns = turns[len(scrn) :]
         adds = [self._add(student, crn, at) for crn, at in zip(ecrn, add_turns, strict=True)]
         return RegistrationResult(ecrn_result_list=adds, scrn_result_list=drops)
+
+    def catch_up(self, now_ns: int) -> None:
+        """Apply the seat changes due by `now_ns` (another's +1 only if a seat is free)."""
+        while self._changes and self._changes[0][0] <= now_ns:
+            _, crn, delta = self._changes.pop(0)
+            quota = self._courses[crn].quota
+            if delta < 0 and self._taken[crn] > 0:
+                self._taken[crn] -= 1
+            elif delta > 0 and self._taken[crn] < quota:
+                self._taken[crn] += 1
+
+    def seats(self, crn: str, now_ns: int) -> tuple[int, int]:
+        """The quota and the seats taken of `crn` at `now_ns`, as the public schedule shows."""
+        self.catch_up(now_ns)
+        return self._courses[crn].quota, self._taken[crn]
 
     def _drop(self, student: _Student, crn: str) -> CrnResult:
         if crn not in self._courses:
