@@ -27,6 +27,14 @@ def _actor(payload: Payload) -> str:
     return f"(uid {actor.get('uid')} pid {actor.get('pid')})"
 
 
+def _login(info: Payload) -> str:
+    if not info.get("configured"):
+        return "not set"
+    return f"set for {info.get('username')}" + (
+        f" (identity {info['identity']})" if info.get("identity") else ""
+    )
+
+
 def _config_changed(p: Payload) -> str:
     config = p.get("config", {})
     parts = [
@@ -135,6 +143,18 @@ FORMATS: dict[str, Callable[[Payload], str]] = {
     "run_resumed": lambda p: f"run resumed in {p['phase']}; pending: {value(p['pending'])}",
     "run_deleted": lambda p: f"run {p['run_id']} deleted {_actor(p)}",
     "token_tested": lambda p: f"token test: {p['message']}",
+    "login_changed": lambda p: f"İTÜ login {_login(p['login'])} {_actor(p)}",
+    "login_checked": lambda p: (
+        f"login check: {'works' if p['ok'] else p['code'] or 'token refused'}: {p['message']}"
+    ),
+    "token_refreshed": lambda p: (
+        f"fresh token from the {p['kind']}: exp {p['token'].get('exp') or 'unknown'}"
+        + (f", identity {p['identity']}" if p.get("identity") else "")
+    ),
+    "token_refresh_failed": lambda p: (
+        f"the {p['kind']} for a fresh token failed ({p['code']}): {p['message']}"
+        + (f"; keeping the token valid until {p['kept']['exp']}" if p.get("kept") else "")
+    ),
 }
 
 

@@ -73,3 +73,31 @@ def test_tail_shows_the_armed_line_before_the_post_and_the_sent_line_after(
     assert posts_then == 1
     assert sent_line.startswith("POST #1 sent at ") and "answered in" in sent_line
     assert post.arrival_ns >= reg.opening_ns and post.arrival_ns - reg.opening_ns < 5 * NS
+
+
+def test_the_login_s_events_read_as_sentences_without_secrets() -> None:
+    info = {"fingerprint": "sha256:ab", "exp": "2026-12-01T19:00:00Z", "iat": None}
+    refreshed = {
+        "type": "token_refreshed",
+        "payload": {"kind": "remint", "token": info, "identity": None, "steps": [{"x": 1}]},
+    }
+    assert summary(refreshed) == "fresh token from the remint: exp 2026-12-01T19:00:00Z"
+    failed = {
+        "type": "token_refresh_failed",
+        "payload": {
+            "kind": "login",
+            "code": "LOGIN_WRONG_PASSWORD",
+            "message": "İTÜ refused the user name or password",
+            "kept": info,
+            "steps": [],
+        },
+    }
+    assert summary(failed).endswith("keeping the token valid until 2026-12-01T19:00:00Z")
+    changed = {
+        "type": "login_changed",
+        "payload": {
+            "actor": {"uid": 1000, "pid": 7},
+            "login": {"configured": True, "username": "ayse"},
+        },
+    }
+    assert summary(changed).startswith("İTÜ login set for ayse")
