@@ -90,6 +90,15 @@ def markdown(run: RunReply) -> str:
             f"the target; its answer took {durations.first_answer_ms or 0:.1f} ms; "
             f"the run took {durations.total_s or 0:.1f} s in all.",
         ]
+    if run.refreshes:
+        lines += ["", "## Token refreshes", ""]
+        lines += _table(
+            ["kind", "at", "result"],
+            [
+                [r.kind, _instant(r.at_ns), "fresh token" if r.ok else "failed"]
+                for r in run.refreshes
+            ],
+        )
     lines += ["", "## Requests", ""]
     lines += _table(
         ["#", "planned", "sent", "vs target", "answer after", "outcome", "codes"],

@@ -86,10 +86,19 @@ def test_a_wrong_password_is_told_at_once_hours_ahead(short_dir: Path) -> None:
         )
         status = reg.request("status")["data"]
         assert reg.request("cancel")["success"]
+        run_id = status["active_run"]["run_id"]
+        obsctl = [sys.executable, "-m", "obsctl", "--socket", str(reg.daemon.socket)]
+        report = subprocess.run(
+            [*obsctl, "run", run_id, "--format", "md"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
     failed = events[-1]["payload"]
     assert failed["code"] == "LOGIN_WRONG_PASSWORD" and failed["kind"] == "login"
     assert failed["kept"] is not None, "the configured token is kept"
     assert status["phase"] == "waiting", "the run goes on with the token it has"
+    assert "## Token refreshes" in report and "| login | " in report and "| failed |" in report
 
 
 def test_without_credentials_a_token_that_will_not_last_is_a_warning_hours_ahead(
