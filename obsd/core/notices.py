@@ -9,6 +9,7 @@ close to it would take CPU and network from the one request that matters.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Final
 
@@ -27,15 +28,17 @@ from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState
 from obsd.core.runs import RunState
 from obsd.core.state import DaemonState
-from obsd.core.status_text import QUIET_BEFORE_S, late_text, next_shot_ns
+from obsd.core.status_text import late_text, next_shot_ns
 from obsd.core.timing import NS
+from obsd.core.waiting import RECHECK_NTP_BEFORE_S
 
 # A notification command or URL gets this long, then it is given up (and a command killed):
 # a phone that is told a minute late is told; a stuck helper must not pile up.
 DELIVERY_TIMEOUT_S: Final = 10.0
-# Deliveries stop this long before a shot, so that one started just before the quiet window
-# is over before the final approach begins.
-HOLD_BEFORE_SHOT_S: Final = QUIET_BEFORE_S + DELIVERY_TIMEOUT_S
+# Deliveries stop this long before a shot: one started just before is over before the
+# time is re-checked for the last times (10 s before the shot), and so before the final
+# approach, with a second to spare.
+HOLD_BEFORE_SHOT_S: Final = max(RECHECK_NTP_BEFORE_S) + DELIVERY_TIMEOUT_S + 1.0
 # Warnings before a target repeat (a flapping NTP server, a disk filling slowly): a person is
 # told each different one once, and no more than this many per run, not once a minute.
 ATTENTION_PER_RUN: Final = 8
@@ -70,6 +73,7 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _WON: Final = frozenset({CrnState.SUCCESS, CrnState.ALREADY})
+_FIGURES: Final = re.compile(r"[+-]?[0-9][0-9.:,]*")
 
 
 def _results_text(run: RunState) -> str:
@@ -170,6 +174,14 @@ def attention(
         instance=instance,
         event=event,
     )
+
+
+def problem_key(message: str) -> str:
+    """What makes two problems the same one: their words, not their live figures.
+
+    "the system clock is +612.3 ms off" and "+615.0 ms off" are one problem, told once.
+    """
+    return _FIGURES.sub("#", message)
 
 
 def run_before_target(state: DaemonState) -> RunState | None:

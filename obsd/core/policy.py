@@ -98,10 +98,11 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
         not_before = earlier_post_ns + int(config.retry_interval * NS)
         reason = f"{config.retry_interval:g} s after an earlier run's last POST"
     # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
-    # answered, so OBS never sees more than budget_posts in its own window. Each login or
-    # re-mint of the wait counts as one too: all of the run's traffic to OBS is budgeted.
+    # answered, so OBS never sees more than budget_posts in its own window. The wait's logins
+    # are not POSTs to the registration endpoint and have their own bound (token_refresh.py):
+    # counting them here could only hold back the first shot.
     budget_at = budget_allows_at(
-        [r.responded_ns or r.planned_ns for r in run.requests] + [r.at_ns for r in run.refreshes],
+        [r.responded_ns or r.planned_ns for r in run.requests],
         config.budget_posts,
         config.budget_window,
     )

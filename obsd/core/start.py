@@ -12,6 +12,7 @@ from obsd.core.state import DaemonState
 from obsd.core.status_text import duration_text
 from obsd.core.timing import epoch_ns
 from obsd.core.token import TokenInfo, judge_expiry
+from obsd.core.token_refresh import too_late
 
 
 class Refusal(msgspec.Struct, frozen=True):
@@ -69,6 +70,8 @@ def check_start(
             "the right one",
         )
     warnings: list[str] = []
+    # Too close to the target (or past it) for a login: the token must do as it is.
+    can_log_in = can_log_in and not too_late(epoch_ns(target), epoch_ns(now))
     if token is None and not can_log_in:
         return Refusal(
             ErrorCode.TOKEN_MISSING,

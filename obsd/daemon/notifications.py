@@ -18,7 +18,7 @@ import anyio.abc
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.notifiers import Channel
-from obsd.core.events import Countdown, event_decoder
+from obsd.core.events import Countdown, TokenRefreshFailed, event_decoder
 from obsd.core.notices import (
     ATTENTION_PER_RUN,
     DELIVERY_TIMEOUT_S,
@@ -28,11 +28,11 @@ from obsd.core.notices import (
     attention,
     may_deliver,
     notice_for,
+    problem_key,
     run_before_target,
     still_news,
 )
 from obsd.core.status_text import true_now_ns
-from obsd.core.timing import NS
 from obsd.daemon.journal import Journal, Subscription
 
 logger = logging.getLogger("obsd.notify")
@@ -40,8 +40,6 @@ logger = logging.getLogger("obsd.notify")
 # `health` is asked after each event (but countdowns) and this often while a run waits: a disk
 # filling or a token running out is news within minutes; the question costs a statfs.
 HEALTH_EVERY_S: Final = 60.0
-# A held notice is looked at again this often, to go out soon after a quiet spell ends.
-HELD_RECHECK_S: Final = 1.0
 
 
 class Notifications:
@@ -65,6 +63,8 @@ class Notifications:
         self._queue: deque[Notice] = deque()
         self._queued = anyio.Event()
         self._health_due = anyio.Event()
+        self._changed = anyio.Event()  # set by each line of the log
+        self._errors: set[str] = set()
         # Attention already given, per run: each different problem once.
         self._told: dict[str, set[str]] = {}
         # Channels whose last delivery failed, with why: logged once, shown by `health`.
@@ -80,11 +80,14 @@ class Notifications:
 
     def offer(self, notice: Notice) -> None:
         """Queue a notice (attention at most once per problem and run) for delivery."""
-        if notice.kind == NoticeKind.ATTENTION and notice.run_id is not None:
+        # A failed refresh is always told (a run makes four at most): its token is at stake.
+        refresh_failed = isinstance(notice.event, TokenRefreshFailed)
+        if notice.kind == NoticeKind.ATTENTION and notice.run_id is not None and not refresh_failed:
             told = self._told.setdefault(notice.run_id, set())
-            if notice.message in told or len(told) >= ATTENTION_PER_RUN:
+            key = problem_key(notice.message)
+            if key in told or len(told) >= ATTENTION_PER_RUN:
                 return
-            told.add(notice.message)
+            told.add(key)
         if len(self._queue) >= QUEUE_LIMIT:
             self.dropped += 1
             if self.dropped == 1:
@@ -126,13 +129,23 @@ class Notifications:
                 continue
             for seq, line in lines:
                 cursor = seq
-                event = event_decoder.decode(line)
-                notice = notice_for(event, journal.state, self._instance)
+                self._changed.set()
+                try:
+                    event = event_decoder.decode(line)
+                    notice = notice_for(event, journal.state, self._instance)
+                except Exception:  # Telling people must never stop the daemon.
+                    self._failed_once("could not read an event for notices")
+                    continue
                 if notice is not None:
                     self.offer(notice)
                 if not isinstance(event, Countdown):
                     # A new token or plan can change what `health` says: ask it now.
                     self._health_due.set()
+
+    def _failed_once(self, what: str) -> None:
+        if what not in self._errors:
+            self._errors.add(what)
+            logger.exception("%s; notices go on without it", what)
 
     async def _ask_health(self) -> None:
         while True:
@@ -141,7 +154,12 @@ class Notifications:
             # Near the shot nothing could be delivered anyway: the loop stays quiet.
             if run is not None and may_deliver(state, self._true_now_ns()):
                 own = set(self.problems())  # Failing notifications are no news to notify.
-                for problem in self._problems():
+                try:
+                    problems = self._problems()
+                except Exception:  # An unreadable disk is no reason to stop the daemon.
+                    self._failed_once("could not ask health")
+                    problems = []
+                for problem in problems:
                     if problem not in own:
                         self.offer(attention(problem, run, self._instance))
             with anyio.move_on_after(HEALTH_EVERY_S):
@@ -154,7 +172,10 @@ class Notifications:
             self._queued = anyio.Event()
             while self._queue:
                 if not may_deliver(self._journal.state, self._true_now_ns()):
-                    await self._clock.sleep_until(self._clock.mono_ns() + int(HELD_RECHECK_S * NS))
+                    # Held until the log moves on (the run registers, ends, or is cancelled):
+                    # nothing wakes here on a timer near the shot.
+                    self._changed = anyio.Event()
+                    await self._changed.wait()
                     continue
                 notice = self._queue.popleft()
                 if not still_news(notice, self._journal.state):

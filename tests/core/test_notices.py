@@ -28,6 +28,7 @@ from obsd.core.notices import (
     NoticeKind,
     may_deliver,
     notice_for,
+    problem_key,
     still_news,
 )
 from obsd.core.phases import Phase
@@ -217,3 +218,10 @@ def test_attention_held_past_the_target_is_no_longer_news() -> None:
     assert not still_news(notice, registering)
     late = told(created(), LateStartPayload(RUN, 2.0))
     assert late is not None and still_news(late, registering)
+
+
+def test_a_problem_whose_figures_change_is_one_problem() -> None:
+    first = "the system clock is +612.3 ms off NTP time (obsd corrects for it)"
+    later = "the system clock is +615.0 ms off NTP time (obsd corrects for it)"
+    assert problem_key(first) == problem_key(later)
+    assert problem_key(first) != problem_key("only 12 MiB free on the state disk")

@@ -182,11 +182,15 @@ def test_the_budget_holds_the_post_until_the_window_has_room() -> None:
     assert "budget" in step.reason
 
 
-def test_a_login_of_the_wait_counts_in_the_budget() -> None:
-    record = run(budget_posts=1, budget_window=60.0)
-    logged_in = msgspec.structs.replace(
-        record, refreshes=(RefreshRecord(RefreshKind.LOGIN, T0 - 30 * NS, ok=True),)
+def test_the_logins_of_the_wait_never_hold_back_the_first_shot() -> None:
+    # A small budget in a long window: the wait's two re-mints must not use it up.
+    record = run(budget_posts=2, budget_window=3600.0)
+    refreshed = msgspec.structs.replace(
+        record,
+        refreshes=(
+            RefreshRecord(RefreshKind.REMINT, T0 - 1800 * NS, ok=True),
+            RefreshRecord(RefreshKind.REMINT, T0 - 600 * NS, ok=True),
+        ),
     )
-    step = next_step(logged_in)
-    assert isinstance(step, NextPost) and step.not_before_ns == T0 + 30 * NS
-    assert "budget" in step.reason
+    step = next_step(refreshed)
+    assert isinstance(step, NextPost) and step.not_before_ns == 0

@@ -122,3 +122,18 @@ def test_a_target_that_passed_within_the_window_is_a_late_start_that_goes_ahead(
     soon = TokenInfo(fingerprint="sha256:abc", exp="2026-12-01T09:09:00Z")
     code, message = refusal(DaemonState(config=late), soon)
     assert code is ErrorCode.TOKEN_EXPIRED and "less than 10 min after the target" in message
+
+
+def test_with_credentials_a_token_that_would_not_do_is_fine_while_a_login_can_still_come() -> None:
+    state = DaemonState(config=PLAN)
+    expired = token(-timedelta(hours=3))
+    ahead = check_start(state, expired, None, NOW, can_log_in=True)
+    assert isinstance(ahead, GoAhead) and ahead.token == expired
+    assert any(w.endswith("; obsd logs in for a fresh one") for w in ahead.warnings)
+    assert isinstance(check_start(state, None, None, NOW, can_log_in=True), GoAhead)
+    # A minute before the target no login may start (token_refresh.LATEST_BEFORE_S): refused.
+    late = NOW + timedelta(hours=2) - timedelta(seconds=60)
+    too_late = check_start(state, None, None, late, can_log_in=True)
+    assert isinstance(too_late, Refusal) and too_late.code == ErrorCode.TOKEN_MISSING
+    stale = check_start(state, expired, None, late, can_log_in=True)
+    assert isinstance(stale, Refusal) and stale.code == ErrorCode.TOKEN_EXPIRED
