@@ -86,9 +86,10 @@ class ItuSession:
     async def _request(self, what: str, method: str, url: str, **kwargs: object) -> httpx.Response:
         try:
             response = await self._client.request(method, url, **kwargs)  # type: ignore[arg-type]
-        except httpx.TooManyRedirects:
+        except (httpx.TooManyRedirects, httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise self._fail(
-                LoginFailure.PAGE_CHANGED, f"{what}: more than {MAX_REDIRECTS} redirects"
+                LoginFailure.PAGE_CHANGED,
+                f"{what}: a redirect loop, or a link that is no URL; İTÜ may have changed it",
             ) from None
         except httpx.HTTPError as exc:
             raise self._fail(

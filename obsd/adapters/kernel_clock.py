@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 from typing import Final
@@ -42,11 +43,17 @@ class _Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs ldconfig: once, not at every read (health asks after each event).
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def read_kernel_clock() -> KernelClock:
     """Whether the kernel says its clock is synchronised, and its error bounds (µs)."""
     if not sys.platform.startswith("linux"):
         return KernelClock(False, None, None, problem="adjtimex exists only on Linux")
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = _libc()
     timex = _Timex()
     state = libc.adjtimex(ctypes.byref(timex))
     if state < 0:

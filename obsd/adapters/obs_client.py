@@ -159,7 +159,7 @@ class ObsClient:
         )
 
     def use_token(self, token: str) -> None:
-        """Send `token` from now on (a fresh one from a login); prepared POSTs are rebuilt."""
+        """Send `token` from now on (a fresh one from a login), in requests prepared after."""
         self._client.headers["Authorization"] = f"Bearer {token}"
 
     async def send(self, post: PreparedPost) -> Answer:

@@ -16,6 +16,9 @@ import msgspec
 MAX_USERNAME: Final = 64
 MAX_PASSWORD: Final = 256
 MAX_IDENTITY: Final = 128
+# What a user name, password or identity may not contain: a newline would split the
+# credentials file's lines (and move part of a password into the identity, which is shown).
+NO_CONTROL: Final = r"^[^\x00-\x1f\x7f]*$"
 
 # Where the credentials in use came from: `obsctl login` (the state dir), systemd, or nowhere.
 LoginSource = Literal["state_dir", "credential", "none"]

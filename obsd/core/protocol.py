@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final, Literal, cast
 import msgspec
 
 from obsd.core.config import CRN_LENGTH, CRN_PATTERN, ConfigPatch
-from obsd.core.login import MAX_IDENTITY, MAX_PASSWORD, MAX_USERNAME
+from obsd.core.login import MAX_IDENTITY, MAX_PASSWORD, MAX_USERNAME, NO_CONTROL
 from obsd.core.phases import Phase
 
 PROTOCOL_VERSION: Final = 1
@@ -120,10 +120,18 @@ class TestToken(Request, frozen=True, tag="test_token"):
 class Login(Request, frozen=True, tag="login"):
     """Keep the İTÜ credentials the daemon logs in with (0600 in the state dir)."""
 
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USERNAME)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PASSWORD)]
+    # No control characters: the credentials file is one field per line.
+    username: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_USERNAME, pattern=NO_CONTROL)
+    ]
+    password: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_PASSWORD, pattern=NO_CONTROL)
+    ]
     # For a double major: the identity whose name contains this; default the first offered.
-    identity: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTITY)] | None = None
+    identity: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTITY, pattern=NO_CONTROL)]
+        | None
+    ) = None
     mutating = True
 
 

@@ -51,6 +51,8 @@ class TokenRefresher:
         self._keys = keys
         self._instruments = instruments
         self._session: ItuSession | None = None
+        # The token this run's OBS client sends, once a refresh set it (else the stored one's).
+        self._sent: TokenInfo | None = None
 
     async def aclose(self) -> None:
         """Forget the session (its cookies)."""
@@ -104,16 +106,17 @@ class TokenRefresher:
                     code=failed.code,
                     message=failed.message,
                     steps=failed.steps,
-                    kept=self._keys.token_info(),
+                    kept=self._sent or self._keys.token_info(),
                 ),
                 None,
             )
         warning = None
-        current = self._keys.token_info()
+        current = self._sent or self._keys.token_info()
         if current is not None and current.exp and info.exp and info.exp <= current.exp:
-            info = current  # The token configured lasts longer (pasted later): it stays.
+            info = current  # The token in use lasts longer: it stays.
         else:
             obs.use_token(minted.token)
+            self._sent = info
             try:
                 await anyio.to_thread.run_sync(self._keys.keep, minted.token)
             except OSError as exc:
@@ -151,6 +154,13 @@ class TokenRefresher:
         except TokenError as exc:
             raise _Failed(
                 LoginFailure.NOT_A_TOKEN, f"the new token is unusable: {exc}", []
+            ) from None
+        except Exception as exc:  # A page nobody foresaw must not end the run.
+            raise _Failed(
+                LoginFailure.PAGE_CHANGED,
+                f"the login met something unexpected ({type(exc).__name__}); İTÜ may have "
+                "changed its pages: obsctl login --check",
+                [],
             ) from None
         return minted, info
 

@@ -82,3 +82,25 @@ def test_without_a_password_on_stdin_login_says_what_it_needs(short_dir: Path) -
         refused = obsctl(reg, "login", stdin="ayse\n")
     assert refused.returncode == 1
     assert "give the İTÜ user name, then the password" in refused.stderr
+
+
+def test_a_password_with_a_newline_is_refused_without_being_echoed(short_dir: Path) -> None:
+    with registration(short_dir, students=STUDENTS) as reg:
+        refused = reg.request("login", username="ayse", password="first\nsecond")
+        login = reg.request("config")["data"]["login"]
+    assert refused["error"]["code"] == "VALIDATION_ERROR"
+    assert "$.password" in refused["error"]["message"]
+    assert "first" not in str(refused) and login["configured"] is False
+
+
+def test_a_login_check_is_refused_close_to_a_shot(short_dir: Path) -> None:
+    with registration(short_dir, opening_in_s=30, students=STUDENTS) as reg:
+        reg.plan(ecrn=["21234"])
+        assert obsctl(reg, "login", stdin=f"ayse\n{PASSWORD}\n").returncode == 0
+        reg.start()
+        check = obsctl(reg, "login", "--check")
+        assert reg.request("cancel")["success"]
+        logins = [r for r in reg.sim.requests() if r.path.startswith(("/login", "/Login"))]
+    assert check.returncode == 2 and "RUN_IN_PROGRESS" in check.stderr
+    assert "fires within 90 s" in check.stderr
+    assert logins == [], "no login traffic near the shot"

@@ -9,9 +9,12 @@ from obsd.adapters.itu_login import LoginFailed, Minted
 from obsd.adapters.obs_client import ObsError
 from obsd.core.events import LoginChangedPayload, LoginCheckedPayload
 from obsd.core.login import Credentials
+from obsd.core.phases import Phase
 from obsd.core.protocol import ErrorCode, Login, Logout, ProtocolError, TestLogin
 from obsd.core.replies import LoginReply
+from obsd.core.timing import epoch_ns
 from obsd.core.token import TokenError, inspect_token
+from obsd.core.token_refresh import LATEST_BEFORE_S, too_late
 from obsd.daemon.context import Caller, Context
 from obsd.daemon.ops.obs import TOKEN_CHECK_WORDS
 
@@ -37,6 +40,16 @@ async def logout(ctx: Context, request: Logout, caller: Caller) -> LoginReply:
 
 async def test_login(ctx: Context, request: TestLogin, caller: Caller) -> LoginCheckedPayload:
     """Log in once, then OBS's cheap GET with the new token; the token is not kept."""
+    run = ctx.state.runs.get(ctx.state.active_run) if ctx.state.active_run else None
+    if run is not None and (
+        run.phase == Phase.REGISTERING or too_late(run.target_ns, epoch_ns(ctx.now()))
+    ):
+        # The same rule as a run's own logins: no login traffic near or after its shot.
+        raise ProtocolError(
+            ErrorCode.RUN_IN_PROGRESS,
+            f"run {run.run_id} fires within {LATEST_BEFORE_S:.0f} s or is registering; "
+            "check the login after it",
+        )
     credentials = ctx.logins.credentials
     if credentials is None:
         raise ProtocolError(
