@@ -35,6 +35,7 @@ from obsd.core.protocol import (
     RequestId,
     Start,
     Tail,
+    TestLogin,
     TestToken,
     decode_request,
 )
@@ -43,7 +44,8 @@ from tests.reliability.rawwire import Wire, WireError
 SUCCESS: Final = "success"
 ERROR_CODES: Final = frozenset(code.value for code in ErrorCode)
 # Ops whose success would reach beyond loopback or start a run: never sent by the fuzzer.
-NEVER_SENT: Final = (Start, Calibrate, TestToken)
+# They reach the network (OBS, NTP, İTÜ's login): a fuzzed daemon stays on loopback.
+NEVER_SENT: Final = (Start, Calibrate, TestToken, TestLogin)
 # A fraction of messages is replaced by an abrupt disconnect of one of the kinds below.
 DISCONNECT_RATE: Final = 0.02
 # Problems kept per run: enough to diagnose, bounded so that a broken daemon cannot flood.

@@ -122,7 +122,9 @@ valid_patches = st.fixed_dictionaries(
         },
     },
 )
+PRINTABLE: Final = st.characters(blacklist_categories=("Cc", "Cs"))
 VALID_OPTIONAL: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
+    "login": {"identity": st.none() | st.text(PRINTABLE, min_size=1, max_size=128)},
     "tail": {
         "after_seq": st.none() | st.integers(min_value=0),
         "follow": st.booleans(),
@@ -144,6 +146,11 @@ VALID_REQUIRED: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
     "run": {"run_id": st.text(max_size=40)},
     "delete_run": {"run_id": st.text(max_size=40)},
     "configure": {"config": valid_patches},
+    "login": {
+        # Any text without control characters (which would split the credentials file).
+        "username": st.text(PRINTABLE, min_size=1, max_size=64),
+        "password": st.text(PRINTABLE, min_size=1, max_size=256),
+    },
 }
 
 
