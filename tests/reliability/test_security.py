@@ -50,6 +50,8 @@ NOGROUP: Final = grp.getgrnam("nogroup").gr_gid
 EXAMPLE_FIELDS: Final[dict[str, Any]] = {
     "config": {"max_attempts": 7},
     "run_id": "00000000-0000-4000-8000-000000000000",
+    "username": "ayse",
+    "password": "not-her-password",
 }
 MUTATING: Final = [c for c in REQUEST_CLASSES if c.mutating]
 READING: Final = [c for c in REQUEST_CLASSES if not c.mutating]
@@ -184,6 +186,9 @@ def test_a_local_user_gets_read_only_and_is_refused_every_mutating_op(short_dir:
         "delete_run",
         "test_token",
         "calibrate",
+        "login",
+        "logout",
+        "test_login",
     }
     daemon = DaemonProcess(
         short_dir / "obsd.sock", short_dir / "state", ["--socket-group", "nogroup"]
