@@ -99,10 +99,11 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
         reason = f"{config.retry_interval:g} s after an earlier run's last POST"
     # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
     # answered, so OBS never sees more than budget_posts in its own window. The wait's logins
-    # are not POSTs to the registration endpoint and have their own bound (token_refresh.py):
-    # counting them here could only hold back the first shot.
+    # count too, as one request each, but only against retries: held back by them, the first
+    # shot would miss its instant for requests that never touched the registration endpoint.
     budget_at = budget_allows_at(
-        [r.responded_ns or r.planned_ns for r in run.requests],
+        [r.responded_ns or r.planned_ns for r in run.requests]
+        + ([r.at_ns for r in run.refreshes] if run.requests else []),
         config.budget_posts,
         config.budget_window,
     )

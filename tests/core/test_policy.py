@@ -194,3 +194,15 @@ def test_the_logins_of_the_wait_never_hold_back_the_first_shot() -> None:
     )
     step = next_step(refreshed)
     assert isinstance(step, NextPost) and step.not_before_ns == 0
+
+
+def test_the_logins_of_the_wait_count_against_the_retries() -> None:
+    record = run(budget_posts=2, budget_window=3600.0, retry_interval=1.0)
+    refreshed = msgspec.structs.replace(
+        record, refreshes=(RefreshRecord(RefreshKind.REMINT, T0 - 600 * NS, ok=True),)
+    )
+    first = answered(refreshed, T0, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
+    step = next_step(first)
+    # Two requests in the window already (the re-mint and the first POST): the budget waits.
+    assert isinstance(step, NextPost) and step.not_before_ns == T0 - 600 * NS + 3600 * NS
+    assert "budget" in step.reason
