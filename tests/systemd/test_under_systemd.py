@@ -413,6 +413,7 @@ def test_the_login_from_an_encrypted_credential_works_and_its_password_is_nowher
         machine.container.run(encrypted, user=USER, stdin=f"ayse\n{password}\n")
         config = machine.obsctl("config")
         check = machine.obsctl("login", "--check")
+        cookies = sim.cookies_issued()
     assert config["login"] == {
         "configured": True,
         "username": "ayse",
@@ -423,8 +424,10 @@ def test_the_login_from_an_encrypted_credential_works_and_its_password_is_nowher
     assert check["ok"] is True and check["http_status"] == 200, check
     encrypted_file = machine.root_sh("cat /etc/obsd/itu-login.cred")
     journal = machine.root_sh("journalctl -o export --no-pager")
+    assert cookies, "the check logged in"
     for place in (encrypted_file, journal):
         assert password not in place
+        assert not [cookie for cookie in cookies if cookie in place], "a session cookie leaked"
     assert machine.root_sh("test -e /tmp/itu-login || echo gone").strip() == "gone"
 
 
