@@ -9,6 +9,7 @@ kiss-o'-death, one whose clock is unsynchronised, one that sends garbage, one th
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -45,10 +46,15 @@ class NtpQuery:
 
 
 class NtpArrival(msgspec.Struct, frozen=True):
-    """A query as a responder saw it: which responder, and when (true time)."""
+    """A query as a responder saw it: which responder, and when (true time).
+
+    `mono_ns` is this host's monotonic clock at the arrival: the spacing of a client's
+    queries on it does not move when true time is stepped under them.
+    """
 
     server: int
     true_ns: int
+    mono_ns: int = 0
 
 
 def parse_query(data: bytes) -> NtpQuery | None:
@@ -135,7 +141,7 @@ class NtpResponder(asyncio.DatagramProtocol):
         query = parse_query(data)
         if query is None:
             return
-        self._log.append(NtpArrival(self._index, arrived_ns))
+        self._log.append(NtpArrival(self._index, arrived_ns, time.monotonic_ns()))
         delay = self._behaviour.delay_s
         if delay <= 0:
             self._answer(query, addr, arrived_ns, self._clock.true_ns())

@@ -41,7 +41,9 @@ def run(
         detail = reg.run_detail(run_id)
         queries = reg.sim.ntp_queries()
     for server in range(len(ntp)):
-        times = [q.true_ns for q in queries if q.server == server]
+        # On the host's monotonic clock: a scripted step of true time between two queries
+        # would otherwise shorten (or stretch) their gap by the step.
+        times = [q.mono_ns for q in queries if q.server == server]
         gaps = [b - a for a, b in itertools.pairwise(times)]
         # Loopback jitter of the arrival stamps is microseconds; the rule is on our sends.
         assert min(gaps, default=MIN_QUERY_INTERVAL_NS) >= MIN_QUERY_INTERVAL_NS - MS, server
