@@ -85,3 +85,12 @@ def first_secret(places: Sequence[SecretSource]) -> FoundSecret | None:
         if text.strip():
             return FoundSecret(text, source, None)
     return None
+
+
+def replace_private(path: Path, data: bytes | None) -> None:
+    """Store `data` at `path` as write_private does, or remove the file (durably) with None."""
+    if data is None:
+        path.unlink(missing_ok=True)
+        fsync_dir(path.parent)
+    else:
+        write_private(path, data)

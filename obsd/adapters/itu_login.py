@@ -17,6 +17,9 @@ import msgspec
 
 from obsd.core.login import LoginFailure, LoginStep
 from obsd.core.login_pages import (
+    JWT_PATH,
+    START_PATH,
+    STUDENT_HOME_PATH,
     Identity,
     LoginPageError,
     choose_identity,
@@ -27,8 +30,7 @@ from obsd.core.login_pages import (
     login_form,
 )
 
-START_PATH: Final = "/login/auth/login?ReturnUrl=/ogrenci/"
-JWT_PATH: Final = "/ogrenci/auth/jwt"
+LOGIN_URL: Final = f"{START_PATH}?ReturnUrl={STUDENT_HOME_PATH}"
 # What a browser's XHR sends: the token endpoint answers the bare JWT to it.
 JWT_HEADERS: Final = {
     "X-Requested-With": "XMLHttpRequest",
@@ -113,7 +115,7 @@ class ItuSession:
         """The whole flow: form, password, identity, the student page, the token."""
         self._steps = []
         self._client.cookies.clear()
-        page = await self._request("login page", "GET", START_PATH)
+        page = await self._request("login page", "GET", LOGIN_URL)
         try:
             form = login_form(page.text, str(page.url))
         except LoginPageError as exc:

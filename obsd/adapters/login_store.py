@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final, cast
 
-from obsd.adapters.files import SecretSource, first_secret, fsync_dir, write_private
+from obsd.adapters.files import SecretSource, first_secret, replace_private
 from obsd.core.login import (
     Credentials,
     CredentialsError,
@@ -71,9 +71,6 @@ class LoginStore:
 
     def replace(self, credentials: Credentials | None) -> None:
         """Store credentials atomically (0600), or remove the file with None."""
-        if credentials is None:
-            self._path.unlink(missing_ok=True)
-            fsync_dir(self._path.parent)
-        else:
-            write_private(self._path, credentials_text(credentials).encode())
+        text = None if credentials is None else credentials_text(credentials).encode()
+        replace_private(self._path, text)
         self.reload()

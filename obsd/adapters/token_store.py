@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final, cast
 
-from obsd.adapters.files import SecretSource, first_secret, fsync_dir, write_private
+from obsd.adapters.files import SecretSource, first_secret, replace_private
 from obsd.core.token import StoredToken, TokenError, TokenSource, inspect_token
 
 TOKEN_FILE: Final = "obs-token"
@@ -61,9 +61,5 @@ class TokenStore:
 
     def replace(self, token: str | None) -> None:
         """Store a normalized token atomically (0600), or remove it with None."""
-        if token is None:
-            self._path.unlink(missing_ok=True)
-            fsync_dir(self._path.parent)
-        else:
-            write_private(self._path, token.encode())
+        replace_private(self._path, None if token is None else token.encode())
         self.reload()

@@ -14,6 +14,11 @@ from urllib.parse import urljoin
 
 import msgspec
 
+# Where the flow starts (it redirects to the single sign-on), where it lands, and the
+# endpoint that answers the bare JWT to a logged-in session.
+START_PATH: Final = "/login/auth/login"
+STUDENT_HOME_PATH: Final = "/ogrenci/"
+JWT_PATH: Final = "/ogrenci/auth/jwt"
 # The form fields the single sign-on's login button posts.
 USER_FIELD: Final = "ctl00$ContentPlaceHolder1$tbUserName"
 PASSWORD_FIELD: Final = "ctl00$ContentPlaceHolder1$tbPassword"

@@ -24,16 +24,21 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, quote, urlsplit
 
-from obsd.core.login_pages import BUTTON_FIELD, BUTTON_VALUE, PASSWORD_FIELD, USER_FIELD
+from obsd.core.login_pages import (
+    BUTTON_FIELD,
+    BUTTON_VALUE,
+    JWT_PATH,
+    PASSWORD_FIELD,
+    START_PATH,
+    STUDENT_HOME_PATH,
+    USER_FIELD,
+)
 from obsd.core.timing import NS
 from obsd.sim.config import SimConfig, Student
 from obsd.sim.http11 import HttpRequest, Reply
 from obsd.sim.tokens import issue_token
 
-START_PATH: Final = "/login/auth/login"
 FORM_PATH: Final = "/Login.aspx"
-STUDENT_HOME_PATH: Final = "/ogrenci/"
-JWT_PATH: Final = "/ogrenci/auth/jwt"
 LOGIN_COOKIE: Final = "LoginCookie"
 STUDENT_COOKIE: Final = "OgrenciCookie"
 PENDING_COOKIE: Final = "ASP.NET_SessionId"

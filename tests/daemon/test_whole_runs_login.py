@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from obsd.core.login_pages import JWT_PATH, START_PATH, STUDENT_HOME_PATH
 from obsd.core.timing import NS
 from obsd.core.token_refresh import LATEST_BEFORE_S
-from obsd.sim.sso import FORM_PATH, JWT_PATH, START_PATH, STUDENT_HOME_PATH
+from obsd.sim.sso import FORM_PATH
 from tests.conftest import wait_until
 from tests.harness import PASSWORD, STUDENT, STUDENT_WHO_LOGS_IN, Registration, registration
 from tests.notice_receivers import record_command, recorded

@@ -6,7 +6,6 @@ from __future__ import annotations
 import anyio
 
 from obsd.adapters.itu_login import LoginFailed, Minted
-from obsd.adapters.obs_client import ObsError
 from obsd.core.events import LoginChangedPayload, LoginCheckedPayload
 from obsd.core.login import Credentials
 from obsd.core.phases import Phase
@@ -16,7 +15,7 @@ from obsd.core.timing import epoch_ns
 from obsd.core.token import TokenError, inspect_token
 from obsd.core.token_refresh import LATEST_BEFORE_S, too_late
 from obsd.daemon.context import Caller, Context
-from obsd.daemon.ops.obs import TOKEN_CHECK_WORDS
+from obsd.daemon.ops.obs import obs_says
 
 
 async def _replaced(ctx: Context, caller: Caller, credentials: Credentials | None) -> LoginReply:
@@ -89,14 +88,7 @@ async def _token_checked(ctx: Context, minted: Minted) -> LoginCheckedPayload:
     except TokenError as exc:
         message, info, status = f"the token endpoint's answer is no usable token: {exc}", None, None
     else:
-        status = None
-        try:
-            async with ctx.instruments.connect_obs(ctx.state.config, token) as obs:
-                status = (await obs.check_token()).http_status
-        except ObsError as exc:
-            message = f"logged in, but OBS could not be reached: {exc}"
-        else:
-            message = TOKEN_CHECK_WORDS.get(status, f"OBS answered HTTP {status}")
+        status, message = await obs_says(ctx, token)
     return LoginCheckedPayload(
         ok=status == 200,
         code=None,

@@ -22,6 +22,17 @@ def _target(ctx: Context) -> datetime | None:
     return datetime.fromisoformat(target) if target else None
 
 
+async def obs_says(ctx: Context, token: str) -> tuple[int | None, str]:
+    """OBS's cheap GET with `token` (never a registration): its status and what it means."""
+    config = ctx.state.config
+    try:
+        async with ctx.instruments.connect_obs(config, token) as obs:
+            status = (await obs.check_token()).http_status
+    except ObsError as exc:
+        return None, f"could not reach OBS at {config.obs_base_url}: {exc}"
+    return status, TOKEN_CHECK_WORDS.get(status, f"OBS answered HTTP {status}")
+
+
 async def test_token(ctx: Context, request: TestToken, caller: Caller) -> TokenTestReply:
     """OBS's cheap GET with the token (never a registration), and its expiry against the target."""
     token, info = ctx.tokens.token, ctx.tokens.stored.info
@@ -30,15 +41,7 @@ async def test_token(ctx: Context, request: TestToken, caller: Caller) -> TokenT
             ErrorCode.TOKEN_MISSING, ctx.tokens.stored.problem or "no OBS token is configured"
         )
     verdict = judge_expiry(info, _target(ctx), ctx.now())
-    config = ctx.state.config
-    status: int | None = None
-    try:
-        async with ctx.instruments.connect_obs(config, token) as obs:
-            status = (await obs.check_token()).http_status
-    except ObsError as exc:
-        message = f"could not reach OBS at {config.obs_base_url}: {exc}"
-    else:
-        message = TOKEN_CHECK_WORDS.get(status, f"OBS answered HTTP {status}")
+    status, message = await obs_says(ctx, token)
     valid = status == 200 and verdict.error is None
     await ctx.journal.append(
         TokenTestedPayload(
