@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import msgspec
 
 from obsctl import configure as configure_options
-from obsctl import event_view, render, report, watch
+from obsctl import event_view, render, report, watch, watch_seat
 from obsctl.client import Client, ClientError
 from obsctl.configure import UsageError
 from obsctl.login import login_fields
@@ -122,7 +123,15 @@ def _parser() -> argparse.ArgumentParser:
     command("logout", "forget the kept İTÜ credentials")
     command("calibrate", "measure NTP offset, RTT to OBS and send delay now")
     command("start", "start a run from the current configuration")
-    command("cancel", "cancel the active run at once")
+    watch_seat.add_arguments(
+        command(
+            "watch-seat",
+            "watch a full section on the public schedule and take a seat when one frees "
+            "(add/drop days)",
+        )
+    )
+    cancel = command("cancel", "cancel the timed run in progress, or the run named, at once")
+    cancel.add_argument("run_id", metavar="ID", nargs="?", help="a watch (or any run) to cancel")
     runs = command("runs", "the run history")
     runs.add_argument("--page", type=int, default=1)
     runs.add_argument("--limit", type=int, default=20)
@@ -229,6 +238,10 @@ def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
         return fields
     if args.command in ("run", "delete-run"):
         return {"run_id": args.run_id}
+    if args.command == "cancel":
+        return {"run_id": args.run_id} if args.run_id else {}
+    if args.command == "watch-seat":
+        return watch_seat.request_fields(args, datetime.now(UTC))
     return {}
 
 
@@ -246,6 +259,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], Callable[[Any], st
     "test-token": ("test_token", lambda args: render.token_test),
     "calibrate": ("calibrate", lambda args: render.calibration),
     "start": ("start", lambda args: render.started),
+    "watch-seat": ("watch_seat", lambda args: render.watch_started),
     "cancel": ("cancel", lambda args: render.cancelled),
     "runs": ("runs", lambda args: render.runs),
     "run": ("run", _run_report),

@@ -21,6 +21,7 @@ from obsd.core.replies import (
     StartReply,
     StatusReply,
     TokenTestReply,
+    WatchSeatReply,
 )
 from obsd.core.status_text import late_text
 
@@ -53,6 +54,7 @@ def status(reply: StatusReply) -> str:
         ("daemon", f"{_daemon_name(daemon)}, pid {daemon.pid}, up {daemon.uptime_s:.0f} s"),
         ("phase", reply.phase),
         ("active run", _active_run(reply.active_run)),
+        *[("watch", watch.text) for watch in reply.watches],
         ("log", f"{log.log_id}, head {log.head_seq}, {log.segments} segment(s)"),
         ("access", reply.access),
         *clock_rows(reply.clock),
@@ -176,6 +178,16 @@ def started(reply: StartReply) -> str:
     return "\n".join(lines + [f"warning: {w}" for w in reply.warnings])
 
 
+def watch_started(reply: WatchSeatReply) -> str:
+    """`obsctl watch-seat`."""
+    lines = [
+        f"watch {reply.run_id} started",
+        "follow it with: obsctl tail -f   (or: obsctl watch)",
+        f"stop it with: obsctl cancel {reply.run_id}",
+    ]
+    return "\n".join(lines + [f"warning: {w}" for w in reply.warnings])
+
+
 def cancelled(reply: CancelReply) -> str:
     """`obsctl cancel`."""
     return f"run {reply.run_id} {reply.phase} (it was {reply.was})"
@@ -184,7 +196,9 @@ def cancelled(reply: CancelReply) -> str:
 def runs(reply: RunsPage) -> str:
     """`obsctl runs`."""
     lines = [
-        f"{run.run_id}  {run.phase:<11} {run.target}  {run.attempts:>3} POSTs  "
+        f"{run.run_id}  {run.phase:<11} "
+        + (f"watch {run.watch.branch} {run.watch.crn}" if run.watch else str(run.target))
+        + f"  {run.attempts:>3} POSTs  "
         + _crn_states(run.crns)
         for run in reply.items
     ]

@@ -23,12 +23,12 @@ STUDENT = "150200001"
 # A catalogue small enough to reason about in a test: 22001 is full (22002 is its free twin),
 # 24010 and 24020 clash in time, 20456 is the course the student already has.
 COURSES = [
-    Course(crn="21234", quota=40, slots=[("Mon", "08:30", "11:30")]),
-    Course(crn="22001", quota=1, enrolled=1, slots=[("Fri", "09:30", "12:30")]),
-    Course(crn="22002", quota=40, slots=[("Fri", "13:30", "16:30")]),
-    Course(crn="24010", quota=40, slots=[("Thu", "09:30", "12:30")]),
-    Course(crn="24020", quota=40, slots=[("Thu", "11:30", "13:30")]),
-    Course(crn="20456", quota=40, enrolled=1, slots=[("Tue", "13:30", "16:30")]),
+    Course(crn="21234", code="BLG 102E", quota=40, slots=[("Mon", "08:30", "11:30")]),
+    Course(crn="22001", code="BLG 212E", quota=1, enrolled=1, slots=[("Fri", "09:30", "12:30")]),
+    Course(crn="22002", code="BLG 212E", quota=40, slots=[("Fri", "13:30", "16:30")]),
+    Course(crn="24010", code="MAT 210E", quota=40, slots=[("Thu", "09:30", "12:30")]),
+    Course(crn="24020", code="FIZ 101E", quota=40, slots=[("Thu", "11:30", "13:30")]),
+    Course(crn="20456", code="EHB 211E", quota=40, enrolled=1, slots=[("Tue", "13:30", "16:30")]),
 ]
 
 

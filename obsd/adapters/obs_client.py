@@ -22,6 +22,8 @@ from obsd.core.obs_answer import REGISTRATION_PATH, TOKEN_CHECK_PATH, registrati
 # Opening a connection (TLS included) must never be what the first shot waits for.
 CONNECT_TIMEOUT_S: Final = 10.0
 USER_AGENT: Final = "obsd (course registration; one request per attempt)"
+# A public schedule page that takes longer than this is as good as down: the watch backs off.
+PUBLIC_PAGE_TIMEOUT_S: Final = 20.0
 
 
 class ObsError(Exception):
@@ -176,6 +178,33 @@ class ObsClient:
             body=response.content,
             sent_mono_ns=sent,
             received_mono_ns=self._clock.mono_ns(),
+        )
+
+
+async def fetch_public(
+    base_url: str, target: str, clock: Clock, transport: httpx.AsyncBaseTransport | None = None
+) -> Answer:
+    """GET one public page of OBS (the course schedule): no token, a connection of its own.
+
+    The headers are those of the public page's own script, which the site expects.
+    """
+    headers = {
+        "User-Agent": USER_AGENT,
+        "X-Requested-With": "XMLHttpRequest",
+        "Referer": f"{base_url}/public/DersProgram",
+    }
+    timeout = httpx.Timeout(PUBLIC_PAGE_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=timeout, transport=transport
+    ) as client:
+        sent = clock.mono_ns()
+        with _mapped_errors():
+            response = await client.get(target)
+        return Answer(
+            http_status=response.status_code,
+            body=response.content,
+            sent_mono_ns=sent,
+            received_mono_ns=clock.mono_ns(),
         )
 
 

@@ -71,8 +71,18 @@ class ConfigChangedPayload(msgspec.Struct, frozen=True, omit_defaults=True):
     token: TokenInfo | UnsetType | None = UNSET
 
 
+class WatchPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """A watch run's plan: the section whose seat it waits for, how often it looks, until when."""
+
+    crn: str
+    branch: str  # the letters of its course code (BLG), which name its schedule page
+    drop: list[str] = msgspec.field(default_factory=list)
+    every_s: float
+    until_ns: int | None = None
+
+
 class RunCreatedPayload(msgspec.Struct, frozen=True):
-    """`start`: a run with its own snapshot of the configuration (never the token)."""
+    """`start` or `watch_seat`: a run with its own snapshot of the configuration (no token)."""
 
     run_id: str
     actor: Actor
@@ -80,6 +90,8 @@ class RunCreatedPayload(msgspec.Struct, frozen=True):
     # None: no token yet; the run logs in for one (core/token_refresh.py).
     token: TokenInfo | None
     target_ns: int
+    # Set on a watch run (`watch_seat`): it waits for a seat instead of an instant.
+    watch: WatchPlan | None = None
 
 
 class PhaseChangedPayload(msgspec.Struct, frozen=True):
@@ -209,6 +221,23 @@ class DonePayload(msgspec.Struct, frozen=True):
     phase: Phase
     reason: str
     results: list[CrnResult]
+
+
+class SeatsSeenPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """A watch read its section's seats on the public schedule, and they had changed."""
+
+    run_id: str
+    quota: int
+    enrolled: int
+    at_ns: int  # when the page was read, on the system clock
+
+
+class WatchStalledPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """A watch cannot do its job for now: the page unreadable for long, or the token ending."""
+
+    run_id: str
+    reason: str
+    since_ns: int
 
 
 class RunCancelledPayload(msgspec.Struct, frozen=True):
@@ -404,6 +433,14 @@ class LoginChecked(Event, frozen=True, tag="login_checked"):
     payload: LoginCheckedPayload
 
 
+class SeatsSeen(Event, frozen=True, tag="seats_seen"):
+    payload: SeatsSeenPayload
+
+
+class WatchStalled(Event, frozen=True, tag="watch_stalled"):
+    payload: WatchStalledPayload
+
+
 AnyEvent = (
     LogCreated
     | DaemonStarted
@@ -430,6 +467,8 @@ AnyEvent = (
     | LoginChecked
     | TokenRefreshed
     | TokenRefreshFailed
+    | SeatsSeen
+    | WatchStalled
 )
 EVENT_CLASSES: Final[tuple[type[Event], ...]] = AnyEvent.__args__
 EVENT_TYPES: Final[frozenset[str]] = frozenset(

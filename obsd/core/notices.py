@@ -23,6 +23,7 @@ from obsd.core.events import (
     OpeningMissed,
     RunCancelled,
     TokenRefreshFailed,
+    WatchStalled,
 )
 from obsd.core.phases import Phase
 from obsd.core.results import CrnKind, CrnState
@@ -57,6 +58,10 @@ class NoticeKind(StrEnum):
     LATE_START = "late_start"
     OPENING_MISSED = "opening_missed"
     ATTENTION = "attention"
+    # A watch run's (add/drop days): the seat is ours, the watch ended without it, or it is stuck.
+    SEAT_TAKEN = "seat_taken"
+    WATCH_ENDED = "watch_ended"
+    WATCH_STALLED = "watch_stalled"
 
 
 class Notice(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,13 +124,66 @@ def _run_ended(event: Done | RunCancelled, run: RunState, instance: str | None) 
     )
 
 
+def _watch_ended(event: Done | RunCancelled, run: RunState, instance: str | None) -> Notice:
+    plan = run.watch
+    assert plan is not None
+    name = _prefix(instance)
+    if isinstance(event, RunCancelled):
+        kind, title, body = (
+            NoticeKind.WATCH_ENDED,
+            f"{name}: watch of {plan.crn} cancelled",
+            "The watch was cancelled; nothing more is read or sent.",
+        )
+    elif _courses_won(run):
+        kind, title, body = (
+            NoticeKind.SEAT_TAKEN,
+            f"{name}: seat taken in {plan.crn}",
+            f"A seat freed in {plan.crn} and obsd took it.",
+        )
+    else:
+        kind, title, body = (
+            NoticeKind.WATCH_ENDED,
+            f"{name}: watch of {plan.crn} {event.payload.phase}, no seat taken",
+            event.payload.reason,
+        )
+    return Notice(
+        kind=kind,
+        title=title,
+        message=f"{body}\n{_results_text(run)}",
+        run_id=run.run_id,
+        instance=instance,
+        event=event,
+    )
+
+
+def _watch_stalled(run: RunState, problem: str, instance: str | None, event: Event) -> Notice:
+    plan = run.watch
+    assert plan is not None
+    return Notice(
+        kind=NoticeKind.WATCH_STALLED,
+        title=f"{_prefix(instance)}: the watch of {plan.crn} is stalled",
+        message=problem,
+        run_id=run.run_id,
+        instance=instance,
+        event=event,
+    )
+
+
 def notice_for(event: Event, state: DaemonState, instance: str | None = None) -> Notice | None:
     """The notice an event just folded into `state` calls for, if any."""
     name = _prefix(instance)
     match event:
         case Done() | RunCancelled():
             run = state.runs.get(event.payload.run_id)
-            return None if run is None else _run_ended(event, run, instance)
+            if run is None:
+                return None
+            ended = _run_ended if run.watch is None else _watch_ended
+            return ended(event, run, instance)
+        case WatchStalled():
+            run = state.runs.get(event.payload.run_id)
+            if run is None or run.watch is None:
+                return None
+            return _watch_stalled(run, event.payload.reason, instance, event)
         case LateStart() | OpeningMissed():
             missed = isinstance(event, OpeningMissed)
             text = late_text(event.payload.late_by_s, opening_missed=missed)
@@ -140,19 +198,19 @@ def notice_for(event: Event, state: DaemonState, instance: str | None = None) ->
             )
         case TokenRefreshFailed():
             run = state.runs.get(event.payload.run_id)
-            if run is None or run.phase not in BEFORE_TARGET:
+            if run is None or (run.phase not in BEFORE_TARGET and run.watch is None):
                 return None
             kept = event.payload.kept
             lasts = (
                 f"; the run keeps its token, valid until {kept.exp}" if kept and kept.exp else ""
             )
-            return attention(
+            problem = (
                 f"the {event.payload.kind} for a fresh OBS token failed "
-                f"({event.payload.code}): {event.payload.message}{lasts}",
-                run,
-                instance,
-                event,
+                f"({event.payload.code}): {event.payload.message}{lasts}"
             )
+            if run.watch is not None:
+                return _watch_stalled(run, problem, instance, event)
+            return attention(problem, run, instance, event)
         case Message() if event.payload.level != "info":
             run_id = event.payload.run_id
             run = state.runs.get(run_id) if run_id else None

@@ -6,6 +6,7 @@ hold after a restart: the spacing is measured from the last POST in the log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -64,11 +65,12 @@ def budget_allows_at(sent_ns: list[int], posts: int, window_s: float) -> int:
     return sorted(sent_ns)[-posts] + int(window_s * NS)
 
 
-def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | Stop:
+def next_step(run: RunState, others: Sequence[RequestRecord] = ()) -> NextPost | Stop:
     """What the run does after its last answer.
 
-    `earlier_post_ns`: when another run's last POST was answered (or sent). OBS's debounce is
-    per token, not per run: a late start right after a cancelled run must wait for it too.
+    `others`: the POSTs of other runs of the same token, oldest first (state.other_posts).
+    OBS's debounce is per token, not per run: a late start right after a cancelled run, or a
+    watch after any POST, waits for the latest of them too.
     """
     config = run.config
     if any(c.state == CrnState.RATE_LIMITED for c in run.crns):
@@ -87,23 +89,27 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
         )
     not_before = 0
     reason = "first attempt"
+    if others:
+        latest = others[-1]
+        spacing = spacing_after(latest, config.retry_interval)
+        not_before = _ended_ns(latest) + int(spacing * NS)
+        reason = f"{spacing:g} s after another run's last POST"
     if run.requests:
         last = run.requests[-1]
         spacing = spacing_after(last, config.retry_interval)
-        # OBS starts its window when the POST arrives, somewhere between our send and the
-        # answer; counting from the answer (or the send, if none came) never cuts it short.
-        not_before = (last.responded_ns or last.planned_ns) + int(spacing * NS)
-        reason = f"{spacing:g} s after attempt {last.attempt}"
-    elif earlier_post_ns is not None:
-        not_before = earlier_post_ns + int(config.retry_interval * NS)
-        reason = f"{config.retry_interval:g} s after an earlier run's last POST"
+        own = _ended_ns(last) + int(spacing * NS)
+        if own >= not_before:
+            not_before = own
+            reason = f"{spacing:g} s after attempt {last.attempt}"
     # Counted, like the spacing, from the answer (or the send): a POST arrives before it is
-    # answered, so OBS never sees more than budget_posts in its own window. The wait's logins
-    # count too, as one request each, but only against retries: held back by them, the first
-    # shot would miss its instant for requests that never touched the registration endpoint.
+    # answered, so OBS never sees more than budget_posts in its own window. Other runs' POSTs
+    # and the wait's logins count too, one request each, but only against retries and
+    # watches: held back by them, a timed run's first shot would miss its instant (a watch
+    # keeps away from it: core/watch.py).
+    shared = bool(run.requests) or run.watch is not None
     budget_at = budget_allows_at(
-        [r.responded_ns or r.planned_ns for r in run.requests]
-        + ([r.at_ns for r in run.refreshes] if run.requests else []),
+        [_ended_ns(r) for r in run.requests]
+        + ([r.at_ns for r in run.refreshes] + [_ended_ns(r) for r in others] if shared else []),
         config.budget_posts,
         config.budget_window,
     )
@@ -116,3 +122,12 @@ def next_step(run: RunState, earlier_post_ns: int | None = None) -> NextPost | S
         not_before_ns=not_before,
         reason=reason,
     )
+
+
+def _ended_ns(record: RequestRecord) -> int:
+    """When OBS's windows for a POST are counted from: its answer, else its send.
+
+    OBS starts them when the POST arrives, somewhere between our send and the answer;
+    counting from the answer (or the send, if none came) never cuts them short.
+    """
+    return record.responded_ns or record.planned_ns

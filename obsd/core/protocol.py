@@ -11,9 +11,11 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
-from obsd.core.config import CRN_LENGTH, CRN_PATTERN, ConfigPatch
+from obsd.core.config import CRN_LENGTH, CRN_PATTERN, MAX_CRNS, ConfigPatch, Crn
 from obsd.core.login import MAX_IDENTITY, MAX_PASSWORD, MAX_USERNAME, NO_CONTROL
 from obsd.core.phases import Phase
+from obsd.core.schedule_page import BRANCH_PATTERN
+from obsd.core.watch import POLL_FLOOR_S
 
 PROTOCOL_VERSION: Final = 1
 RequestId = int | str
@@ -159,9 +161,23 @@ class Start(Request, frozen=True, tag="start"):
     mutating = True
 
 
-class Cancel(Request, frozen=True, tag="cancel"):
-    """Stop the active run at once, in whatever phase it is."""
+class WatchSeat(Request, frozen=True, tag="watch_seat"):
+    """Create a watch run: read the public schedule for a free seat in `crn`, and take it."""
 
+    crn: Crn
+    branch: Annotated[str, msgspec.Meta(pattern=BRANCH_PATTERN)]
+    drop: Annotated[list[Crn], msgspec.Meta(max_length=MAX_CRNS - 1)] = []
+    # A drop is applied even when the add fails; it is refused unless this says it is understood.
+    accept_drop_risk: bool = False
+    every: Annotated[float, msgspec.Meta(ge=POLL_FLOOR_S, le=24 * 3600)] = POLL_FLOOR_S
+    until: str | None = None  # ISO-8601 with a UTC offset; none: until cancelled
+    mutating = True
+
+
+class Cancel(Request, frozen=True, tag="cancel"):
+    """Stop a run at once, in whatever phase it is: the one named, else the timed run."""
+
+    run_id: str | None = None
     mutating = True
 
 
@@ -199,6 +215,7 @@ AnyRequest = (
     | TestToken
     | Calibrate
     | Start
+    | WatchSeat
     | Cancel
     | Runs
     | GetRun

@@ -75,15 +75,32 @@ class ClockHealth(msgspec.Struct, frozen=True, kw_only=True):
     kernel: KernelClock | None = None
 
 
+class WatchStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One watch in progress, as `status` shows it."""
+
+    run_id: str
+    crn: str
+    branch: str
+    phase: Phase
+    # What the page said when the numbers last changed (none read yet: null).
+    quota: int | None
+    enrolled: int | None
+    seen_at: str | None
+    attempts: int
+    stalled: str | None
+    text: str  # the same in words
+
+
 class StatusReply(msgspec.Struct, frozen=True, kw_only=True):
     """`status`."""
 
     daemon: DaemonInfo
-    phase: Phase
+    phase: Phase  # of the timed run in progress (idle: none; watches are listed apart)
     active_run: ActiveRun | None
     log: LogInfo
     access: Access
     clock: ClockHealth
+    watches: list[WatchStatus] = msgspec.field(default_factory=list)
 
 
 class ConfigReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,6 +176,13 @@ class StartReply(msgspec.Struct, frozen=True, kw_only=True):
     warnings: list[str]
 
 
+class WatchSeatReply(msgspec.Struct, frozen=True, kw_only=True):
+    """`watch_seat`: the new watch run."""
+
+    run_id: str
+    warnings: list[str]
+
+
 class CancelReply(msgspec.Struct, frozen=True, kw_only=True):
     """`cancel`: the run, its phase now, and the phase it was cancelled in."""
 
@@ -225,6 +249,7 @@ REPLIES: Final[dict[str, Any]] = {
     "test_login": LoginCheckedPayload,
     "calibrate": CalibrationPayload,
     "start": StartReply,
+    "watch_seat": WatchSeatReply,
     "cancel": CancelReply,
     "runs": RunsPage,
     "run": RunReply,

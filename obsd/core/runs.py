@@ -19,6 +19,8 @@ from obsd.core.events import (
     PhaseChangedPayload,
     RequestArmedPayload,
     RunCreatedPayload,
+    SeatsSeenPayload,
+    WatchPlan,
 )
 from obsd.core.phases import TERMINAL_PHASES, Phase
 from obsd.core.results import LOST_DROP_CODE, CrnKind, CrnState, Outcome
@@ -77,6 +79,10 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     opening_missed: bool = False
     # The logins and re-mints a waiting run made for a fresh token (core/token_refresh.py).
     refreshes: tuple[RefreshRecord, ...] = ()
+    # A watch run's plan, the seats it last saw, and why it is stalled (if it is).
+    watch: WatchPlan | None = None
+    seats: SeatsSeenPayload | None = None
+    stalled: str | None = None
 
     @property
     def active(self) -> bool:
@@ -97,6 +103,8 @@ def new_run(payload: RunCreatedPayload, created_at: str) -> RunState:
         token=payload.token,
         target_ns=payload.target_ns,
         crns=crns,
+        watch=payload.watch,
+        phase=Phase.CALIBRATING if payload.watch is None else Phase.WATCHING,
     )
 
 
@@ -236,6 +244,8 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     # Fired after its target (9.9): how late it found itself, and whether the daemon was down.
     late_by_s: float | None = None
     opening_missed: bool = False
+    # A watch run: the section it waits for a seat in (its CRN is in `crns` too).
+    watch: WatchPlan | None = None
 
 
 def summary(run: RunState) -> RunSummary:
@@ -251,6 +261,7 @@ def summary(run: RunState) -> RunSummary:
         crns={c.crn: c.state for c in run.crns},
         late_by_s=run.late_by_s,
         opening_missed=run.opening_missed,
+        watch=run.watch,
     )
 
 

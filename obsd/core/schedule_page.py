@@ -24,7 +24,9 @@ CRN_CELL: Final = 0
 CODE_CELL: Final = 1
 QUOTA_CELL: Final = 9
 ENROLLED_CELL: Final = 10
-_BRANCH: Final = re.compile(r"[A-ZÇĞİÖŞÜ]{2,4}")
+# A branch is the letters of a course code: BLG, MAT, EHB (Turkish capitals included).
+BRANCH_PATTERN: Final = r"^[A-ZÇĞİÖŞÜ]{2,4}$"
+_BRANCH: Final = re.compile(BRANCH_PATTERN)
 
 
 class SchedulePageError(ValueError):

@@ -7,12 +7,17 @@ from datetime import datetime, timedelta
 import msgspec
 
 from obsd.core.config import MAX_TARGET_AHEAD
-from obsd.core.protocol import ErrorCode
+from obsd.core.events import WatchPlan
+from obsd.core.protocol import ErrorCode, WatchSeat
 from obsd.core.state import DaemonState
 from obsd.core.status_text import duration_text
 from obsd.core.timing import epoch_ns
 from obsd.core.token import TokenInfo, judge_expiry
 from obsd.core.token_refresh import too_late
+from obsd.core.watch import DROP_RISK
+
+# Each watch reads a page a minute and may POST: a handful covers a student's add/drop week.
+MAX_WATCHES = 8
 
 
 class Refusal(msgspec.Struct, frozen=True):
@@ -69,22 +74,12 @@ def check_start(
             f"{MAX_TARGET_AHEAD.days} days ahead; configure "
             "the right one",
         )
-    warnings: list[str] = []
     # Too close to the target (or past it) for a login: the token must do as it is.
     can_log_in = can_log_in and not too_late(epoch_ns(target), epoch_ns(now))
-    if token is None and not can_log_in:
-        return Refusal(
-            ErrorCode.TOKEN_MISSING,
-            token_problem or "no OBS token: configure one (obsctl configure --token -)",
-        )
-    if token is not None:
-        # A late start fires now: the token must last from then, not from the passed target.
-        verdict = judge_expiry(token, max(target, now), now)
-        if verdict.error and not can_log_in:
-            return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
-        if verdict.error:
-            warnings.append(f"{verdict.error.split(';')[0]}; obsd logs in for a fresh one")
-        warnings += verdict.warnings
+    # A late start fires now: the token must last from then, not from the passed target.
+    warnings = judge_token(token, token_problem, max(target, now), now, can_log_in)
+    if isinstance(warnings, Refusal):
+        return warnings
     if late >= timedelta(0):
         warnings.append(
             f"the target passed {duration_text(late.total_seconds())} ago: a late start, the "
@@ -97,3 +92,94 @@ def check_start(
             "the opening and will not fire on an unknown clock"
         )
     return GoAhead(epoch_ns(target), token, warnings)
+
+
+def judge_token(
+    token: TokenInfo | None,
+    token_problem: str | None,
+    needed_at: datetime | None,
+    now: datetime,
+    can_log_in: bool,
+) -> Refusal | list[str]:
+    """Whether the token in use lets a run POST at `needed_at` (None: now): refusal or warnings."""
+    if token is None and not can_log_in:
+        return Refusal(
+            ErrorCode.TOKEN_MISSING,
+            token_problem or "no OBS token: configure one (obsctl configure --token -)",
+        )
+    if token is None:
+        return []
+    verdict = judge_expiry(token, needed_at, now)
+    if verdict.error and not can_log_in:
+        return Refusal(ErrorCode.TOKEN_EXPIRED, verdict.error)
+    if verdict.error:
+        return [f"{verdict.error.split(';')[0]}; obsd logs in for a fresh one", *verdict.warnings]
+    return list(verdict.warnings)
+
+
+class WatchGo(msgspec.Struct, frozen=True):
+    """A watch may start with this plan, the token's info, and any warnings."""
+
+    plan: WatchPlan
+    token: TokenInfo | None
+    warnings: list[str]
+
+
+def check_watch(
+    state: DaemonState,
+    request: WatchSeat,
+    token: TokenInfo | None,
+    token_problem: str | None,
+    now: datetime,
+    can_log_in: bool = False,
+) -> Refusal | WatchGo:
+    """Every check `watch_seat` makes, in the documented order (docs/protocol.md §5.19)."""
+    if request.crn in request.drop:
+        return Refusal(
+            ErrorCode.VALIDATION_ERROR, f"{request.crn} is both watched and dropped; drop another"
+        )
+    if request.drop and not request.accept_drop_risk:
+        return Refusal(
+            ErrorCode.VALIDATION_ERROR,
+            f"{DROP_RISK}. To watch with a drop anyway, say that you accept this "
+            "(accept_drop_risk; obsctl watch-seat --accept-drop-risk)",
+        )
+    until_ns = None
+    if request.until is not None:
+        try:
+            until = datetime.fromisoformat(request.until)
+        except ValueError:
+            until = None
+        if until is None or until.tzinfo is None:
+            return Refusal(
+                ErrorCode.VALIDATION_ERROR,
+                f"until {request.until!r} is not an ISO-8601 date-time with a UTC offset, "
+                "such as 2026-02-10T18:00:00+03:00",
+            )
+        if until <= now:
+            return Refusal(ErrorCode.VALIDATION_ERROR, f"until {request.until} has passed")
+        until_ns = epoch_ns(until)
+    watches = state.watches
+    same = [run.run_id for run in watches if run.watch and run.watch.crn == request.crn]
+    if same:
+        return Refusal(
+            ErrorCode.RUN_IN_PROGRESS, f"CRN {request.crn} is watched already by run {same[0]}"
+        )
+    if len(watches) >= MAX_WATCHES:
+        return Refusal(
+            ErrorCode.RUN_IN_PROGRESS,
+            f"{MAX_WATCHES} watches are in progress already; cancel one first",
+        )
+    warnings = judge_token(token, token_problem, None, now, can_log_in)
+    if isinstance(warnings, Refusal):
+        return warnings
+    if request.drop:
+        warnings.append(f"{DROP_RISK}; you accepted this")
+    plan = WatchPlan(
+        crn=request.crn,
+        branch=request.branch,
+        drop=list(request.drop),
+        every_s=request.every,
+        until_ns=until_ns,
+    )
+    return WatchGo(plan, token, warnings)

@@ -24,13 +24,15 @@ from obsd.core.events import (
     RunCreated,
     RunDeleted,
     RunResumed,
+    SeatsSeen,
     TokenRefreshed,
     TokenRefreshFailed,
+    WatchStalled,
 )
 from obsd.core.logformat import RecordRefused
 from obsd.core.login import LoginFailure
-from obsd.core.phases import Phase, can_move
-from obsd.core.runs import RunState, finished, new_run, with_request, with_results
+from obsd.core.phases import WATCH_PHASES, Phase, can_move
+from obsd.core.runs import RequestRecord, RunState, finished, new_run, with_request, with_results
 from obsd.core.token_refresh import RefreshRecord
 
 
@@ -49,6 +51,7 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
     repairs: int = 0
     # Runs by id, in creation order (dicts keep insertion order); deleted runs are gone.
     runs: dict[str, RunState] = msgspec.field(default_factory=dict)
+    # The timed run in progress (at most one); watch runs go on beside it (`watches`).
     active_run: str | None = None
     # The last calibration, whether of a run or of the `calibrate` op.
     calibration: CalibrationPayload | None = None
@@ -60,6 +63,11 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
         if self.active_run is None:
             return Phase.IDLE
         return self.runs[self.active_run].phase
+
+    @property
+    def watches(self) -> list[RunState]:
+        """The watch runs in progress, oldest first."""
+        return [run for run in self.runs.values() if run.watch is not None and run.active]
 
 
 # Events that belong to one existing run (their payload names it).
@@ -73,13 +81,17 @@ _RUN_EVENTS = (
     Done,
     RunCancelled,
     RunResumed,
+    SeatsSeen,
     TokenRefreshed,
     TokenRefreshFailed,
+    WatchStalled,
 )
 
 
 def _with_run(state: DaemonState, run: RunState) -> DaemonState:
     runs = {**state.runs, run.run_id: run}
+    if run.watch is not None:
+        return msgspec.structs.replace(state, runs=runs)
     active = (
         run.run_id if run.active else (None if state.active_run == run.run_id else state.active_run)
     )
@@ -127,7 +139,7 @@ def _check_new_run(state: DaemonState, event: RunCreated) -> None:
     run_id = event.payload.run_id
     if run_id in state.runs:
         raise ImpossibleEvent(f"run_created #{event.seq}: run {run_id} exists already")
-    if state.active_run is not None:
+    if state.active_run is not None and event.payload.watch is None:
         raise ImpossibleEvent(f"run_created #{event.seq}: run {state.active_run} is still active")
 
 
@@ -140,7 +152,9 @@ def _existing(state: DaemonState, run_id: str, event: Event) -> RunState:
 
 
 def _moved(run: RunState, phase: Phase, event: Event) -> None:
-    if not can_move(run.phase, phase):
+    # One table for both kinds of run; a watch never calibrates, a timed run never watches.
+    kind_allows = (phase in WATCH_PHASES) if run.watch is not None else phase != Phase.WATCHING
+    if not can_move(run.phase, phase) or not kind_allows:
         raise ImpossibleEvent(
             f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} "
             f"cannot move from {run.phase} to {phase}"
@@ -194,9 +208,18 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
             )
         case RunResumed():
             return replace(run, resumes=run.resumes + 1)
+        case SeatsSeen() | WatchStalled():
+            if run.watch is None:
+                raise ImpossibleEvent(
+                    f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} is no watch"
+                )
+            if isinstance(event, SeatsSeen):
+                return replace(run, seats=event.payload, stalled=None)
+            return replace(run, stalled=event.payload.reason)
         case TokenRefreshed() | TokenRefreshFailed():
-            # A refresh belongs to the wait: after the first POST none is made (9.10).
-            if run.requests:
+            # A refresh belongs to the wait: after the first POST none is made (9.10); a
+            # watch, which may wait again after a POST, refreshes whenever it waits.
+            if run.requests and run.watch is None:
                 raise ImpossibleEvent(
                     f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} has sent already"
                 )
@@ -211,18 +234,16 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
     return run
 
 
-def last_post_ns(state: DaemonState, run: RunState) -> int | None:
-    """When the OBS `run` sends to last saw a POST of another run: its answer, else its send.
+def other_posts(state: DaemonState, run: RunState) -> list[RequestRecord]:
+    """The POSTs other runs sent to the OBS `run` sends to, oldest first.
 
-    Another OBS (a test server, the simulator) keeps its own window, so only runs with the
-    same `obs_base_url` count.
+    OBS's debounce and its request-volume limit are per token, not per run. Another OBS (a
+    test server, the simulator) keeps its own, so only runs with the same `obs_base_url` count.
     """
-    return max(
-        (
-            request.responded_ns or request.planned_ns
-            for other in state.runs.values()
-            if other.run_id != run.run_id and other.config.obs_base_url == run.config.obs_base_url
-            for request in other.requests
-        ),
-        default=None,
-    )
+    posts = [
+        request
+        for other in state.runs.values()
+        if other.run_id != run.run_id and other.config.obs_base_url == run.config.obs_base_url
+        for request in other.requests
+    ]
+    return sorted(posts, key=lambda request: request.responded_ns or request.planned_ns)

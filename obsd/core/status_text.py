@@ -145,10 +145,37 @@ def _idle(state: DaemonState, now_ns: int) -> str:
     return "; ".join(parts)
 
 
+def watch_text(run: RunState, now_ns: int) -> str:
+    """One watch as people read it: what it waits for, what the page last said, any stall."""
+    plan = run.watch
+    assert plan is not None
+    if run.phase == Phase.REGISTERING:
+        text = f"registering for a seat in {plan.crn}"
+    else:
+        text = f"watching {plan.crn} ({plan.branch})"
+    seats = run.seats
+    if seats is not None:
+        text += f": {seats.enrolled} of {seats.quota} taken at {_istanbul(seats.at_ns, now_ns)}"
+    if run.requests:
+        text += f", {len(run.requests)} POST{'s' if len(run.requests) > 1 else ''}"
+    if run.stalled:
+        text += f"; stalled: {run.stalled}"
+    return f"{text} (run {run.run_id})"
+
+
 def status_line(state: DaemonState, true_now_ns: int, damage: str | None = None) -> str:
-    """The one line `systemctl status obsd` shows: phase, countdown, last result."""
+    """The one line `systemctl status obsd` shows: phase, countdown, last result, watches."""
     if damage is not None:
         return f"read-only: {damage} (obsctl health)"
+    watches = state.watches
     if state.active_run is not None:
-        return _active(state.runs[state.active_run], true_now_ns)
+        line = _active(state.runs[state.active_run], true_now_ns)
+        return line + (f"; {_watches(len(watches))} in progress" if watches else "")
+    if watches:
+        more = f"; {_watches(len(watches) - 1)} more" if len(watches) > 1 else ""
+        return watch_text(watches[0], true_now_ns) + more
     return _idle(state, true_now_ns)
+
+
+def _watches(count: int) -> str:
+    return f"{count} watch" + ("es" if count != 1 else "")

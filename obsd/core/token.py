@@ -118,7 +118,8 @@ def judge_expiry(info: TokenInfo, target: datetime | None, now: datetime) -> Tok
         )
     if exp <= (target or now) + EXPIRY_WARNING:
         left = _minutes(exp - (target or now))
-        return TokenVerdict(None, [f"the token expires {left} after the target"])
+        when = "after the target" if target else "from now"
+        return TokenVerdict(None, [f"the token expires {left} {when}"])
     return TokenVerdict(None, [])
 
 

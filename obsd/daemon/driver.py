@@ -7,14 +7,13 @@ driver can be started on a run at any point of its life (a resume after a restar
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 
 from obsd.adapters.clock import Clock, collector_paused
 from obsd.adapters.eventlog import StorageFailed
-from obsd.adapters.obs_client import Answer, ObsClient, ObsError, ObsTimeout, PreparedPost
+from obsd.adapters.obs_client import Answer, ObsClient, ObsError, PreparedPost
 from obsd.core.clock_select import DateProbe, TimeStatus, date_interval
 from obsd.core.events import (
     CountdownPayload,
@@ -25,13 +24,12 @@ from obsd.core.events import (
     PhaseChangedPayload,
     RequestArmedPayload,
 )
-from obsd.core.obs_answer import read_response
 from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
 from obsd.core.runs import KeptAside, RunState, crn_results, lateness
-from obsd.core.state import last_post_ns
+from obsd.core.state import other_posts
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
 from obsd.core.timing import NS, SPIN_BASE_NS, WARM_UP_LEADS_NS, ClockMap, instant
@@ -48,6 +46,14 @@ from obsd.core.waiting import (
 from obsd.daemon.calibration import Calibrated, calibrate
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
+from obsd.daemon.posting import (
+    TOKEN_REFUSED,
+    Lost,
+    answer_event,
+    answer_line,
+    results_text,
+    send_post,
+)
 from obsd.daemon.token_refresher import Keys, TokenRefresher
 
 # Retries further away than this get a log line saying when and why.
@@ -305,7 +311,7 @@ class RunDriver:
         """Fire, read, and retry as the policy says until the run ends."""
         clock = calibrated.clock
         while True:
-            step = next_step(self.run, last_post_ns(self._journal.state, self.run))
+            step = next_step(self.run, other_posts(self._journal.state, self.run))
             if isinstance(step, Stop):
                 await self._finish(step)
                 return
@@ -340,7 +346,9 @@ class RunDriver:
                 # Before the shot: a crash during it must still leave the POST on record.
                 self._keep_aside(aside)
             answer = await self._fire(obs, post, step, call_mono)
-            update = self._read(attempt, step, answer, clock, call_mono)
+            update = answer_event(
+                self._run_id, attempt, step, answer, clock, self._clock.mono_ns(), call_mono
+            )
             await self._emit(update)
             if self._unlogged is not None:
                 # Whatever of it the log did take is not appended twice at the next start.
@@ -357,13 +365,7 @@ class RunDriver:
                 )
             await self._announce(update)
             if update.outcome == Outcome.UNAUTHORIZED:
-                await self._finish(
-                    Stop(
-                        Phase.FAILED,
-                        "OBS refused the token (401): log in "
-                        "again, configure the new token and start a new run",
-                    )
-                )
+                await self._finish(Stop(Phase.FAILED, TOKEN_REFUSED))
                 return
 
     def _keep_aside(self, payloads: list[KeptAside]) -> bool:
@@ -385,76 +387,17 @@ class RunDriver:
                     await self._clock.sleep_until(call_mono - lead_ns)
                     await warm_up()
                 await self._clock.arrive_at(call_mono)
-                try:
-                    return await obs.send(post)
-                except ObsTimeout as exc:
-                    return Lost(
-                        "no answer within the read timeout; the POST may have been processed",
-                        exc.sent_mono_ns,
-                    )
-                except ObsError as exc:
-                    return Lost(
-                        f"the connection failed ({exc}); the POST may have been processed",
-                        exc.sent_mono_ns,
-                    )
-
-    def _read(
-        self, attempt: int, step: NextPost, answer: Answer | Lost, clock: ClockMap, call_mono: int
-    ) -> CrnUpdatePayload:
-        """Turn what came back into an event: results, or why there are none."""
-        if isinstance(answer, Lost):
-            # responded_ns: when the attempt was given up, which later spacing counts from.
-            return CrnUpdatePayload(
-                run_id=self._run_id,
-                attempt=attempt,
-                outcome=Outcome.UNKNOWN,
-                http_status=None,
-                sent_ns=clock.true_ns(answer.sent_mono_ns or call_mono),
-                responded_ns=clock.true_ns(self._clock.mono_ns()),
-                results=[],
-                detail=answer.detail,
-            )
-        reading = read_response(answer.http_status, answer.body, step.ecrn, step.scrn)
-        return CrnUpdatePayload(
-            run_id=self._run_id,
-            attempt=attempt,
-            outcome=reading.outcome,
-            http_status=answer.http_status,
-            sent_ns=clock.true_ns(answer.sent_mono_ns),
-            responded_ns=clock.true_ns(answer.received_mono_ns),
-            results=reading.results,
-            detail=reading.detail,
-        )
+                return await send_post(obs, post)
 
     async def _announce(self, update: CrnUpdatePayload) -> None:
-        if update.detail:
-            await self._say(f"attempt {update.attempt}: {update.detail}", "warning")
-            return
-        summary = _results_text(update)
-        latency = ""
-        if update.sent_ns is not None and update.responded_ns is not None:
-            latency = f" in {(update.responded_ns - update.sent_ns) / 1e6:.0f} ms"
-        await self._say(f"attempt {update.attempt} answered{latency}: {summary}")
+        await self._say(*answer_line(update))
 
     async def _finish(self, stop: Stop) -> None:
         await self._emit(DonePayload(self._run_id, stop.phase, stop.reason, crn_results(self.run)))
-
-
-@dataclass(frozen=True, slots=True)
-class Lost:
-    """A POST whose answer never came: why, and when it was handed to the connection."""
-
-    detail: str
-    sent_mono_ns: int | None
 
 
 def _answered(update: CrnUpdatePayload) -> str:
     """What OBS said to an unrecorded shot, for the line that reports it."""
     if update.detail:
         return f"got no answer: {update.detail}"
-    return f"OBS answered {update.http_status}: {_results_text(update) or 'no results'}"
-
-
-def _results_text(update: CrnUpdatePayload) -> str:
-    """Each CRN with the state an answer gave it: "21234 success, 20456 full"."""
-    return ", ".join(f"{r.crn} {r.state}" for r in update.results)
+    return f"OBS answered {update.http_status}: {results_text(update) or 'no results'}"

@@ -15,7 +15,7 @@ from obsd.adapters.clock import Clock
 from obsd.adapters.itu_login import ItuSession
 from obsd.adapters.kernel_clock import read_kernel_clock
 from obsd.adapters.ntp_client import exchange_all
-from obsd.adapters.obs_client import ObsClient
+from obsd.adapters.obs_client import Answer, ObsClient, fetch_public
 from obsd.adapters.send_path import WarmUp, measure_send_delay, warm_send_path
 from obsd.core.config import Config
 from obsd.daemon.timekeeper import TimeKeeper
@@ -28,17 +28,20 @@ SendPathWarmer = Callable[[list[str], list[str], int], AbstractAsyncContextManag
 ObsConnector = Callable[[Config, str], ObsClient]
 # A fresh cookie session with the single sign-on in front of that OBS.
 SignOn = Callable[[Config], ItuSession]
+# A GET of one public page (base URL, path with query) of OBS: no token.
+PublicFetch = Callable[[str, str], Awaitable[Answer]]
 
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """True time, the send path's measurement and warm-up, the way to OBS and its login."""
+    """True time, the send path's measurement and warm-up, the way to OBS, its login and pages."""
 
     time: TimeKeeper
     send_delay: SendDelayMeasure
     warm_send_path: SendPathWarmer
     connect_obs: ObsConnector
     sign_on: SignOn
+    fetch_public: PublicFetch
 
 
 def real_instruments(clock: Clock) -> Instruments:
@@ -49,4 +52,5 @@ def real_instruments(clock: Clock) -> Instruments:
         warm_send_path=warm_send_path,
         connect_obs=lambda config, token: ObsClient.for_config(config, token, clock),
         sign_on=lambda config: ItuSession(config.obs_base_url),
+        fetch_public=lambda base_url, target: fetch_public(base_url, target, clock),
     )

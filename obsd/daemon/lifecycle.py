@@ -38,6 +38,7 @@ from obsd.core.events import (
 )
 from obsd.core.oserrors import explain
 from obsd.core.policy import wants_sending
+from obsd.core.runs import RunState
 from obsd.daemon.connection import accept_connections, serve_connection
 from obsd.daemon.context import Context
 from obsd.daemon.dispatch import Dispatcher
@@ -201,10 +202,8 @@ async def serve(
             listening.release()
         if log.damage is None and log.failure is None:
             with anyio.CancelScope(shield=True):
-                if (run_id := journal.state.active_run) is not None:
-                    await journal.append(
-                        RunInterruptedPayload(run_id, journal.state.runs[run_id].phase, reason)
-                    )
+                for run in _active_runs(journal):
+                    await journal.append(RunInterruptedPayload(run.run_id, run.phase, reason))
                 await journal.append(DaemonStoppedPayload(reason=reason))
         logger.info("stopped: %s", reason)
         return 0 if log.failure is None else 1
@@ -305,14 +304,21 @@ async def _resume(journal: Journal, runner: Runner) -> None:
             kept,
             journal.spare.path,
         )
-    run_id = journal.state.active_run
-    if run_id is None:
-        return
-    run = journal.state.runs[run_id]
-    last = run.requests[-1].planned_ns if run.requests else None
-    pending = [c.crn for c in run.crns if wants_sending(c, run)]
-    await journal.append(RunResumedPayload(run_id, run.phase, pending, last))
-    logger.info(
-        "resuming run %s (%s; pending: %s)", run_id, run.phase, ", ".join(pending) or "none"
-    )
-    runner.start(run_id)
+    for run in _active_runs(journal):
+        last = run.requests[-1].planned_ns if run.requests else None
+        pending = [c.crn for c in run.crns if wants_sending(c, run)]
+        await journal.append(RunResumedPayload(run.run_id, run.phase, pending, last))
+        logger.info(
+            "resuming run %s (%s; pending: %s)",
+            run.run_id,
+            run.phase,
+            ", ".join(pending) or "none",
+        )
+        runner.start(run.run_id)
+
+
+def _active_runs(journal: Journal) -> list[RunState]:
+    """The timed run in progress, if any, then every watch in progress."""
+    state = journal.state
+    timed = [state.runs[state.active_run]] if state.active_run is not None else []
+    return timed + state.watches

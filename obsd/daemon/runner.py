@@ -1,4 +1,4 @@
-"""The task of the active run: started by `start` or a resume, cancelled by `cancel`."""
+"""The tasks of the active runs: started by `start`, `watch_seat` or a resume; ended by `cancel`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from obsd.core.token import TokenInfo
 from obsd.daemon.driver import RunDriver, ShotUnlogged
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
+from obsd.daemon.schedule_pages import SchedulePages
 from obsd.daemon.token_refresher import Keys
+from obsd.daemon.watch_driver import WatchDriver
 
 logger = logging.getLogger("obsd.runner")
 
@@ -50,7 +52,11 @@ class StoredKeys:
 
 
 class Runner:
-    """Runs at most one RunDriver at a time, in the task group it was made for."""
+    """Runs each active run's driver in the task group it was made for.
+
+    At most one timed run (RunDriver) at a time, as the journal's state allows, and any number
+    of watch runs (WatchDriver) beside it, which share one reader of the schedule pages.
+    """
 
     def __init__(
         self,
@@ -67,41 +73,40 @@ class Runner:
         self._clock = clock
         self._instruments = instruments
         self._storage_failed = storage_failed
-        self._scope: anyio.CancelScope | None = None
-        self._driver: RunDriver | None = None
-        self._finished = anyio.Event()
-        self._finished.set()
+        self._pages = SchedulePages(clock, instruments.fetch_public)
+        self._drives: dict[str, _Drive] = {}
 
-    @property
-    def running(self) -> bool:
-        """A driver task is alive."""
-        return not self._finished.is_set()
+    def running(self, run_id: str) -> bool:
+        """A driver task of this run is alive."""
+        return run_id in self._drives
 
     def start(self, run_id: str) -> None:
-        """Start driving `run_id` (one run at a time: the journal's state says which)."""
-        if self.running:
-            raise RuntimeError("a run is already being driven")
-        self._finished = anyio.Event()
-        self._scope = anyio.CancelScope()
-        self._tasks.start_soon(self._drive, run_id, self._scope, self._finished)
+        """Start driving `run_id` (its kind, in the journal's state, says with which driver)."""
+        if run_id in self._drives:
+            raise RuntimeError(f"run {run_id} is already being driven")
+        run = self._journal.state.runs[run_id]
+        args = (self._journal, run_id, self._keys, self._clock, self._instruments)
+        driver = RunDriver(*args) if run.watch is None else WatchDriver(*args, self._pages)
+        drive = self._drives[run_id] = _Drive(driver, anyio.CancelScope(), anyio.Event())
+        self._tasks.start_soon(self._drive, run_id, drive)
 
     async def shot_settled(self) -> None:
         """Return once no shot is near: a failed log stops the daemon only after it."""
-        if self._driver is not None and self._driver.shot_is_near:
-            await self._finished.wait()
+        for drive in list(self._drives.values()):
+            if isinstance(drive.driver, RunDriver) and drive.driver.shot_is_near:
+                await drive.finished.wait()
 
-    async def cancel(self) -> None:
-        """Stop the driver at once and wait until it has stopped."""
-        if self._scope is not None:
-            self._scope.cancel()
-        await self._finished.wait()
+    async def cancel(self, run_id: str) -> None:
+        """Stop the run's driver at once and wait until it has stopped."""
+        drive = self._drives.get(run_id)
+        if drive is not None:
+            drive.scope.cancel()
+            await drive.finished.wait()
 
-    async def _drive(self, run_id: str, scope: anyio.CancelScope, finished: anyio.Event) -> None:
-        driver = RunDriver(self._journal, run_id, self._keys, self._clock, self._instruments)
-        self._driver = driver
+    async def _drive(self, run_id: str, drive: _Drive) -> None:
         try:
-            with scope:
-                await driver.drive()
+            with drive.scope:
+                await drive.driver.drive()
         except ShotUnlogged as exc:
             logger.error("run %s stopped after its shot: %s", run_id, exc)
             self._storage_failed.set()
@@ -117,5 +122,14 @@ class Runner:
                     DonePayload(run_id, Phase.FAILED, f"internal error: {exc!r}", crn_results(run))
                 )
         finally:
-            self._driver = None
-            finished.set()
+            del self._drives[run_id]
+            drive.finished.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Drive:
+    """One run's driver task: the driver, the scope that cancels it, and its end."""
+
+    driver: RunDriver | WatchDriver
+    scope: anyio.CancelScope
+    finished: anyio.Event

@@ -39,10 +39,15 @@ class SimConfigError(ValueError):
 
 
 class SeatChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Another student drops (-1) or takes (+1, if one is free) a seat at `at` (epoch s, server)."""
+    """Another student drops (-1) or takes (+1, if one is free) a seat at `at` (epoch s, server).
+
+    `page_only`: only the public schedule shows the change, as a page behind the truth would
+    (a seat that shows free there was already taken).
+    """
 
     at: float
     delta: Literal[-1, 1]
+    page_only: bool = False
 
 
 class Course(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -129,12 +129,14 @@ class Registrar:
         self._config = config
         self._courses = {course.crn: course for course in config.courses}
         self._taken = {course.crn: course.enrolled for course in config.courses}
-        # Seat changes still to come, in time order, as (true ns, CRN, delta).
+        # Seat changes still to come, in time order, as (true ns, CRN, delta, page only).
         self._changes = sorted(
-            (round(change.at * NS), course.crn, change.delta)
+            (round(change.at * NS), course.crn, change.delta, change.page_only)
             for course in config.courses
             for change in course.seat_changes
         )
+        # What the public schedule shows beyond the truth, by CRN (page-only changes).
+        self._page_offset = dict.fromkeys(self._courses, 0)
         self._students: dict[str, _Student] = {}
         self._limits: dict[str, _Limits] = {}
         self._opening_ns = None if config.opening_at is None else round(config.opening_at * NS)
@@ -207,9 +209,11 @@ class Registrar:
     def catch_up(self, now_ns: int) -> None:
         """Apply the seat changes due by `now_ns` (another's +1 only if a seat is free)."""
         while self._changes and self._changes[0][0] <= now_ns:
-            _, crn, delta = self._changes.pop(0)
+            _, crn, delta, page_only = self._changes.pop(0)
             quota = self._courses[crn].quota
-            if delta < 0 and self._taken[crn] > 0:
+            if page_only:
+                self._page_offset[crn] += delta
+            elif delta < 0 and self._taken[crn] > 0:
                 self._taken[crn] -= 1
             elif delta > 0 and self._taken[crn] < quota:
                 self._taken[crn] += 1
@@ -217,7 +221,8 @@ class Registrar:
     def seats(self, crn: str, now_ns: int) -> tuple[int, int]:
         """The quota and the seats taken of `crn` at `now_ns`, as the public schedule shows."""
         self.catch_up(now_ns)
-        return self._courses[crn].quota, self._taken[crn]
+        quota = self._courses[crn].quota
+        return quota, min(quota, max(0, self._taken[crn] + self._page_offset[crn]))
 
     def _drop(self, student: _Student, crn: str) -> CrnResult:
         if crn not in self._courses:

@@ -95,12 +95,21 @@ class PublicSchedule:
                 course.prerequisite or "Yok/None",
                 "",
             ]
-            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-        head = "".join(
-            f"<th>{name}</th>"
-            for name in ("CRN", "Course Code", "Course Title", "Kontenjan", "Yazılan")
-        )
-        return (
-            f'<html><body><table id="{TABLE_ID}" class="table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></body></html>"
-        )
+            rows.append(cells)
+        return schedule_table(rows)
+
+
+def schedule_table(rows: list[list[str]]) -> str:
+    """A schedule page as OBS serves it: its table, one row of 15 cells per section."""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+        for cells in rows
+    )
+    head = "".join(
+        f"<th>{name}</th>"
+        for name in ("CRN", "Course Code", "Course Title", "Kontenjan", "Yazılan")
+    )
+    return (
+        f'<html><body><table id="{TABLE_ID}" class="table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></body></html>"
+    )

@@ -20,8 +20,12 @@ from obsd.core.events import (
     RequestArmedPayload,
     RunCancelledPayload,
     RunCreatedPayload,
+    TokenRefreshFailedPayload,
+    WatchPlan,
+    WatchStalledPayload,
     make_event,
 )
+from obsd.core.login import LoginFailure
 from obsd.core.notices import (
     HOLD_BEFORE_SHOT_S,
     Notice,
@@ -36,6 +40,7 @@ from obsd.core.results import CrnKind, CrnState, Outcome
 from obsd.core.state import DaemonState, apply
 from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
+from obsd.core.token_refresh import RefreshKind
 from tests.core.payloads import calibration
 
 TARGET_NS = 1_768_474_800 * NS
@@ -225,3 +230,66 @@ def test_a_problem_whose_figures_change_is_one_problem() -> None:
     later = "the system clock is +615.0 ms off NTP time (obsd corrects for it)"
     assert problem_key(first) == problem_key(later)
     assert problem_key(first) != problem_key("only 12 MiB free on the state disk")
+
+
+def watch_created() -> RunCreatedPayload:
+    config = Config(ecrn=("21234",), retry_full=True)
+    plan = WatchPlan(crn="21234", branch="BLG", every_s=60.0)
+    return RunCreatedPayload(RUN, ACTOR, config, None, TARGET_NS, plan)
+
+
+def watch_post(code_state: CrnState) -> list[msgspec.Struct]:
+    return [
+        PhaseChangedPayload(RUN, Phase.REGISTERING, "a seat is free"),
+        RequestArmedPayload(RUN, 1, ["21234"], [], FIRE_NS),
+        CrnUpdatePayload(
+            run_id=RUN,
+            attempt=1,
+            outcome=Outcome.ANSWERED,
+            http_status=200,
+            sent_ns=FIRE_NS,
+            responded_ns=FIRE_NS + NS // 5,
+            results=[result("21234", code_state)],
+        ),
+    ]
+
+
+def test_a_watch_that_took_its_seat_says_so() -> None:
+    done = DonePayload(RUN, Phase.DONE, "every CRN has a final result", [])
+    notice = told(watch_created(), *watch_post(CrnState.SUCCESS), done)
+    assert notice is not None
+    assert notice.kind == NoticeKind.SEAT_TAKEN and notice.title == "obsd: seat taken in 21234"
+    assert "21234 add: success" in notice.message
+
+
+def test_a_watch_that_ended_without_a_seat_or_was_cancelled_says_so() -> None:
+    ended = DonePayload(RUN, Phase.DONE, "watched until 18:00; no seat in 21234 was taken", [])
+    notice = told(watch_created(), ended)
+    assert notice is not None
+    assert notice.kind == NoticeKind.WATCH_ENDED
+    assert notice.title == "obsd: watch of 21234 done, no seat taken"
+    assert "watched until 18:00" in notice.message
+    cancelled = told(watch_created(), RunCancelledPayload(RUN, ACTOR, Phase.WATCHING))
+    assert cancelled is not None
+    assert cancelled.kind == NoticeKind.WATCH_ENDED and "cancelled" in cancelled.title
+
+
+def test_a_stalled_watch_and_its_failed_login_are_told() -> None:
+    stalled = WatchStalledPayload(run_id=RUN, reason="the page is unreadable", since_ns=0)
+    notice = told(watch_created(), stalled)
+    assert notice is not None
+    assert notice.kind == NoticeKind.WATCH_STALLED
+    assert notice.title == "obsd: the watch of 21234 is stalled"
+    assert notice.message == "the page is unreadable"
+    failed = TokenRefreshFailedPayload(
+        run_id=RUN,
+        kind=RefreshKind.LOGIN,
+        at_ns=0,
+        code=LoginFailure.WRONG_PASSWORD,
+        message="wrong password",
+        steps=[],
+        kept=None,
+    )
+    login = told(watch_created(), *watch_post(CrnState.FULL), failed)
+    assert login is not None
+    assert login.kind == NoticeKind.WATCH_STALLED and "wrong password" in login.message

@@ -6,7 +6,8 @@ from obsd.core.config import Config
 from obsd.core.events import Actor, CrnResult, CrnUpdatePayload, RequestArmedPayload
 from obsd.core.events import RunCreatedPayload as Created
 from obsd.core.policy import NextPost, Stop, budget_allows_at, next_step
-from obsd.core.runs import RunState, new_run, with_request, with_results
+from obsd.core.results import Outcome
+from obsd.core.runs import RequestRecord, RunState, new_run, with_request, with_results
 from obsd.core.timing import NS
 from obsd.core.token import TokenInfo
 from obsd.core.token_refresh import RefreshKind, RefreshRecord
@@ -75,19 +76,51 @@ def test_the_first_post_carries_every_crn_at_once() -> None:
     assert step == NextPost(["11111", "22222"], ["33333"], 0, "first attempt")
 
 
+def other_post(planned_ns: int, outcome: str | None = "answered") -> RequestRecord:
+    """A POST of another run of the same token, answered 10 ms after it was sent."""
+    responded = planned_ns + NS // 100 if outcome == "answered" else None
+    return RequestRecord(
+        attempt=1,
+        ecrn=["44444"],
+        scrn=[],
+        planned_ns=planned_ns,
+        outcome=msgspec.convert(outcome, Outcome | None),
+        responded_ns=responded,
+    )
+
+
 def test_a_first_post_waits_out_the_debounce_of_another_runs_last_post() -> None:
     # OBS's debounce is per token: a new run right after another one's answer waits too.
-    step = next_step(run(), earlier_post_ns=T0 - NS)
+    step = next_step(run(), [other_post(T0 - NS)])
     assert step == NextPost(
         ["11111", "22222"],
         ["33333"],
-        T0 - NS + int(3.5 * NS),
-        "3.5 s after an earlier run's last POST",
+        T0 - NS + NS // 100 + int(3.5 * NS),
+        "3.5 s after another run's last POST",
     )
     # Once the run has its own POSTs, its own spacing counts (it came after the other's).
     later = answered(run(), T0 + 10 * NS, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
-    own = next_step(later, earlier_post_ns=T0 - NS)
+    own = next_step(later, [other_post(T0 - NS)])
     assert isinstance(own, NextPost) and own.reason.endswith("after attempt 1")
+
+
+def test_another_runs_later_post_holds_back_a_retry_and_an_unknown_one_by_five_seconds() -> None:
+    later = answered(run(), T0, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"})
+    step = next_step(later, [other_post(T0 + 2 * NS, outcome=None)])
+    assert isinstance(step, NextPost)
+    assert step.not_before_ns == T0 + 7 * NS
+    assert step.reason == "5 s after another run's last POST"
+
+
+def test_other_runs_posts_count_in_the_budget_of_a_retry_but_not_of_a_first_shot() -> None:
+    others = [other_post(T0 - 60 * NS + i * NS) for i in range(3)]
+    first = next_step(run(budget_posts=3), others)
+    assert isinstance(first, NextPost) and first.reason != "request budget (3 per 360 s)"
+    later = answered(
+        run(budget_posts=3), T0, {"11111": "VAL02", "22222": "VAL02", "33333": "VAL02"}
+    )
+    retry = next_step(later, others)
+    assert isinstance(retry, NextPost) and retry.reason == "request budget (3 per 360 s)"
 
 
 def test_not_open_waits_the_retry_interval_from_the_answer() -> None:

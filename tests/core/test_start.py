@@ -1,14 +1,16 @@
-"""What `start` checks, on plain values: the first failing check refuses, else it goes ahead."""
+"""What `start` and `watch_seat` check, on plain values: the first failing check refuses, else
+it goes ahead."""
 
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from obsd.core.config import Config
-from obsd.core.events import Actor, CalibrationPayload
-from obsd.core.protocol import ErrorCode
+from obsd.core.events import Actor, CalibrationPayload, WatchPlan
+from obsd.core.phases import Phase
+from obsd.core.protocol import ErrorCode, WatchSeat
 from obsd.core.runs import RunState
-from obsd.core.start import GoAhead, Refusal, check_start
+from obsd.core.start import GoAhead, Refusal, WatchGo, check_start, check_watch
 from obsd.core.state import DaemonState
 from obsd.core.timing import epoch_ns
 from obsd.core.token import TokenInfo
@@ -66,15 +68,20 @@ def test_a_token_that_expires_too_soon_after_the_target_is_refused() -> None:
     assert code is ErrorCode.TOKEN_EXPIRED and "less than 10 min after the target" in message
 
 
-def test_a_run_in_progress_comes_first() -> None:
-    run = RunState(
-        run_id="r1",
+def _run(run_id: str, phase: str = "calibrating") -> RunState:
+    return RunState(
+        run_id=run_id,
         created_at="2026-12-01T08:00:00Z",
         actor=Actor(0, 1),
         config=PLAN,
         token=token(timedelta(hours=3)),
         target_ns=epoch_ns(TARGET),
+        phase=msgspec.convert(phase, Phase),
     )
+
+
+def test_a_run_in_progress_comes_first() -> None:
+    run = _run("r1")
     state = DaemonState(config=PLAN, runs={"r1": run}, active_run="r1")
     assert refusal(state) == (ErrorCode.RUN_IN_PROGRESS, "run r1 is calibrating; cancel it first")
 
@@ -137,3 +144,64 @@ def test_with_credentials_a_token_that_would_not_do_is_fine_while_a_login_can_st
     assert isinstance(too_late, Refusal) and too_late.code == ErrorCode.TOKEN_MISSING
     stale = check_start(state, expired, None, late, can_log_in=True)
     assert isinstance(stale, Refusal) and stale.code == ErrorCode.TOKEN_EXPIRED
+
+
+def watch_request(**fields: object) -> WatchSeat:
+    return msgspec.convert({"id": 1, "crn": "21234", "branch": "BLG"} | fields, WatchSeat)
+
+
+def watch_refusal(request: WatchSeat, state: DaemonState | None = None) -> tuple[ErrorCode, str]:
+    verdict = check_watch(state or DaemonState(), request, token(timedelta(hours=6)), None, NOW)
+    assert isinstance(verdict, Refusal), verdict
+    return verdict.code, verdict.message
+
+
+def test_a_watch_goes_ahead_beside_a_timed_run_with_its_plan() -> None:
+    state = DaemonState(config=PLAN, active_run="r", runs={"r": _run("r", "waiting")})
+    until = (NOW + timedelta(days=2)).isoformat()
+    verdict = check_watch(
+        state, watch_request(every=120, until=until), token(timedelta(hours=6)), None, NOW
+    )
+    assert isinstance(verdict, WatchGo) and verdict.warnings == []
+    assert verdict.plan == WatchPlan(
+        crn="21234",
+        branch="BLG",
+        drop=[],
+        every_s=120.0,
+        until_ns=epoch_ns(NOW + timedelta(days=2)),
+    )
+
+
+def test_a_drop_is_refused_until_its_risk_is_accepted_and_then_said_again() -> None:
+    code, message = watch_refusal(watch_request(drop=["20456"]))
+    assert code == ErrorCode.VALIDATION_ERROR
+    assert "applies a drop even when the add in the same request fails" in message
+    assert "--accept-drop-risk" in message
+    verdict = check_watch(
+        DaemonState(),
+        watch_request(drop=["20456"], accept_drop_risk=True),
+        token(timedelta(hours=6)),
+        None,
+        NOW,
+    )
+    assert isinstance(verdict, WatchGo) and verdict.plan.drop == ["20456"]
+    assert any("you lose the dropped course" in w for w in verdict.warnings)
+
+
+def test_a_watch_names_each_mistake() -> None:
+    assert (
+        "both watched and dropped"
+        in watch_refusal(watch_request(drop=["21234"], accept_drop_risk=True))[1]
+    )
+    assert "UTC offset" in watch_refusal(watch_request(until="2026-12-02T10:00"))[1]
+    assert "has passed" in watch_refusal(watch_request(until="2026-11-30T10:00:00+03:00"))[1]
+    watched = msgspec.structs.replace(
+        _run("w", "watching"), watch=WatchPlan(crn="21234", branch="BLG", every_s=60.0)
+    )
+    assert watch_refusal(watch_request(), DaemonState(runs={"w": watched})) == (
+        ErrorCode.RUN_IN_PROGRESS,
+        "CRN 21234 is watched already by run w",
+    )
+    verdict = check_watch(DaemonState(), watch_request(), None, None, NOW)
+    assert isinstance(verdict, Refusal) and verdict.code == ErrorCode.TOKEN_MISSING
+    assert isinstance(check_watch(DaemonState(), watch_request(), None, None, NOW, True), WatchGo)

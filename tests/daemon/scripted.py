@@ -20,7 +20,7 @@ import httpx
 import msgspec
 
 from obsd.adapters.itu_login import ItuSession
-from obsd.adapters.obs_client import ObsClient
+from obsd.adapters.obs_client import ObsClient, fetch_public
 from obsd.adapters.send_path import WarmUp
 from obsd.core.clock_select import KernelClock
 from obsd.core.config import Config
@@ -94,11 +94,17 @@ class ScriptedObs:
     # HEAD answers carry a Date header this far from true time (None: no Date header).
     date_skew_s: float | None = None
     arrivals: list[Arrival] = field(default_factory=list)
+    # The public schedule's pages (GET /public/...), for watch runs.
+    pages: Callable[[httpx.Request], httpx.Response] | None = None
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         true_ns = self.clock.true_ns()
         body = msgspec.json.decode(request.content) if request.method == "POST" else None
         self.arrivals.append(Arrival(request.method, true_ns, body))
+        if request.method == "GET" and request.url.path.startswith("/public/"):
+            if self.pages is None:
+                raise AssertionError(f"an unscripted page: {request.url}")
+            return self.pages(request)
         if request.method == "HEAD":
             if self.head_failure is not None:
                 raise self.head_failure
@@ -118,6 +124,11 @@ class ScriptedObs:
     def posts(self) -> list[Arrival]:
         """The POSTs, in arrival order."""
         return [a for a in self.arrivals if a.method == "POST"]
+
+    @property
+    def page_reads(self) -> list[Arrival]:
+        """The GETs of public pages, in arrival order."""
+        return [a for a in self.arrivals if a.method == "GET"]
 
 
 def fake_ntp(
@@ -182,6 +193,9 @@ def instruments(
         connect_obs=connect,
         # The single sign-on goes through the same scripted transport as OBS.
         sign_on=lambda config: ItuSession(config.obs_base_url, httpx.MockTransport(obs.handle)),
+        fetch_public=lambda base_url, target: fetch_public(
+            base_url, target, clock, httpx.MockTransport(obs.handle)
+        ),
     )
 
 
@@ -192,12 +206,13 @@ class FixedKeys:
     fixed: str | None = "token"
     login: Credentials | None = None
     kept: list[str] = field(default_factory=list)
+    info: TokenInfo | None = None
 
     def token(self) -> str | None:
         return self.kept[-1] if self.kept else self.fixed
 
     def token_info(self) -> TokenInfo | None:
-        return None
+        return self.info
 
     def credentials(self) -> Credentials | None:
         return self.login

@@ -64,7 +64,7 @@ async def test_a_late_start_waits_out_the_debounce_of_an_earlier_runs_post(
     _, second_post = second.obs.posts
     # OBS's debounce is per token: never within retry_interval of the earlier answer.
     assert second_post.true_ns >= answered_ns + int(run.config.retry_interval * NS)
-    assert "after an earlier run's last POST" in " ".join(second.said())
+    assert "after another run's last POST" in " ".join(second.said())
 
 
 async def test_a_post_to_another_obs_does_not_hold_a_run_back(tmp_path: Path) -> None:

@@ -32,9 +32,12 @@ from obsd.core.events import (
     RunDeletedPayload,
     RunInterruptedPayload,
     RunResumedPayload,
+    SeatsSeenPayload,
     TokenRefreshedPayload,
     TokenRefreshFailedPayload,
     TokenTestedPayload,
+    WatchPlan,
+    WatchStalledPayload,
 )
 from obsd.core.logformat import segment_name
 from obsd.core.login import LoginFailure, LoginInfo, LoginStep
@@ -49,6 +52,8 @@ from tests.fake_clock import FakeClock
 # A second run, left waiting: the one a clean replay resumes; a third, cancelled and deleted.
 OPEN_RUN = "run-2"
 GONE_RUN = "run-3"
+WATCH_RUN = "watch-1"
+WATCH = WatchPlan(crn="22002", branch="BLG", every_s=60.0)
 # Values a mutated field may take: other types, other enum members, unknown names.
 ODD_VALUES = st.one_of(
     st.none(),
@@ -100,6 +105,10 @@ def valid_log() -> tuple[bytes, ...]:
             LateStartPayload(GONE_RUN, 130.5),
             RunCancelledPayload(GONE_RUN, actor, Phase.CALIBRATING),
             RunDeletedPayload(GONE_RUN, actor),
+            RunCreatedPayload(WATCH_RUN, actor, plan, info, target, WATCH),
+            SeatsSeenPayload(run_id=WATCH_RUN, quota=40, enrolled=40, at_ns=target),
+            WatchStalledPayload(run_id=WATCH_RUN, reason="the page is unreadable", since_ns=0),
+            RunCancelledPayload(WATCH_RUN, actor, Phase.WATCHING),
             RunCreatedPayload(OPEN_RUN, actor, plan, info, target),
             PhaseChangedPayload(OPEN_RUN, Phase.WAITING),
             TokenRefreshedPayload(

@@ -28,6 +28,8 @@ def test_every_reply_matches_the_served_schema(short_dir: Path) -> None:
             return response["data"]
 
         schema = call("schema")
+        # A watch beside the run: status lists it; cancel names it.
+        watch_id = call("watch_seat", crn="22002", branch="BLG")["run_id"]
         for op in ("ping", "status", "config", "health", "test_token", "calibrate"):
             call(op)
         call("configure", config={"max_attempts": 10})
@@ -37,6 +39,7 @@ def test_every_reply_matches_the_served_schema(short_dir: Path) -> None:
         call("runs")
         call("run", run_id=run_id)
         call("cancel")
+        call("cancel", run_id=watch_id)
         call("delete_run", run_id=run_id)
         call("login", username="ayse", password="not-her-password")
         call("test_login")  # refused by the simulated İTÜ: a reply all the same

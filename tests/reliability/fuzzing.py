@@ -37,6 +37,7 @@ from obsd.core.protocol import (
     Tail,
     TestLogin,
     TestToken,
+    WatchSeat,
     decode_request,
 )
 from tests.reliability.rawwire import Wire, WireError
@@ -45,7 +46,7 @@ SUCCESS: Final = "success"
 ERROR_CODES: Final = frozenset(code.value for code in ErrorCode)
 # Ops whose success would reach beyond loopback or start a run: never sent by the fuzzer.
 # They reach the network (OBS, NTP, İTÜ's login): a fuzzed daemon stays on loopback.
-NEVER_SENT: Final = (Start, Calibrate, TestToken, TestLogin)
+NEVER_SENT: Final = (Start, WatchSeat, Calibrate, TestToken, TestLogin)
 # A fraction of messages is replaced by an abrupt disconnect of one of the kinds below.
 DISCONNECT_RATE: Final = 0.02
 # Problems kept per run: enough to diagnose, bounded so that a broken daemon cannot flood.
@@ -148,7 +149,7 @@ def expect_request(request: AnyRequest, ctx: Context, following: bool) -> Expect
     if isinstance(request, GetRun | DeleteRun):
         outcomes = {ErrorCode.RUN_NOT_FOUND}
     elif isinstance(request, Cancel):
-        outcomes = {ErrorCode.NO_ACTIVE_RUN}
+        outcomes = {ErrorCode.NO_ACTIVE_RUN if request.run_id is None else ErrorCode.RUN_NOT_FOUND}
     elif isinstance(request, Configure):
         outcomes = {SUCCESS, ErrorCode.VALIDATION_ERROR}
     elif isinstance(request, Tail):

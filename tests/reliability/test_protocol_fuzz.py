@@ -123,6 +123,7 @@ valid_patches = st.fixed_dictionaries(
     },
 )
 PRINTABLE: Final = st.characters(blacklist_categories=("Cc", "Cs"))
+CRNS: Final = st.from_regex(r"\A[0-9]{5}\Z")
 VALID_OPTIONAL: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
     "login": {"identity": st.none() | st.text(PRINTABLE, min_size=1, max_size=128)},
     "tail": {
@@ -135,6 +136,13 @@ VALID_OPTIONAL: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
         "limit": st.integers(1, 1000),
         "types": st.none() | st.lists(st.text(max_size=15), max_size=3),
     },
+    "watch_seat": {
+        "drop": st.lists(CRNS, max_size=3),
+        "accept_drop_risk": st.booleans(),
+        "every": st.floats(60.0, 86400.0),
+        "until": st.none() | st.text(max_size=30),
+    },
+    "cancel": {"run_id": st.none() | st.text(max_size=40)},
     "runs": {
         "page": st.integers(min_value=1),
         "limit": st.integers(1, 100),
@@ -143,6 +151,7 @@ VALID_OPTIONAL: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
     },
 }
 VALID_REQUIRED: Final[dict[str, dict[str, st.SearchStrategy[Any]]]] = {
+    "watch_seat": {"crn": CRNS, "branch": st.from_regex(r"\A[A-ZÇĞİÖŞÜ]{2,4}\Z")},
     "run": {"run_id": st.text(max_size=40)},
     "delete_run": {"run_id": st.text(max_size=40)},
     "configure": {"config": valid_patches},

@@ -52,6 +52,8 @@ EXAMPLE_FIELDS: Final[dict[str, Any]] = {
     "run_id": "00000000-0000-4000-8000-000000000000",
     "username": "ayse",
     "password": "not-her-password",
+    "crn": "21234",
+    "branch": "BLG",
 }
 MUTATING: Final = [c for c in REQUEST_CLASSES if c.mutating]
 READING: Final = [c for c in REQUEST_CLASSES if not c.mutating]

@@ -22,6 +22,7 @@ HANDLERS: Final[dict[type[Any], Handler]] = {
     protocol.TestToken: obs.test_token,
     protocol.Calibrate: obs.calibrate,
     protocol.Start: runs.start,
+    protocol.WatchSeat: runs.watch_seat,
     protocol.Cancel: runs.cancel,
     protocol.Runs: runs.runs,
     protocol.GetRun: runs.run,

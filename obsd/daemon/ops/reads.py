@@ -10,6 +10,7 @@ import msgspec
 
 from obsd import __version__
 from obsd.core.config import plan_warnings
+from obsd.core.events import utc_timestamp
 from obsd.core.notices import run_before_target
 from obsd.core.protocol import Events, GetConfig, Health, Ping, Schema, Status
 from obsd.core.replies import (
@@ -24,9 +25,11 @@ from obsd.core.replies import (
     PingReply,
     SchemaReply,
     StatusReply,
+    WatchStatus,
 )
-from obsd.core.runs import summary
+from obsd.core.runs import RunState, summary
 from obsd.core.schema import schema
+from obsd.core.status_text import watch_text
 from obsd.core.time_advice import clock_health
 from obsd.core.timing import NS, instant
 from obsd.core.token import judge_expiry
@@ -90,6 +93,24 @@ async def status(ctx: Context, request: Status, caller: Caller) -> StatusReply:
         clock=clock_health(
             state.calibration, state.calibrated_at, ctx.instruments.time.read_kernel()
         )[0],
+        watches=[_watch_status(run, ctx.clock.wall_ns()) for run in state.watches],
+    )
+
+
+def _watch_status(run: RunState, wall_ns: int) -> WatchStatus:
+    plan, seats = run.watch, run.seats
+    assert plan is not None
+    return WatchStatus(
+        run_id=run.run_id,
+        crn=plan.crn,
+        branch=plan.branch,
+        phase=run.phase,
+        quota=seats.quota if seats else None,
+        enrolled=seats.enrolled if seats else None,
+        seen_at=utc_timestamp(seats.at_ns) if seats else None,
+        attempts=len(run.requests),
+        stalled=run.stalled,
+        text=watch_text(run, wall_ns),
     )
 
 

@@ -1,12 +1,23 @@
-"""The run ops: start, cancel, runs, run, delete_run."""
+"""The run ops: start, watch_seat, cancel, runs, run, delete_run."""
 
 from __future__ import annotations
 
 import math
 import uuid
 
+import msgspec
+
 from obsd.core.events import RunCancelledPayload, RunCreatedPayload, RunDeletedPayload
-from obsd.core.protocol import Cancel, DeleteRun, ErrorCode, GetRun, ProtocolError, Runs, Start
+from obsd.core.protocol import (
+    Cancel,
+    DeleteRun,
+    ErrorCode,
+    GetRun,
+    ProtocolError,
+    Runs,
+    Start,
+    WatchSeat,
+)
 from obsd.core.replies import (
     CancelReply,
     DeleteReply,
@@ -14,9 +25,10 @@ from obsd.core.replies import (
     RunReply,
     RunsPage,
     StartReply,
+    WatchSeatReply,
 )
 from obsd.core.runs import RunState, durations, summary
-from obsd.core.start import Refusal, check_start
+from obsd.core.start import Refusal, check_start, check_watch
 from obsd.daemon.context import Caller, Context
 
 
@@ -32,14 +44,7 @@ async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
     )
     if isinstance(verdict, Refusal):
         raise ProtocolError(verdict.code, verdict.message)
-    try:
-        ctx.journal.reserve_for_run()
-    except OSError as exc:
-        raise ProtocolError(
-            ErrorCode.NOT_READY,
-            f"no room can be reserved on the state disk for the run's log ({exc.strerror}): "
-            "free some space, then start again",
-        ) from exc
+    _reserve(ctx)
     run_id = str(uuid.uuid4())
     config = ctx.state.config
     await ctx.journal.append(
@@ -49,12 +54,60 @@ async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
     return StartReply(run_id=run_id, target=config.target, warnings=verdict.warnings)
 
 
+async def watch_seat(ctx: Context, request: WatchSeat, caller: Caller) -> WatchSeatReply:
+    """Start a watch run for a seat in one section, if every check passes."""
+    stored = ctx.tokens.stored
+    verdict = check_watch(
+        ctx.state,
+        request,
+        stored.info,
+        stored.problem,
+        ctx.now(),
+        can_log_in=ctx.logins.credentials is not None,
+    )
+    if isinstance(verdict, Refusal):
+        raise ProtocolError(verdict.code, verdict.message)
+    _reserve(ctx)
+    run_id = str(uuid.uuid4())
+    plan = verdict.plan
+    # The watch's own plan: its section to add (tried again whenever a seat frees, which is
+    # what retry_full means), its drops, no backups; the rest (OBS, budget) as configured.
+    config = msgspec.structs.replace(
+        ctx.state.config, ecrn=[plan.crn], scrn=plan.drop, backup={}, retry_full=True
+    )
+    created_ns = ctx.clock.wall_ns()
+    await ctx.journal.append(
+        RunCreatedPayload(run_id, caller.actor, config, verdict.token, created_ns, plan)
+    )
+    ctx.runner.start(run_id)
+    return WatchSeatReply(run_id=run_id, warnings=verdict.warnings)
+
+
+def _reserve(ctx: Context) -> None:
+    """Room on the state disk for a new run's log, or a refusal that says so."""
+    try:
+        ctx.journal.reserve_for_run()
+    except OSError as exc:
+        raise ProtocolError(
+            ErrorCode.NOT_READY,
+            f"no room can be reserved on the state disk for the run's log ({exc.strerror}): "
+            "free some space, then start again",
+        ) from exc
+
+
 async def cancel(ctx: Context, request: Cancel, caller: Caller) -> CancelReply:
-    """Stop the active run at once."""
-    run_id = ctx.state.active_run
+    """Stop a run at once: the one named, else the timed run in progress."""
+    run_id = request.run_id or ctx.state.active_run
     if run_id is None:
-        raise ProtocolError(ErrorCode.NO_ACTIVE_RUN, "no run is in progress")
-    await ctx.runner.cancel()
+        watches = ", ".join(run.run_id for run in ctx.state.watches)
+        also = f" (watches in progress: {watches}; name one to cancel it)" if watches else ""
+        raise ProtocolError(ErrorCode.NO_ACTIVE_RUN, f"no timed run is in progress{also}")
+    run = _find(ctx, run_id)
+    if not run.active:
+        raise ProtocolError(
+            ErrorCode.NO_ACTIVE_RUN, f"run {run_id} has already ended ({run.phase})"
+        )
+    await ctx.runner.cancel(run_id)
     run = ctx.state.runs[run_id]
     if run.active:
         await ctx.journal.append(RunCancelledPayload(run_id, caller.actor, run.phase))
