@@ -54,7 +54,15 @@ def _config_changed(p: Payload) -> str:
 
 
 def _run_created(p: Payload) -> str:
-    config = p["config"]
+    config, watch = p["config"], p.get("watch")
+    if watch:
+        until_ns = watch.get("until_ns")
+        until = f" until {instant(until_ns).astimezone():%Y-%m-%d %H:%M}" if until_ns else ""
+        drops = f", drop {value(watch['drop'])}" if watch.get("drop") else ""
+        return (
+            f"watch {p['run_id']}: a seat in {watch['crn']} ({watch['branch']}), "
+            f"read every {watch['every_s']:g} s{until}{drops}  {_actor(p)}"
+        )
     return (
         f"run {p['run_id']} for {config['target']}: add {value(config['ecrn'])}, "
         f"drop {value(config['scrn'])}  {_actor(p)}"
@@ -151,6 +159,11 @@ FORMATS: dict[str, Callable[[Payload], str]] = {
         f"fresh token from the {p['kind']}: exp {p['token'].get('exp') or 'unknown'}"
         + (f", identity {p['identity']}" if p.get("identity") else "")
     ),
+    "seats_seen": lambda p: (
+        f"{p['enrolled']} of {p['quota']} seats taken"
+        + (" - a seat is free" if p["enrolled"] < p["quota"] else "")
+    ),
+    "watch_stalled": lambda p: f"[stalled] {p['reason']}",
     "token_refresh_failed": lambda p: (
         f"the {p['kind']} for a fresh token failed ({p['code']}): {p['message']}"
         + (f"; keeping the token valid until {p['kept']['exp']}" if p.get("kept") else "")

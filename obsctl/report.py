@@ -37,6 +37,22 @@ def _action(crn: CrnStatus) -> str:
     return f"add (backup for {crn.backup_for})" if crn.backup_for else "add"
 
 
+def _aim(run: RunReply) -> str:
+    """What the run aimed at: the target, or for a watch the section and its page."""
+    config, watch = run.config, run.watch
+    if watch is None:
+        late = "" if run.late_by_s is None else f"; {late_text(run.late_by_s, run.opening_missed)}"
+        return f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s){late}"
+    until = _instant(watch.until_ns) if watch.until_ns else "cancelled"
+    seats = run.seats
+    seen = f"; last seen {seats.enrolled} of {seats.quota} taken" if seats else ""
+    stalled = f"; stalled: {run.stalled}" if run.stalled else ""
+    return (
+        f"- **Watch:** a seat in {watch.crn} on the {watch.branch} schedule page, read every "
+        f"{watch.every_s:g} s, until {until}{seen}{stalled}"
+    )
+
+
 def markdown(run: RunReply) -> str:
     """The whole run, readable in a terminal and pasteable into an issue or a chat."""
     config, token = run.config, run.token
@@ -44,8 +60,7 @@ def markdown(run: RunReply) -> str:
         f"# Run {run.run_id}",
         "",
         f"- **Outcome:** {run.phase}" + (f" — {run.reason}" if run.reason else ""),
-        f"- **Target:** {config.target} (safety buffer {config.safety_buffer} s)"
-        + ("" if run.late_by_s is None else f"; {late_text(run.late_by_s, run.opening_missed)}"),
+        _aim(run),
         f"- **Created:** {run.created_at} by uid {run.actor.uid}",
         f"- **Finished:** {run.finished_at or '-'}",
         (
@@ -107,7 +122,7 @@ def markdown(run: RunReply) -> str:
                 r.attempt,
                 _instant(r.planned_ns),
                 _instant(r.sent_ns),
-                _ms(r.sent_ns - run.target_ns) if r.sent_ns else "-",
+                _ms(r.sent_ns - run.target_ns) if r.sent_ns and not run.watch else "-",
                 _ms(r.responded_ns - r.sent_ns) if r.responded_ns and r.sent_ns else "-",
                 r.outcome or "no answer recorded",
                 ", ".join(f"{crn}:{code or '-'}" for crn, code in r.codes.items()),

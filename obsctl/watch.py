@@ -44,10 +44,11 @@ def _data(reply: dict[str, Any], op: str) -> Any:
 
 
 def tail_start(client: Client) -> int:
-    """The seq to tail after: just before the latest run's `run_created`, else the head.
+    """The seq to tail after: just before the latest timed run's `run_created`, else the head.
 
-    The active run, if any, is the latest created (a run starts only when none is active).
-    The daemon filters the log itself: one page, unless the log holds over 1000 runs.
+    The active timed run, if any, is the latest created (one starts only when none is
+    active); watch runs, which go on beside it, are passed over. The daemon filters the log
+    itself: one page, unless the log holds over 1000 runs.
     """
     after, latest, head = 0, None, int(client.greeting["head_seq"])
     while True:
@@ -55,8 +56,9 @@ def tail_start(client: Client) -> int:
             client.request("events", after_seq=after, limit=MAX_EVENTS_PAGE, types=["run_created"]),
             "events",
         )
-        if page["items"]:
-            latest = int(page["items"][-1]["seq"])
+        timed = [item for item in page["items"] if not item["payload"].get("watch")]
+        if timed:
+            latest = int(timed[-1]["seq"])
         head = int(page["head_seq"])
         if not page["has_more"]:
             break

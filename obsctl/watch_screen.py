@@ -116,7 +116,8 @@ class WatchState:
             self._fold(str(event.get("type")), payload, at)
 
     def _fold(self, event_type: str, p: dict[str, Any], at: ClockReading) -> None:
-        if event_type == "run_created":
+        if event_type == "run_created" and not p.get("watch"):
+            # The screen follows timed runs; a watch run's events show as log lines.
             config = p["config"]
             rows = [CrnRow(crn, "ecrn") for crn in config["ecrn"]]
             rows += [CrnRow(crn, "scrn") for crn in config["scrn"]]

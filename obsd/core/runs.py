@@ -280,8 +280,10 @@ def durations(run: RunState) -> RunDurations:
     ended = datetime.fromisoformat(run.finished_at) if run.finished_at else None
     sent = first.sent_ns if first else None
     responded = first.responded_ns if first else None
+    # A watch has no target: its POSTs follow the page, not an instant.
+    timed = run.watch is None
     return RunDurations(
-        first_post_after_target_ms=(sent - run.target_ns) / 1e6 if sent else None,
+        first_post_after_target_ms=(sent - run.target_ns) / 1e6 if sent and timed else None,
         first_answer_ms=(responded - sent) / 1e6 if sent and responded else None,
         total_s=(ended - created).total_seconds() if ended else None,
     )

@@ -124,6 +124,10 @@ class WatchDriver:
         page_failures = RepeatedFailure(f"reading the {plan.branch} schedule page")
         if self.run.phase == Phase.REGISTERING and await self._register(obs, None):
             return  # A restart in the middle of a POST: its outcome first.
+        if self.run.resumes:
+            # When the last read before the restart was is not logged (only changes are):
+            # a whole interval keeps the floor however soon the daemon came back.
+            await self._sleep(poll_delay_s(plan.every_s, 0, self._random.random()))
         while True:
             stop = ended(self.run, self._clock.wall_ns())
             if stop is not None:

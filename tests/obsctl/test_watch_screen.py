@@ -315,3 +315,17 @@ def test_a_countdown_reads_as_a_clock() -> None:
     assert clock_text((2 * 86400 + 5) * NS) == "2 d 00:00:05.0"
     assert clock_text(29_700_000_000) == "00:00:29.7"
     assert clock_text(-NS) == "00:00:00.0"
+
+
+def test_a_watch_created_beside_the_run_does_not_take_the_screen_over() -> None:
+    watch_created = event(
+        9,
+        "run_created",
+        run_id="watch-1",
+        config={**CONFIG, "ecrn": ["23100"], "scrn": [], "backup": {}},
+        target_ns=TARGET_NS - 600 * NS,
+        watch={"crn": "23100", "branch": "BLG", "drop": [], "every_s": 60.0, "until_ns": None},
+    )
+    state = folded(*WAITING, watch_created)
+    assert state.run is not None and state.run.run_id == RUN
+    assert any("a seat in 23100 (BLG)" in line for line in shown(state, height=60))

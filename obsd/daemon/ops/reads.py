@@ -205,6 +205,9 @@ def health_reply(ctx: Context) -> HealthReply:
     clock, clock_problems = clock_health(ctx.state.calibration, ctx.state.calibrated_at, kernel)
     problems += clock_problems
     problems += ctx.notifications.problems()
+    problems += [
+        f"watch {run.run_id} is stalled: {run.stalled}" for run in ctx.state.watches if run.stalled
+    ]
     return HealthReply(
         ok=not problems,
         problems=problems,

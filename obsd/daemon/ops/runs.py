@@ -71,9 +71,15 @@ async def watch_seat(ctx: Context, request: WatchSeat, caller: Caller) -> WatchS
     run_id = str(uuid.uuid4())
     plan = verdict.plan
     # The watch's own plan: its section to add (tried again whenever a seat frees, which is
-    # what retry_full means), its drops, no backups; the rest (OBS, budget) as configured.
+    # what retry_full means), its drops, no backups, no target; the rest (OBS, budget) as
+    # configured.
     config = msgspec.structs.replace(
-        ctx.state.config, ecrn=[plan.crn], scrn=plan.drop, backup={}, retry_full=True
+        ctx.state.config,
+        ecrn=(plan.crn,),
+        scrn=tuple(plan.drop),
+        backup={},
+        retry_full=True,
+        target=None,
     )
     created_ns = ctx.clock.wall_ns()
     await ctx.journal.append(
