@@ -163,7 +163,9 @@ FORMATS: dict[str, Callable[[Payload], str]] = {
         f"{p['enrolled']} of {p['quota']} seats taken"
         + (" - a seat is free" if p["enrolled"] < p["quota"] else "")
     ),
-    "watch_stalled": lambda p: f"[stalled] {p['reason']}",
+    "watch_stalled": lambda p: (
+        f"[stalled] {p['reason']}" if p.get("reason") else f"no longer stalled ({p['cause']})"
+    ),
     "token_refresh_failed": lambda p: (
         f"the {p['kind']} for a fresh token failed ({p['code']}): {p['message']}"
         + (f"; keeping the token valid until {p['kept']['exp']}" if p.get("kept") else "")

@@ -46,7 +46,7 @@ def _aim(run: RunReply) -> str:
     until = _instant(watch.until_ns) if watch.until_ns else "cancelled"
     seats = run.seats
     seen = f"; last seen {seats.enrolled} of {seats.quota} taken" if seats else ""
-    stalled = f"; stalled: {run.stalled}" if run.stalled else ""
+    stalled = f"; stalled: {'; '.join(run.stalls.values())}" if run.stalls else ""
     return (
         f"- **Watch:** a seat in {watch.crn} on the {watch.branch} schedule page, read every "
         f"{watch.every_s:g} s, until {until}{seen}{stalled}"

@@ -232,11 +232,17 @@ class SeatsSeenPayload(msgspec.Struct, frozen=True, kw_only=True):
     at_ns: int  # when the page was read, on the system clock
 
 
+# Why a watch can be stalled; each cause begins and ends on its own.
+StallCause = Literal["page", "token"]
+
+
 class WatchStalledPayload(msgspec.Struct, frozen=True, kw_only=True):
-    """A watch cannot do its job for now: the page unreadable for long, or the token ending."""
+    """A watch cannot do its job for now (the page unreadable for long, the token ending), or,
+    with no reason, can again."""
 
     run_id: str
-    reason: str
+    cause: StallCause
+    reason: str | None  # None: the stall of this cause is over
     since_ns: int
 
 

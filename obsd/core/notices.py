@@ -181,8 +181,8 @@ def notice_for(event: Event, state: DaemonState, instance: str | None = None) ->
             return ended(event, run, instance)
         case WatchStalled():
             run = state.runs.get(event.payload.run_id)
-            if run is None or run.watch is None:
-                return None
+            if run is None or run.watch is None or event.payload.reason is None:
+                return None  # The end of a stall is seen in status, not worth a message.
             return _watch_stalled(run, event.payload.reason, instance, event)
         case LateStart() | OpeningMissed():
             missed = isinstance(event, OpeningMissed)

@@ -12,7 +12,7 @@ from typing import Final
 import msgspec
 
 from obsd.core.phases import Phase
-from obsd.core.results import DEBOUNCE_CODE, FINAL_STATES, CrnKind, CrnState, Outcome
+from obsd.core.results import BAN_CODE, DEBOUNCE_CODE, FINAL_STATES, CrnKind, CrnState, Outcome
 from obsd.core.runs import CrnStatus, RequestRecord, RunState
 from obsd.core.timing import NS
 
@@ -21,6 +21,9 @@ from obsd.core.timing import NS
 DEBOUNCE_SPACING_S: Final = 5.0
 # VAL01/13/14/17 and ERRLoad are worth a few more tries, not an endless loop.
 MAX_TRANSIENT_RESULTS: Final = 5
+# After a VAL21 in another run of the token, nothing is sent for this long: the ban is the
+# token's, and a POST into it would only prolong it (the stop message says "10 minutes").
+BAN_WAIT_S: Final = 10 * 60.0
 
 
 class NextPost(msgspec.Struct, frozen=True):
@@ -94,6 +97,12 @@ def next_step(run: RunState, others: Sequence[RequestRecord] = ()) -> NextPost |
         spacing = spacing_after(latest, config.retry_interval)
         not_before = _ended_ns(latest) + int(spacing * NS)
         reason = f"{spacing:g} s after another run's last POST"
+        banned = [_ended_ns(r) for r in others if BAN_CODE in r.codes.values()]
+        if banned and max(banned) + int(BAN_WAIT_S * NS) > not_before:
+            not_before = max(banned) + int(BAN_WAIT_S * NS)
+            reason = (
+                f"OBS banned this token (VAL21) in another run: {BAN_WAIT_S / 60:g} min after it"
+            )
     if run.requests:
         last = run.requests[-1]
         spacing = spacing_after(last, config.retry_interval)

@@ -87,7 +87,7 @@ class WatchStatus(msgspec.Struct, frozen=True, kw_only=True):
     enrolled: int | None
     seen_at: str | None
     attempts: int
-    stalled: str | None
+    stalls: list[str]  # why it is stalled now (the page, the token); [] when it is not
     text: str  # the same in words
 
 

@@ -66,6 +66,10 @@ SUCCESS_CODE: Final = "successResult"
 DEBOUNCE_CODE: Final = "VAL16"
 # "Not registered in this CRN": after a drop whose answer was lost, proof that it worked.
 LOST_DROP_CODE: Final = "VAL10"
+# "Quota full": for a watch, the seat it saw went to someone else first.
+FULL_CODE: Final = "VAL06"
+# The request-volume ban: per token, so it holds back every run of the token.
+BAN_CODE: Final = "VAL21"
 
 
 class Classified(msgspec.Struct, frozen=True):

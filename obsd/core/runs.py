@@ -79,10 +79,10 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     opening_missed: bool = False
     # The logins and re-mints a waiting run made for a fresh token (core/token_refresh.py).
     refreshes: tuple[RefreshRecord, ...] = ()
-    # A watch run's plan, the seats it last saw, and why it is stalled (if it is).
+    # A watch run's plan, the seats it last saw, and why it is stalled now, by cause.
     watch: WatchPlan | None = None
     seats: SeatsSeenPayload | None = None
-    stalled: str | None = None
+    stalls: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def active(self) -> bool:

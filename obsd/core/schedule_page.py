@@ -111,8 +111,11 @@ class _Rows(HTMLParser):
 def seats(page: str) -> dict[str, Seats]:
     """Every section of a branch's schedule page by CRN."""
     rows = _Rows()
-    rows.feed(page)
-    rows.close()
+    try:
+        rows.feed(page)
+        rows.close()
+    except Exception as exc:  # html.parser asserts on some malformed markup.
+        raise SchedulePageError(f"the schedule page is not readable HTML ({exc!r})") from None
     if not rows.found_table:
         raise SchedulePageError(f"the schedule page has no table #{TABLE_ID}")
     found: dict[str, Seats] = {}

@@ -214,8 +214,10 @@ def _apply_to_run(run: RunState, event: Event) -> RunState:
                     f"{event.__struct_config__.tag} #{event.seq}: run {run.run_id} is no watch"
                 )
             if isinstance(event, SeatsSeen):
-                return replace(run, seats=event.payload, stalled=None)
-            return replace(run, stalled=event.payload.reason)
+                return replace(run, seats=event.payload)
+            cause, reason = event.payload.cause, event.payload.reason
+            stalls = {key: text for key, text in run.stalls.items() if key != cause}
+            return replace(run, stalls=stalls | ({cause: reason} if reason else {}))
         case TokenRefreshed() | TokenRefreshFailed():
             # A refresh belongs to the wait: after the first POST none is made (9.10); a
             # watch, which may wait again after a POST, refreshes whenever it waits.

@@ -158,8 +158,8 @@ def watch_text(run: RunState, now_ns: int) -> str:
         text += f": {seats.enrolled} of {seats.quota} taken at {_istanbul(seats.at_ns, now_ns)}"
     if run.requests:
         text += f", {len(run.requests)} POST{'s' if len(run.requests) > 1 else ''}"
-    if run.stalled:
-        text += f"; stalled: {run.stalled}"
+    if run.stalls:
+        text += f"; stalled: {'; '.join(run.stalls.values())}"
     return f"{text} (run {run.run_id})"
 
 

@@ -15,7 +15,7 @@ import msgspec
 
 from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
-from obsd.core.results import CrnState
+from obsd.core.results import FULL_CODE, Outcome
 from obsd.core.runs import RequestRecord, RunState
 from obsd.core.schedule_page import Seats
 from obsd.core.timing import NS, epoch_ns, instant
@@ -55,6 +55,10 @@ DROP_RISK: Final = (
 )
 
 
+# More doublings than any floor needs to reach the cap (60 s * 2**5 > 15 min).
+_DOUBLINGS_TO_CAP: Final = 16
+
+
 class BackToWatching(msgspec.Struct, frozen=True):
     """The seat went to someone else first: read the page again."""
 
@@ -67,7 +71,9 @@ def poll_delay_s(every_s: float, failures: int, draw: float) -> float:
     `draw` is a uniform random number in [0, 1), passed in so the arithmetic stays pure.
     """
     base = max(every_s, POLL_FLOOR_S)
-    backed_off = min(base * 2**failures, max(BACKOFF_CAP_S, base)) if failures else base
+    # The exponent is bounded: days of failures must not overflow the float.
+    doubled = base * 2 ** min(failures, _DOUBLINGS_TO_CAP)
+    backed_off = min(doubled, max(BACKOFF_CAP_S, base)) if failures else base
     return backed_off * (1 + POLL_JITTER * draw)
 
 
@@ -82,14 +88,21 @@ def free_seat(plan_crn: str, page: dict[str, Seats], branch: str) -> Seats:
     return found
 
 
-def worth_a_post(run: RunState, wall_now_ns: int) -> bool:
-    """Whether a free seat on the page is worth a POST, or the one just lost, shown again."""
+def seat_lost(run: RunState) -> RequestRecord | None:
+    """The watch's last POST, if OBS answered it that the seat had gone (VAL06)."""
     plan = run.watch
     assert plan is not None
-    watched = next(c for c in run.crns if c.crn == plan.crn)
-    if not run.requests or watched.state != CrnState.FULL:
+    last = run.requests[-1] if run.requests else None
+    if last is None or last.outcome != Outcome.ANSWERED:
+        return None  # A lost answer may have won the seat: only a new POST can tell.
+    return last if last.codes.get(plan.crn) == FULL_CODE else None
+
+
+def worth_a_post(run: RunState, wall_now_ns: int) -> bool:
+    """Whether a free seat on the page is worth a POST, or the one just lost, shown again."""
+    last = seat_lost(run)
+    if last is None:
         return True
-    last = run.requests[-1]
     lost_ns = last.responded_ns or last.planned_ns
     if run.seats is not None and run.seats.at_ns > lost_ns:
         return True  # The page has changed since.
@@ -126,8 +139,7 @@ def after_answer(run: RunState, others: list[RequestRecord]) -> BackToWatching |
     step = next_step(run, others)
     plan = run.watch
     assert plan is not None
-    watched = next(c for c in run.crns if c.crn == plan.crn)
-    if watched.state != CrnState.FULL or (isinstance(step, Stop) and step.phase == Phase.FAILED):
+    if seat_lost(run) is None or (isinstance(step, Stop) and step.phase == Phase.FAILED):
         return step
     if len(run.requests) >= run.config.max_attempts:
         return Stop(
@@ -137,9 +149,18 @@ def after_answer(run: RunState, others: list[RequestRecord]) -> BackToWatching |
     return BackToWatching("the seat went to someone else first (VAL06)")
 
 
-def token_stall(expires: str | None, wall_now_ns: int, can_log_in: bool) -> str | None:
-    """Why the token stops the watch soon, when no login can renew it (the same words until
-    a new token: a stall is told once)."""
+def token_stall(
+    has_token: bool, expires: str | None, wall_now_ns: int, can_log_in: bool
+) -> str | None:
+    """Why the token stops the watch, when no login renews it (the same words until a new
+    token: a stall is told once)."""
+    if not has_token:
+        if can_log_in:
+            return (
+                "no OBS token: the login for one failed; obsd tries again every 30 min "
+                "(obsctl login --check shows why)"
+            )
+        return "no OBS token: configure one (obsctl configure --token -)"
     if expires is None or can_log_in:
         return None
     expiry = datetime.fromisoformat(expires)
@@ -153,10 +174,16 @@ def token_stall(expires: str | None, wall_now_ns: int, can_log_in: bool) -> str 
 
 
 def wants_login(
-    expires: str | None, wall_now_ns: int, last_refresh_ns: int | None, failed: bool
+    has_token: bool,
+    expires: str | None,
+    wall_now_ns: int,
+    last_refresh_ns: int | None,
+    failed: bool,
 ) -> bool:
     """Whether the watch logs in for a fresh token now (credentials kept)."""
-    if expires is not None:
+    if has_token:
+        if expires is None:
+            return False  # Its expiry is unknown: a 401 would tell, and end the watch.
         left_s = (epoch_ns(datetime.fromisoformat(expires)) - wall_now_ns) / NS
         if left_s > TOKEN_MARGIN_S:
             return False

@@ -139,7 +139,7 @@ class Journal:
         state = apply(self._state, event)  # Raises ImpossibleEvent: then nothing is written.
         line = self.log.write(event)
         self._state = state
-        if state.active_run is None:
+        if state.active_run is None and not state.watches:
             self.log.release_reservation()  # No run left to keep room for.
         for subscriber in self._subscribers:
             subscriber.push(event.seq, line)

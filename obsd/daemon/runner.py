@@ -74,6 +74,7 @@ class Runner:
         self._instruments = instruments
         self._storage_failed = storage_failed
         self._pages = SchedulePages(clock, instruments.fetch_public)
+        self._watch_posts = anyio.Lock()
         self._drives: dict[str, _Drive] = {}
 
     def running(self, run_id: str) -> bool:
@@ -86,7 +87,11 @@ class Runner:
             raise RuntimeError(f"run {run_id} is already being driven")
         run = self._journal.state.runs[run_id]
         args = (self._journal, run_id, self._keys, self._clock, self._instruments)
-        driver = RunDriver(*args) if run.watch is None else WatchDriver(*args, self._pages)
+        driver = (
+            RunDriver(*args)
+            if run.watch is None
+            else WatchDriver(*args, self._pages, self._watch_posts)
+        )
         drive = self._drives[run_id] = _Drive(driver, anyio.CancelScope(), anyio.Event())
         self._tasks.start_soon(self._drive, run_id, drive)
 

@@ -1,9 +1,10 @@
 """The public schedule as the daemon's watches read it: one fetch per branch page, spaced.
 
-Every watch of a branch shares the page: a reading younger than the poll floor is handed out
-again, and a fetch under way is waited for rather than repeated. Any two requests of the
-daemon, whatever their branches, are REQUEST_GAP_S apart. How long a branch's page has been
-failing travels with each reading, so every watch of it backs off alike.
+Every watch of a branch shares the page: a reading is handed out again until it is due for
+renewal (a poll floor after a good read; after a failure, the backoff of the page's failures
+in a row), and a fetch under way is waited for rather than repeated, so the page is fetched at
+the page's pace however many watches read it. Any two requests of the daemon, whatever their
+branches, are REQUEST_GAP_S apart. Whatever comes back, a reading holds seats or a problem.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from obsd.core.schedule_page import (
     seats,
 )
 from obsd.core.timing import NS
-from obsd.core.watch import POLL_FLOOR_S, REQUEST_GAP_S
+from obsd.core.watch import POLL_FLOOR_S, REQUEST_GAP_S, poll_delay_s
 from obsd.daemon.instruments import PublicFetch
 
 
@@ -40,6 +41,9 @@ class PageReading:
     seats: dict[str, Seats] | None
     problem: str | None
     read_mono_ns: int
+    read_wall_ns: int
+    # Until when it is handed out instead of a new fetch.
+    fresh_until_mono_ns: int
     # Reads of this page that failed in a row (this one included), and since when.
     failures: int = 0
     failing_since_mono_ns: int | None = None
@@ -63,7 +67,7 @@ class SchedulePages:
         while (fetching := self._fetching.get(key)) is not None:
             await fetching.wait()
         recent = self._readings.get(key)
-        if recent is not None and self._clock.mono_ns() - recent.read_mono_ns < POLL_FLOOR_S * NS:
+        if recent is not None and self._clock.mono_ns() < recent.fresh_until_mono_ns:
             return recent
         self._fetching[key] = fetched = anyio.Event()
         try:
@@ -83,22 +87,33 @@ class SchedulePages:
             query = urlencode({"programSeviyeTipiAnahtari": LEVEL, "dersBransKoduId": branch_id})
             answer = await self._get(base_url, f"{SCHEDULE_PATH}?{query}")
             found = seats(_body(answer, "the schedule page").decode("utf-8", "replace"))
-            problem = None
+            problem = None if found else f"the {branch} schedule page lists no sections"
+        except UnknownBranch:
+            raise
         except (ObsError, SchedulePageError) as exc:
             problem = str(exc) or type(exc).__name__
-        now = self._clock.mono_ns()
+        except Exception as exc:  # Whatever a page hands us must not end the watches.
+            problem = f"the schedule page could not be read ({exc!r})"
+        now, wall = self._clock.mono_ns(), self._clock.wall_ns()
         if problem is None:
-            return PageReading(found, None, now)
+            return PageReading(found, None, now, wall, now + int(POLL_FLOOR_S * NS))
         failures = 1 + (before.failures if before is not None else 0)
         since = before.failing_since_mono_ns if before is not None else None
-        return PageReading(None, problem, now, failures, since if since is not None else now)
+        # The page's own backoff (without jitter: each watch adds its own to its wait).
+        fresh_until = now + int(poll_delay_s(POLL_FLOOR_S, failures, 0.0) * NS)
+        return PageReading(
+            None, problem, now, wall, fresh_until, failures, since if since is not None else now
+        )
 
     async def _branch_id(self, base_url: str, branch: str) -> int:
         ids = self._branch_ids.get(base_url)
         if ids is None:
             query = urlencode({"programSeviyeTipiAnahtari": LEVEL})
             answer = await self._get(base_url, f"{BRANCHES_PATH}?{query}")
-            ids = self._branch_ids[base_url] = branch_ids(_body(answer, "the branch list"))
+            ids = branch_ids(_body(answer, "the branch list"))
+            if not ids:  # Not kept: a list emptied by maintenance must not end every watch.
+                raise SchedulePageError("the branch list is empty")
+            self._branch_ids[base_url] = ids
         if branch not in ids:
             raise UnknownBranch(
                 f"OBS's schedule has no branch {branch!r}: give the letters of the course "

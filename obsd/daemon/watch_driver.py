@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from typing import Final
 
+import anyio
 import msgspec
 
 from obsd.adapters.clock import Clock
@@ -21,17 +22,17 @@ from obsd.core.events import (
     PhaseChangedPayload,
     RequestArmedPayload,
     SeatsSeenPayload,
+    StallCause,
     WatchStalledPayload,
 )
 from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
-from obsd.core.runs import RequestRecord, RunState, crn_results
+from obsd.core.runs import RunState, crn_results
 from obsd.core.schedule_page import Seats
 from obsd.core.state import other_posts
-from obsd.core.status_text import duration_text
-from obsd.core.timing import NS, ClockMap
+from obsd.core.timing import NS, ClockMap, instant
 from obsd.core.token_refresh import RefreshKind
 from obsd.core.watch import (
     POLL_FLOOR_S,
@@ -68,6 +69,7 @@ class WatchDriver:
         clock: Clock,
         instruments: Instruments,
         pages: SchedulePages,
+        post_gate: anyio.Lock,
     ) -> None:
         self._journal = journal
         self._run_id = run_id
@@ -75,10 +77,11 @@ class WatchDriver:
         self._clock = clock
         self._instruments = instruments
         self._pages = pages
+        # Shared by every watch: one decides and POSTs at a time (see _register).
+        self._post_gate = post_gate
         self._refresher = TokenRefresher(run_id, keys, instruments)
         self._random = random.Random()
         self._quiet_said: str | None = None
-        self._token_said: str | None = None
         self._stale_said = False
 
     @property
@@ -148,7 +151,8 @@ class WatchDriver:
                 line = page_failures.succeeded(self._clock.mono_ns())
                 if line is not None:
                     await self._say(line)
-                await self._seen(seat, recovered=line is not None)
+                await self._stall("page", None)
+                await self._seen(seat, reading.read_wall_ns)
                 await self._keep_token_fresh(obs)
                 if seat.free and await self._take(obs, seat):
                     return
@@ -156,9 +160,7 @@ class WatchDriver:
 
     async def _stay_quiet(self) -> bool:
         """Leave OBS to a timed run near its shot: wait a floor's length, say why once."""
-        state = self._journal.state
-        timed = state.runs.get(state.active_run) if state.active_run else None
-        quiet = quiet_reason(timed, self.run, self._clock.wall_ns())
+        quiet = quiet_reason(self._timed(), self.run, self._clock.wall_ns())
         if quiet is not None and quiet != self._quiet_said:
             await self._say(quiet)
         self._quiet_said = quiet
@@ -174,79 +176,67 @@ class WatchDriver:
             wake = min(wake, self._clock.mono_ns() + max(0, plan.until_ns - self._clock.wall_ns()))
         await self._clock.sleep_until(wake)
 
+    async def _stall(self, cause: StallCause, reason: str | None) -> None:
+        """Record that a stall of this cause began (told) or ended, when that is news."""
+        if self.run.stalls.get(cause) == reason:
+            return
+        payload = WatchStalledPayload(
+            run_id=self._run_id, cause=cause, reason=reason, since_ns=self._clock.wall_ns()
+        )
+        await self._emit(payload)
+
     async def _page_failed(self, reading: PageReading, failures: RepeatedFailure) -> None:
         now = self._clock.mono_ns()
         line = failures.failed(reading.problem or "no reading", now)
         if line is not None:
             await self._say(f"{line}; the next read waits longer", "warning")
         since = reading.failing_since_mono_ns
-        if since is None or now - since < STALL_AFTER_S * NS or self.run.stalled is not None:
-            return
-        stalled_s = (now - since) / NS
-        await self._emit(
-            WatchStalledPayload(
-                run_id=self._run_id,
-                reason=f"the schedule page has been unreadable for {duration_text(stalled_s)} "
-                f"({reading.problem}); the watch keeps trying, more slowly",
-                since_ns=self._clock.wall_ns() - (now - since),
-            )
+        if since is None or now - since < STALL_AFTER_S * NS or "page" in self.run.stalls:
+            return  # Told once per stall, whatever the failures say meanwhile.
+        began = instant(self._clock.wall_ns() - (now - since)).strftime("%H:%M UTC")
+        await self._stall(
+            "page",
+            f"the schedule page has been unreadable since {began} ({reading.problem}); "
+            "the watch keeps trying, more slowly",
         )
 
-    async def _seen(self, seat: Seats, recovered: bool) -> None:
-        """Record the seats when they changed, or when the page works again after failing."""
+    async def _seen(self, seat: Seats, read_wall_ns: int) -> None:
+        """Record the seats when they changed (the page's, as of its read)."""
         last = self.run.seats
-        unchanged = last is not None and (last.quota, last.enrolled) == (seat.quota, seat.enrolled)
-        if unchanged and not recovered:
+        if last is not None and (last.quota, last.enrolled) == (seat.quota, seat.enrolled):
             return
-        await self._emit(
-            SeatsSeenPayload(
-                run_id=self._run_id,
-                quota=seat.quota,
-                enrolled=seat.enrolled,
-                at_ns=self._clock.wall_ns(),
-            ),
-            durable=False,
+        payload = SeatsSeenPayload(
+            run_id=self._run_id, quota=seat.quota, enrolled=seat.enrolled, at_ns=read_wall_ns
         )
-
-    def _token_problem(self) -> str | None:
-        info = self._keys.token_info()
-        return token_stall(
-            info.exp if info else None,
-            self._clock.wall_ns(),
-            can_log_in=self._keys.credentials() is not None,
-        )
+        await self._emit(payload, durable=False)
 
     async def _keep_token_fresh(self, obs: ObsClient) -> None:
-        """Log in for a fresh token when it runs short (credentials kept); else say it stalls."""
-        problem = self._token_problem()
-        said, self._token_said = self._token_said, problem
-        if problem is not None:
-            if said != problem:  # Told once (once more after a restart), not at every read.
-                await self._emit(
-                    WatchStalledPayload(
-                        run_id=self._run_id, reason=problem, since_ns=self._clock.wall_ns()
-                    )
-                )
-            return
-        if self._keys.credentials() is None:
-            return
+        """Log in for a fresh token when it runs short (credentials kept); stall without one."""
+        can_log_in = self._keys.credentials() is not None
         info = self._keys.token_info()
         last = self.run.refreshes[-1] if self.run.refreshes else None
         now = self._clock.wall_ns()
-        if not wants_login(
+        if can_log_in and wants_login(
+            self._keys.token() is not None,
             info.exp if info else None,
             now,
             last.at_ns if last else None,
             failed=last is not None and not last.ok,
         ):
-            return
-        payload, warning = await self._refresher.refresh(self.run, RefreshKind.LOGIN, now, obs)
-        if warning is not None:
-            await self._say(warning, "warning")
-        await self._emit(payload)
+            payload, warning = await self._refresher.refresh(self.run, RefreshKind.LOGIN, now, obs)
+            if warning is not None:
+                await self._say(warning, "warning")
+            await self._emit(payload)
+            info = self._keys.token_info()
+        problem = token_stall(
+            self._keys.token() is not None, info.exp if info else None, now, can_log_in
+        )
+        await self._stall("token", problem)
 
     async def _take(self, obs: ObsClient, seat: Seats) -> bool:
         """Go for a free seat, unless it is the one just lost still shown; whether it ended."""
+        if self._keys.token() is None:
+            return False  # Stalled for it (told): a POST without one could only be refused.
         if worth_a_post(self.run, self._clock.wall_ns()):
             self._stale_said = False
             return await self._register(obs, seat)
@@ -259,49 +249,57 @@ class WatchDriver:
         return False
 
     async def _register(self, obs: ObsClient, seat: Seats | None) -> bool:
-        """POST for the seat by the engine's rules; whether the watch has ended."""
+        """POST for the seat by the engine's rules; whether the watch has ended.
+
+        Every decision is taken again under the daemon's one POST gate, right before the
+        POST, after any wait: watches that woke together, or a timed run that came close
+        meanwhile, see each other's POSTs and windows.
+        """
         if seat is not None:
             await self._enter(
                 Phase.REGISTERING,
                 f"a seat is free in {seat.crn} ({seat.enrolled} of {seat.quota} taken)",
             )
-        step: NextPost | Stop | BackToWatching = (
-            after_answer(self.run, self._others())
-            if self.run.requests and seat is None
-            else next_step(self.run, self._others())
-        )
+        answered = seat is None and bool(self.run.requests)  # resumed after a POST
         while True:
-            if isinstance(step, Stop):
-                await self._finish(step)
-                return True
-            if isinstance(step, BackToWatching):
-                await self._enter(Phase.WATCHING, step.reason)
-                return False
-            if quiet_reason(self._timed(), self.run, self._clock.wall_ns()) is not None:
-                await self._enter(Phase.WATCHING, "a timed run is close to its shot")
-                return False
-            await self._post(obs, step)
-            if self.run.requests[-1].outcome == Outcome.UNAUTHORIZED:
-                await self._finish(Stop(Phase.FAILED, TOKEN_REFUSED))
-                return True
-            step = after_answer(self.run, self._others())
+            async with self._post_gate:
+                others = other_posts(self._journal.state, self.run)
+                step = after_answer(self.run, others) if answered else next_step(self.run, others)
+                if isinstance(step, Stop):
+                    await self._finish(step)
+                    return True
+                if isinstance(step, BackToWatching):
+                    await self._enter(Phase.WATCHING, step.reason)
+                    return False
+                if quiet_reason(self._timed(), self.run, self._clock.wall_ns()) is not None:
+                    await self._enter(Phase.WATCHING, "a timed run is close to its shot")
+                    return False
+                due_mono = self._due_mono(step)
+                if due_mono <= self._clock.mono_ns():
+                    await self._post(obs, step)
+                    answered = True
+                    if self.run.requests[-1].outcome == Outcome.UNAUTHORIZED:
+                        await self._finish(Stop(Phase.FAILED, TOKEN_REFUSED))
+                        return True
+                    continue
+            wait_s = (due_mono - self._clock.mono_ns()) / NS
+            await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
+            await self._clock.sleep_until(due_mono)
+
+    def _due_mono(self, step: NextPost) -> int:
+        """When the POST may go, on the monotonic clock (the rules' instant, by the wall)."""
+        now = self._clock.mono_ns()
+        if not step.not_before_ns:
+            return now
+        return now + step.not_before_ns + WALL_MARGIN_NS - self._clock.wall_ns()
 
     def _timed(self) -> RunState | None:
         state = self._journal.state
         return state.runs.get(state.active_run) if state.active_run else None
 
-    def _others(self) -> list[RequestRecord]:
-        return other_posts(self._journal.state, self.run)
-
     async def _post(self, obs: ObsClient, step: NextPost) -> None:
-        """One POST, no earlier than the rules allow; its answer recorded."""
+        """One POST, now; its answer recorded."""
         clock = self._clock_map()
-        if step.not_before_ns:
-            call_mono = clock.mono_ns(step.not_before_ns + WALL_MARGIN_NS)
-            wait_s = (call_mono - self._clock.mono_ns()) / NS
-            if wait_s > 0:
-                await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
-                await self._clock.sleep_until(call_mono)
         token = self._keys.token()
         if token:
             obs.use_token(token)  # The timed run or a login may have renewed it meanwhile.

@@ -275,7 +275,9 @@ def test_a_watch_that_ended_without_a_seat_or_was_cancelled_says_so() -> None:
 
 
 def test_a_stalled_watch_and_its_failed_login_are_told() -> None:
-    stalled = WatchStalledPayload(run_id=RUN, reason="the page is unreadable", since_ns=0)
+    stalled = WatchStalledPayload(
+        run_id=RUN, cause="page", reason="the page is unreadable", since_ns=0
+    )
     notice = told(watch_created(), stalled)
     assert notice is not None
     assert notice.kind == NoticeKind.WATCH_STALLED

@@ -5,7 +5,7 @@ import msgspec
 from obsd.core.config import Config
 from obsd.core.events import Actor, CrnResult, CrnUpdatePayload, RequestArmedPayload
 from obsd.core.events import RunCreatedPayload as Created
-from obsd.core.policy import NextPost, Stop, budget_allows_at, next_step
+from obsd.core.policy import BAN_WAIT_S, NextPost, Stop, budget_allows_at, next_step
 from obsd.core.results import Outcome
 from obsd.core.runs import RequestRecord, RunState, new_run, with_request, with_results
 from obsd.core.timing import NS
@@ -239,3 +239,11 @@ def test_the_logins_of_the_wait_count_against_the_retries() -> None:
     # Two requests in the window already (the re-mint and the first POST): the budget waits.
     assert isinstance(step, NextPost) and step.not_before_ns == T0 - 600 * NS + 3600 * NS
     assert "budget" in step.reason
+
+
+def test_a_ban_in_another_run_holds_every_post_of_the_token_for_ten_minutes() -> None:
+    banned = msgspec.structs.replace(other_post(T0), codes={"44444": "VAL21"})
+    step = next_step(run(), [banned])
+    assert isinstance(step, NextPost)
+    assert step.not_before_ns == T0 + NS // 100 + int(BAN_WAIT_S * NS)
+    assert "VAL21" in step.reason

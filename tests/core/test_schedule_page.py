@@ -4,6 +4,8 @@ count from the table's cells 9 and 10, whatever else the rows hold."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from obsd.core.schedule_page import SchedulePageError, branch_ids, branch_of, seats
 
@@ -60,3 +62,18 @@ def test_branches_and_their_ids() -> None:
         branch_ids(b"<html>")
     with pytest.raises(SchedulePageError):
         branch_of("102")
+
+
+@given(
+    st.text(max_size=300)
+    | st.sampled_from(
+        ["<![foo[ x ]]>", "<table id='dersProgramContainer'><tbody><tr>" + "<td>1</td>" * 11]
+    )
+)
+def test_any_page_reads_or_is_a_schedule_page_error(page: str) -> None:
+    # Whatever OBS (or something in front of it) serves, the watch gets seats or a reason.
+    try:
+        found = seats(page)
+    except SchedulePageError:
+        return
+    assert all(isinstance(s.quota, int) for s in found.values())

@@ -104,6 +104,7 @@ def test_failures_double_the_interval_up_to_the_cap() -> None:
     delays = [poll_delay_s(60.0, failures, 0.0) for failures in range(8)]
     assert delays[:5] == [60.0, 120.0, 240.0, 480.0, 900.0]
     assert delays[-1] == BACKOFF_CAP_S
+    assert poll_delay_s(60.0, 10**6, 0.999) < BACKOFF_CAP_S * 1.2, "days of failures: no overflow"
     assert poll_delay_s(1800.0, 3, 0.0) == 1800.0, "a slow watch is not made slower than asked"
 
 
@@ -136,6 +137,29 @@ def test_val06_goes_back_to_watching_and_success_ends_the_watch() -> None:
     assert after_answer(won, []) == Stop(Phase.DONE, "every CRN has a final result")
 
 
+def test_a_lost_answer_after_a_val06_is_sent_again_not_taken_for_another_val06() -> None:
+    full = answered(watch(), {"21234": "VAL06"})
+    step = next_step(full, [])
+    assert isinstance(step, NextPost)
+    lost = with_request(full, RequestArmedPayload("w", 2, ["21234"], [], NOW_NS + 600 * NS))
+    lost = with_results(
+        lost,
+        CrnUpdatePayload(
+            run_id="w",
+            attempt=2,
+            outcome=Outcome.UNKNOWN,
+            http_status=None,
+            sent_ns=NOW_NS + 600 * NS,
+            responded_ns=NOW_NS + 630 * NS,
+            results=[],
+        ),
+    )
+    again = after_answer(lost, [])
+    assert isinstance(again, NextPost) and again.ecrn == ["21234"], "VAL03 will tell"
+    assert again.not_before_ns >= NOW_NS + 635 * NS
+    assert worth_a_post(lost, NOW_NS + 640 * NS)
+
+
 def test_a_drop_that_went_is_not_sent_again() -> None:
     full = answered(watch(drop=("20456",)), {"21234": "VAL06", "20456": "successResult"})
     assert isinstance(after_answer(full, []), BackToWatching)
@@ -164,20 +188,29 @@ def test_the_watch_ends_when_until_passes() -> None:
 
 def test_a_token_near_its_end_stalls_only_without_a_login() -> None:
     soon = "2026-02-10T09:05:00+00:00"
-    assert token_stall(soon, NOW_NS, can_log_in=True) is None
-    assert token_stall("2026-02-10T12:00:00+00:00", NOW_NS, can_log_in=False) is None
-    stall = token_stall(soon, NOW_NS, can_log_in=False)
+    assert token_stall(True, soon, NOW_NS, can_log_in=True) is None
+    assert token_stall(True, "2026-02-10T12:00:00+00:00", NOW_NS, can_log_in=False) is None
+    assert token_stall(True, None, NOW_NS, can_log_in=False) is None, "no exp: nothing to judge"
+    stall = token_stall(True, soon, NOW_NS, can_log_in=False)
     assert stall is not None and "2026-02-10T09:05:00+00:00" in stall
-    assert token_stall(soon, NOW_NS + 3600 * NS, can_log_in=False) == stall, "the same words"
+    assert token_stall(True, soon, NOW_NS + 3600 * NS, False) == stall, "the same words"
+
+
+def test_no_token_at_all_stalls_saying_what_to_do() -> None:
+    missing = token_stall(False, None, NOW_NS, can_log_in=False)
+    assert missing is not None and "configure one" in missing
+    failed = token_stall(False, None, NOW_NS, can_log_in=True)
+    assert failed is not None and "login for one failed" in failed
 
 
 def test_a_login_is_made_when_the_token_runs_short_and_not_hammered_after_a_failure() -> None:
     soon = "2026-02-10T09:05:00+00:00"
-    assert not wants_login("2026-02-10T12:00:00+00:00", NOW_NS, None, failed=False)
-    assert wants_login(soon, NOW_NS, None, failed=False)
-    assert wants_login(None, NOW_NS, None, failed=False), "no token at all"
-    assert not wants_login(soon, NOW_NS, NOW_NS - 60 * NS, failed=True)
-    assert wants_login(soon, NOW_NS, NOW_NS - 31 * 60 * NS, failed=True)
+    assert not wants_login(True, "2026-02-10T12:00:00+00:00", NOW_NS, None, failed=False)
+    assert wants_login(True, soon, NOW_NS, None, failed=False)
+    assert not wants_login(True, None, NOW_NS, None, failed=False), "no exp: no login per read"
+    assert wants_login(False, None, NOW_NS, None, failed=False), "no token at all"
+    assert not wants_login(True, soon, NOW_NS, NOW_NS - 60 * NS, failed=True)
+    assert wants_login(True, soon, NOW_NS, NOW_NS - 31 * 60 * NS, failed=True)
 
 
 def test_a_seat_lost_is_not_chased_again_until_the_page_changes() -> None:

@@ -107,7 +107,9 @@ def valid_log() -> tuple[bytes, ...]:
             RunDeletedPayload(GONE_RUN, actor),
             RunCreatedPayload(WATCH_RUN, actor, plan, info, target, WATCH),
             SeatsSeenPayload(run_id=WATCH_RUN, quota=40, enrolled=40, at_ns=target),
-            WatchStalledPayload(run_id=WATCH_RUN, reason="the page is unreadable", since_ns=0),
+            WatchStalledPayload(
+                run_id=WATCH_RUN, cause="page", reason="the page is unreadable", since_ns=0
+            ),
             RunCancelledPayload(WATCH_RUN, actor, Phase.WATCHING),
             RunCreatedPayload(OPEN_RUN, actor, plan, info, target),
             PhaseChangedPayload(OPEN_RUN, Phase.WAITING),

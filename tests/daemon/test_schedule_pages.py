@@ -91,12 +91,15 @@ async def test_any_two_requests_are_spaced_whatever_their_branch() -> None:
 
 
 @pytest.mark.parametrize("failure", [429, 503, 0])
-async def test_failures_are_counted_per_page_with_their_start(failure: int) -> None:
+async def test_failures_back_the_page_off_and_are_counted_with_their_start(failure: int) -> None:
     clock = FakeClock()
     pages = Pages(clock, [failure, failure])
     reader = SchedulePages(clock, pages.fetch)
     first = await reader.read(BASE, "BLG")
     began = first.failing_since_mono_ns
+    clock.advance(POLL_FLOOR_S)
+    # The page backs off, not each watch: within the backoff every watch gets the failure.
+    assert (await reader.read(BASE, "BLG")) is first and len(pages.fetched) == 2
     clock.advance(POLL_FLOOR_S)
     second = await reader.read(BASE, "BLG")
     assert first.seats is None and second.seats is None
@@ -104,7 +107,7 @@ async def test_failures_are_counted_per_page_with_their_start(failure: int) -> N
     assert began is not None and second.failing_since_mono_ns == began
     assert second.problem is not None
     assert str(failure) in second.problem if failure else "refused" in second.problem
-    clock.advance(POLL_FLOOR_S)
+    clock.advance(4 * POLL_FLOOR_S)
     recovered = await reader.read(BASE, "BLG")
     assert recovered.seats is not None and recovered.failures == 0
 
@@ -114,3 +117,33 @@ async def test_a_branch_obs_does_not_list_is_named() -> None:
     reader = SchedulePages(clock, Pages(clock).fetch)
     with pytest.raises(UnknownBranch, match="no branch 'EHB'"):
         await reader.read(BASE, "EHB")
+
+
+async def test_an_empty_branch_list_or_page_is_a_failure_not_the_end() -> None:
+    clock = FakeClock()
+    pages = Pages(clock)
+    empty = b"[]"
+
+    async def fetch(base_url: str, target: str) -> Answer:
+        now = clock.mono_ns()
+        if target.startswith(BRANCHES_PATH) and len(pages.fetched) == 0:
+            pages.fetched.append((now, target))
+            return Answer(200, empty, now, now)
+        return await pages.fetch(base_url, target)
+
+    reader = SchedulePages(clock, fetch)
+    first = await reader.read(BASE, "BLG")
+    assert first.seats is None and first.problem == "the branch list is empty"
+    clock.advance(2 * POLL_FLOOR_S)
+    assert (await reader.read(BASE, "BLG")).seats is not None, "the list is asked for again"
+
+
+async def test_whatever_the_fetch_raises_is_a_problem_not_a_crash() -> None:
+    clock = FakeClock()
+
+    async def fetch(base_url: str, target: str) -> Answer:
+        raise UnicodeError("a certificate name that is not IDNA")
+
+    reading = await SchedulePages(clock, fetch).read(BASE, "BLG")
+    assert reading.seats is None and reading.problem is not None
+    assert "UnicodeError" in reading.problem

@@ -44,6 +44,7 @@ from obsd.daemon.schedule_pages import SchedulePages
 from obsd.daemon.watch_driver import WatchDriver
 from obsd.sim.schedule import schedule_table
 from tests.daemon.scripted import (
+    DEFAULT_LATENCY_S,
     UNSYNCHRONISED_KERNEL,
     Answer,
     FixedKeys,
@@ -89,7 +90,7 @@ class Term:
         if self.statuses:
             return httpx.Response(self.statuses.pop(0), text="<html>Too Many Requests</html>")
         enrolled = QUOTA - 1 if self.seat_free() else QUOTA
-        rows = [cells(crn, QUOTA, enrolled if crn == CRN else QUOTA) for crn in self.crns]
+        rows = [cells(crn, QUOTA, enrolled) for crn in self.crns]
         return httpx.Response(200, text=schedule_table(rows))
 
     def take_seat(self) -> Callable[[httpx.Request], httpx.Response]:
@@ -113,6 +114,7 @@ class Watch:
     term: Term
     keys: FixedKeys
     pages: SchedulePages
+    gate: anyio.Lock = field(default_factory=anyio.Lock)
 
     @property
     def run(self) -> RunState:
@@ -120,7 +122,9 @@ class Watch:
 
     def driver(self) -> WatchDriver:
         tools = instruments(self.clock, self.obs, [], UNSYNCHRONISED_KERNEL, [], [])
-        return WatchDriver(self.journal, WATCH_ID, self.keys, self.clock, tools, self.pages)
+        return WatchDriver(
+            self.journal, WATCH_ID, self.keys, self.clock, tools, self.pages, self.gate
+        )
 
     async def to_the_end(self) -> RunState:
         with anyio.fail_after(10):  # Real seconds: days of fake time take milliseconds.
@@ -285,16 +289,17 @@ async def test_a_page_unreadable_for_long_stalls_the_watch_once_and_the_next_rea
 ) -> None:
     watch = await watching(tmp_path, statuses=[503] * 8, until_s=5 * 3600)
     run = await watch.to_the_end()
-    stalls = [e for e in watch.events() if isinstance(e, WatchStalled)]
-    assert len(stalls) == 1 and "unreadable" in stalls[0].payload.reason
-    assert "HTTP 503" in stalls[0].payload.reason
-    assert run.stalled is None, "a reading after it clears the stall"
+    began, ended_ = [e.payload for e in watch.events() if isinstance(e, WatchStalled)]
+    assert began.cause == "page" and began.reason is not None
+    assert "unreadable since" in began.reason and "HTTP 503" in began.reason
+    assert ended_.cause == "page" and ended_.reason is None, "a reading after it ends it"
+    assert run.stalls == {}
     # Told once the page had failed for STALL_AFTER_S, not at the first failures.
     first_read = watch.obs.page_reads[1].true_ns
     stalled_at = watch.clock.true_ns()  # (the watch ran on; what counts is the order below)
     assert stalled_at - first_read >= STALL_AFTER_S * NS
-    seen = [e for e in watch.events() if isinstance(e, SeatsSeen)]
-    assert seen and seen[-1].seq > stalls[0].seq
+    stall_seqs = [e.seq for e in watch.events() if isinstance(e, WatchStalled)]
+    assert stall_seqs[0] < stall_seqs[1]
 
 
 async def test_a_token_about_to_expire_without_a_login_stalls_the_watch(tmp_path: Path) -> None:
@@ -302,8 +307,9 @@ async def test_a_token_about_to_expire_without_a_login_stalls_the_watch(tmp_path
     watch = await watching(tmp_path, keys=soon, until_s=3600)
     run = await watch.to_the_end()
     (stall,) = [e.payload for e in watch.events() if isinstance(e, WatchStalled)]
+    assert stall.cause == "token" and stall.reason is not None
     assert "token expires at" in stall.reason and "obsctl login" in stall.reason
-    assert run.stalled == stall.reason
+    assert run.stalls == {"token": stall.reason}
 
 
 async def test_a_crn_missing_from_its_branch_page_fails_the_watch_saying_so(
@@ -349,3 +355,41 @@ async def test_a_page_that_still_shows_the_lost_seat_is_not_chased_every_poll(
     assert second.true_ns - first.true_ns >= SAME_SEAT_AGAIN_S * NS
     stale = [line for line in watch.said() if "still shows the seat" in line]
     assert len(stale) == 2, "said once after each loss, not at every read"
+
+
+async def test_two_watches_that_see_seats_at_once_post_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    # Two sections of one branch free at the same moment: two watches, one page, one gate.
+    watch = await watching(tmp_path, free=[(600, 7200)])
+    watch.term.crns = (CRN, "21235")
+    other = "watch-2"
+    plan = msgspec.structs.replace(watch.run.watch, crn="21235")
+    snapshot = msgspec.structs.replace(watch.run.config, ecrn=("21235",))
+    await watch.journal.append(
+        RunCreatedPayload(other, Actor(0, 1), snapshot, None, watch.clock.wall_ns(), plan)
+    )
+
+    def added(request: httpx.Request) -> httpx.Response:
+        (crn,) = msgspec.json.decode(request.content)["ECRN"]
+        return obs_answer({crn: "successResult"})
+
+    watch.obs.answers = [added, added]
+    tools = instruments(watch.clock, watch.obs, [], UNSYNCHRONISED_KERNEL, [], [])
+    second = WatchDriver(
+        watch.journal, other, watch.keys, watch.clock, tools, watch.pages, watch.gate
+    )
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch.driver().drive)
+            tasks.start_soon(second.drive)
+    runs = watch.journal.state.runs
+    assert runs[WATCH_ID].phase == runs[other].phase == Phase.DONE
+    first_post, second_post = watch.obs.posts
+    assert {first_post.body["ECRN"][0], second_post.body["ECRN"][0]} == {CRN, "21235"}
+    # OBS's debounce is per token: the second waited for the first's answer, plus the interval.
+    answered_ns = first_post.true_ns + int(DEFAULT_LATENCY_S * NS)
+    assert second_post.true_ns >= answered_ns + int(snapshot.retry_interval * NS)
+    # One page for both: its reads are a poll floor apart, as for one watch.
+    page_times = [a.true_ns for a in watch.obs.page_reads[1:]]
+    assert all(b - a >= POLL_FLOOR_S * NS for a, b in itertools.pairwise(page_times))

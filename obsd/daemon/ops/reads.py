@@ -109,7 +109,7 @@ def _watch_status(run: RunState, wall_ns: int) -> WatchStatus:
         enrolled=seats.enrolled if seats else None,
         seen_at=utc_timestamp(seats.at_ns) if seats else None,
         attempts=len(run.requests),
-        stalled=run.stalled,
+        stalls=list(run.stalls.values()),
         text=watch_text(run, wall_ns),
     )
 
@@ -206,7 +206,9 @@ def health_reply(ctx: Context) -> HealthReply:
     problems += clock_problems
     problems += ctx.notifications.problems()
     problems += [
-        f"watch {run.run_id} is stalled: {run.stalled}" for run in ctx.state.watches if run.stalled
+        f"watch {run.run_id} is stalled: {reason}"
+        for run in ctx.state.watches
+        for reason in run.stalls.values()
     ]
     return HealthReply(
         ok=not problems,
