@@ -127,11 +127,12 @@ class WatchGo(msgspec.Struct, frozen=True):
 
 def check_watch(
     state: DaemonState,
-    request: WatchSeat,
     token: TokenInfo | None,
     token_problem: str | None,
     now: datetime,
     can_log_in: bool = False,
+    *,
+    request: WatchSeat,
 ) -> Refusal | WatchGo:
     """Every check `watch_seat` makes, in the documented order (docs/protocol.md §5.19)."""
     if request.crn in request.drop:

@@ -18,9 +18,7 @@ from obsd.core.clock_select import DateProbe, TimeStatus, date_interval
 from obsd.core.events import (
     CountdownPayload,
     CrnUpdatePayload,
-    DonePayload,
     Level,
-    MessagePayload,
     PhaseChangedPayload,
     RequestArmedPayload,
 )
@@ -28,7 +26,7 @@ from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
-from obsd.core.runs import KeptAside, RunState, crn_results, lateness
+from obsd.core.runs import KeptAside, lateness
 from obsd.core.state import other_posts
 from obsd.core.time_advice import no_time_advice
 from obsd.core.time_sources import MIN_QUERY_INTERVAL_NS, Verdict
@@ -54,6 +52,7 @@ from obsd.daemon.posting import (
     results_text,
     send_post,
 )
+from obsd.daemon.run_events import RunEvents
 from obsd.daemon.token_refresher import Keys, TokenRefresher
 
 # Retries further away than this get a log line saying when and why.
@@ -67,7 +66,7 @@ class ShotUnlogged(Exception):
     """The log failed close to a shot; the POST went anyway, and the daemon must now stop."""
 
 
-class RunDriver:
+class RunDriver(RunEvents):
     """Drives one run to its end; cancel its task to cancel the run.
 
     Each step is appended to the journal, which refuses any move the phase table does not
@@ -82,8 +81,7 @@ class RunDriver:
         clock: Clock,
         instruments: Instruments,
     ) -> None:
-        self._journal = journal
-        self._run_id = run_id
+        super().__init__(journal, run_id)
         self._keys = keys
         self._refresher = TokenRefresher(run_id, keys, instruments)
         self._clock = clock
@@ -92,11 +90,6 @@ class RunDriver:
         self._shot_mono: int | None = None
         # The log failure the driver carries on through (only inside SHOT_WINDOW_NS).
         self._unlogged: StorageFailed | None = None
-
-    @property
-    def run(self) -> RunState:
-        """The run's record as of the last event."""
-        return self._journal.state.runs[self._run_id]
 
     @property
     def shot_is_near(self) -> bool:
@@ -114,22 +107,10 @@ class RunDriver:
                 raise
             self._unlogged = exc
 
-    async def _say(self, message: str, level: Level = "info") -> None:
-        await self._emit(
-            MessagePayload(message=message, level=level, run_id=self._run_id), durable=False
-        )
-
     async def _say_if(self, line: str | None, level: Level = "info") -> None:
         """Say what a RepeatedFailure found worth saying, if anything."""
         if line is not None:
             await self._say(line, level)
-
-    async def _enter(
-        self, phase: Phase, reason: str | None = None, *, durable: bool = True
-    ) -> None:
-        if self.run.phase == phase:
-            return
-        await self._emit(PhaseChangedPayload(self._run_id, phase, reason), durable=durable)
 
     async def drive(self) -> None:
         """Take the run from wherever its record says it stands to its end."""
@@ -391,9 +372,6 @@ class RunDriver:
 
     async def _announce(self, update: CrnUpdatePayload) -> None:
         await self._say(*answer_line(update))
-
-    async def _finish(self, stop: Stop) -> None:
-        await self._emit(DonePayload(self._run_id, stop.phase, stop.reason, crn_results(self.run)))
 
 
 def _answered(update: CrnUpdatePayload) -> str:

@@ -11,15 +11,10 @@ import random
 from typing import Final
 
 import anyio
-import msgspec
 
 from obsd.adapters.clock import Clock
 from obsd.adapters.obs_client import ObsClient
 from obsd.core.events import (
-    DonePayload,
-    Level,
-    MessagePayload,
-    PhaseChangedPayload,
     RequestArmedPayload,
     SeatsSeenPayload,
     StallCause,
@@ -29,7 +24,7 @@ from obsd.core.phases import Phase
 from obsd.core.policy import NextPost, Stop, next_step
 from obsd.core.repeats import RepeatedFailure
 from obsd.core.results import Outcome
-from obsd.core.runs import RunState, crn_results
+from obsd.core.runs import RunState
 from obsd.core.schedule_page import Seats
 from obsd.core.state import other_posts
 from obsd.core.timing import NS, ClockMap, instant
@@ -50,6 +45,7 @@ from obsd.core.watch import (
 from obsd.daemon.instruments import Instruments
 from obsd.daemon.journal import Journal
 from obsd.daemon.posting import TOKEN_REFUSED, answer_event, answer_line, send_post
+from obsd.daemon.run_events import RunEvents
 from obsd.daemon.schedule_pages import PageReading, SchedulePages
 from obsd.daemon.token_refresher import Keys, TokenRefresher
 
@@ -58,7 +54,7 @@ from obsd.daemon.token_refresher import Keys, TokenRefresher
 WALL_MARGIN_NS: Final = 1 * NS
 
 
-class WatchDriver:
+class WatchDriver(RunEvents):
     """Drives one watch run to its end; cancel its task to cancel the run."""
 
     def __init__(
@@ -71,8 +67,7 @@ class WatchDriver:
         pages: SchedulePages,
         post_gate: anyio.Lock,
     ) -> None:
-        self._journal = journal
-        self._run_id = run_id
+        super().__init__(journal, run_id)
         self._keys = keys
         self._clock = clock
         self._instruments = instruments
@@ -84,29 +79,9 @@ class WatchDriver:
         self._quiet_said: str | None = None
         self._stale_said = False
 
-    @property
-    def run(self) -> RunState:
-        """The run's record as of the last event."""
-        return self._journal.state.runs[self._run_id]
-
     def _clock_map(self) -> ClockMap:
         """True time as the system clock has it (see WALL_MARGIN_NS)."""
         return ClockMap(self._clock.mono_ns(), self._clock.wall_ns())
-
-    async def _emit(self, payload: msgspec.Struct, *, durable: bool = True) -> None:
-        await self._journal.append(payload, durable=durable)
-
-    async def _say(self, message: str, level: Level = "info") -> None:
-        await self._emit(
-            MessagePayload(message=message, level=level, run_id=self._run_id), durable=False
-        )
-
-    async def _enter(self, phase: Phase, reason: str | None = None) -> None:
-        if self.run.phase != phase:
-            await self._emit(PhaseChangedPayload(self._run_id, phase, reason))
-
-    async def _finish(self, stop: Stop) -> None:
-        await self._emit(DonePayload(self._run_id, stop.phase, stop.reason, crn_results(self.run)))
 
     async def drive(self) -> None:
         """Watch from wherever the record stands until a seat is taken or the watch ends."""

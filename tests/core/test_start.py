@@ -151,7 +151,9 @@ def watch_request(**fields: object) -> WatchSeat:
 
 
 def watch_refusal(request: WatchSeat, state: DaemonState | None = None) -> tuple[ErrorCode, str]:
-    verdict = check_watch(state or DaemonState(), request, token(timedelta(hours=6)), None, NOW)
+    verdict = check_watch(
+        state or DaemonState(), token(timedelta(hours=6)), None, NOW, request=request
+    )
     assert isinstance(verdict, Refusal), verdict
     return verdict.code, verdict.message
 
@@ -160,7 +162,7 @@ def test_a_watch_goes_ahead_beside_a_timed_run_with_its_plan() -> None:
     state = DaemonState(config=PLAN, active_run="r", runs={"r": _run("r", "waiting")})
     until = (NOW + timedelta(days=2)).isoformat()
     verdict = check_watch(
-        state, watch_request(every=120, until=until), token(timedelta(hours=6)), None, NOW
+        state, token(timedelta(hours=6)), None, NOW, request=watch_request(every=120, until=until)
     )
     assert isinstance(verdict, WatchGo) and verdict.warnings == []
     assert verdict.plan == WatchPlan(
@@ -179,10 +181,10 @@ def test_a_drop_is_refused_until_its_risk_is_accepted_and_then_said_again() -> N
     assert "--accept-drop-risk" in message
     verdict = check_watch(
         DaemonState(),
-        watch_request(drop=["20456"], accept_drop_risk=True),
         token(timedelta(hours=6)),
         None,
         NOW,
+        request=watch_request(drop=["20456"], accept_drop_risk=True),
     )
     assert isinstance(verdict, WatchGo) and verdict.plan.drop == ["20456"]
     assert any("you lose the dropped course" in w for w in verdict.warnings)
@@ -202,6 +204,8 @@ def test_a_watch_names_each_mistake() -> None:
         ErrorCode.RUN_IN_PROGRESS,
         "CRN 21234 is watched already by run w",
     )
-    verdict = check_watch(DaemonState(), watch_request(), None, None, NOW)
+    verdict = check_watch(DaemonState(), None, None, NOW, request=watch_request())
     assert isinstance(verdict, Refusal) and verdict.code == ErrorCode.TOKEN_MISSING
-    assert isinstance(check_watch(DaemonState(), watch_request(), None, None, NOW, True), WatchGo)
+    assert isinstance(
+        check_watch(DaemonState(), None, None, NOW, True, request=watch_request()), WatchGo
+    )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
 
 import msgspec
 
@@ -28,23 +32,21 @@ from obsd.core.replies import (
     WatchSeatReply,
 )
 from obsd.core.runs import RunState, durations, summary
-from obsd.core.start import Refusal, check_start, check_watch
+from obsd.core.start import GoAhead, Refusal, WatchGo, check_start, check_watch
+from obsd.core.state import DaemonState
+from obsd.core.token import TokenInfo
 from obsd.daemon.context import Caller, Context
+
+Admitted = TypeVar("Admitted", GoAhead, WatchGo)
+# A check a new run must pass: (state, token, its problem, now, can log in) -> verdict.
+Admission = Callable[
+    [DaemonState, TokenInfo | None, str | None, datetime, bool], Refusal | Admitted
+]
 
 
 async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
     """Start a run from the current configuration, if every check passes."""
-    stored = ctx.tokens.stored
-    verdict = check_start(
-        ctx.state,
-        stored.info,
-        stored.problem,
-        ctx.now(),
-        can_log_in=ctx.logins.credentials is not None,
-    )
-    if isinstance(verdict, Refusal):
-        raise ProtocolError(verdict.code, verdict.message)
-    _reserve(ctx)
+    verdict = _admitted(ctx, check_start)
     run_id = str(uuid.uuid4())
     config = ctx.state.config
     await ctx.journal.append(
@@ -56,18 +58,7 @@ async def start(ctx: Context, request: Start, caller: Caller) -> StartReply:
 
 async def watch_seat(ctx: Context, request: WatchSeat, caller: Caller) -> WatchSeatReply:
     """Start a watch run for a seat in one section, if every check passes."""
-    stored = ctx.tokens.stored
-    verdict = check_watch(
-        ctx.state,
-        request,
-        stored.info,
-        stored.problem,
-        ctx.now(),
-        can_log_in=ctx.logins.credentials is not None,
-    )
-    if isinstance(verdict, Refusal):
-        raise ProtocolError(verdict.code, verdict.message)
-    _reserve(ctx)
+    verdict = _admitted(ctx, functools.partial(check_watch, request=request))
     run_id = str(uuid.uuid4())
     plan = verdict.plan
     # The watch's own plan: its section to add (tried again whenever a seat frees, which is
@@ -87,6 +78,17 @@ async def watch_seat(ctx: Context, request: WatchSeat, caller: Caller) -> WatchS
     )
     ctx.runner.start(run_id)
     return WatchSeatReply(run_id=run_id, warnings=verdict.warnings)
+
+
+def _admitted(ctx: Context, check: Admission[Admitted]) -> Admitted:
+    """The go-ahead of `check` on the state, the token and now, and the new run's log room."""
+    stored = ctx.tokens.stored
+    can_log_in = ctx.logins.credentials is not None
+    verdict = check(ctx.state, stored.info, stored.problem, ctx.now(), can_log_in)
+    if isinstance(verdict, Refusal):
+        raise ProtocolError(verdict.code, verdict.message)
+    _reserve(ctx)
+    return verdict
 
 
 def _reserve(ctx: Context) -> None:
