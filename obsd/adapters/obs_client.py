@@ -1,8 +1,12 @@
 """The HTTP client to OBS: one kept-alive HTTP/1.1 connection, HEAD probes, the prebuilt POST.
 
-HTTP/1.1 rather than HTTP/2: httpx puts an HTTP/1.1 request on the wire ~0.3-0.45 ms after the
-call against ~1 ms for HTTP/2 (timing-notes.md). httpx stays inside this module: its errors
-leave as ObsTimeout or ObsUnreachable, and a prepared POST is opaque.
+The registration endpoint's traffic, the keep-alive HEADs and the POSTs, goes over one
+connection of our own (adapters/http_wire.py): a POST is bytes built when it is prepared,
+sealed for the connection (`seal`) before the instant, and written in one piece at it.
+HTTP/1.1 rather than HTTP/2: an HTTP/2 request reaches the wire ~1 ms after the call
+(timing-notes.md). The token check and the public pages keep httpx. Both stay inside this
+module and http_wire: their errors leave as ObsTimeout or ObsUnreachable, and a prepared POST
+is opaque.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from typing import Final
+from typing import Final, Protocol
 
 import httpx
 import msgspec
 
 from obsd.adapters.clock import Clock
+from obsd.adapters.http_wire import Outgoing, Reply, WireConnection, WireError, WireTimeout
 from obsd.core.config import Config
 from obsd.core.obs_answer import REGISTRATION_PATH, TOKEN_CHECK_PATH, registration_body
 
@@ -42,14 +47,45 @@ class ObsUnreachable(ObsError):
 
 
 @contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
-    """httpx's exceptions as ours, mapped here and nowhere else."""
+def _mapped_errors(sent_mono_ns: int | None = None) -> Iterator[None]:
+    """httpx's and the wire's exceptions as ours, mapped here and nowhere else."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise ObsTimeout(repr(exc)) from exc
-    except httpx.HTTPError as exc:
-        raise ObsUnreachable(repr(exc)) from exc
+    except (httpx.TimeoutException, WireTimeout) as exc:
+        error: ObsError = ObsTimeout(str(exc) if isinstance(exc, WireError) else repr(exc))
+        error.sent_mono_ns = sent_mono_ns
+        raise error from exc
+    except (httpx.HTTPError, WireError) as exc:
+        error = ObsUnreachable(str(exc) if isinstance(exc, WireError) else repr(exc))
+        error.sent_mono_ns = sent_mono_ns
+        raise error from exc
+
+
+class Wire(Protocol):
+    """The connection the registration endpoint's requests go over (http_wire.WireConnection;
+    tests put a scripted OBS behind one)."""
+
+    def build(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Outgoing:
+        """A request as the bytes it will be."""
+        ...
+
+    async def seal(self, outgoing: Outgoing) -> None:
+        """Make the request ready to go as one write on the connection."""
+        ...
+
+    async def send(self, outgoing: Outgoing) -> int:
+        """Write the request; when the call began (monotonic)."""
+        ...
+
+    async def response(self) -> Reply:
+        """The answer to the request just written."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        ...
 
 
 class Probe(msgspec.Struct, frozen=True):
@@ -73,10 +109,10 @@ class Answer(msgspec.Struct, frozen=True):
 class PreparedPost:
     """A registration POST built ahead of time, so that firing is only sending."""
 
-    __slots__ = ("_request",)
+    __slots__ = ("_outgoing",)
 
-    def __init__(self, request: httpx.Request) -> None:
-        self._request = request
+    def __init__(self, outgoing: Outgoing) -> None:
+        self._outgoing = outgoing
 
 
 class ObsClient:
@@ -89,21 +125,18 @@ class ObsClient:
         read_timeout_s: float,
         clock: Clock,
         transport: httpx.AsyncBaseTransport | None = None,
+        wire: Wire | None = None,
     ) -> None:
         self._clock = clock
+        self._token = token
+        self._wire: Wire = wire or WireConnection(
+            base_url, clock, connect_timeout_s=CONNECT_TIMEOUT_S, read_timeout_s=read_timeout_s
+        )
+        # The token check (a GET of its own, never near a shot) keeps httpx.
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            http1=True,
-            http2=False,
             timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S),
-            # One connection: the POST must go out on the one the probes kept warm.
-            limits=httpx.Limits(
-                max_connections=1, max_keepalive_connections=1, keepalive_expiry=None
-            ),
-            # No token (a calibration before one is configured): no Authorization header,
-            # rather than an empty "Bearer " that the HTTP client refuses to send.
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
-            | ({"Authorization": f"Bearer {token}"} if token else {}),
+            headers=dict(self._headers()),
             transport=transport,
         )
 
@@ -114,27 +147,37 @@ class ObsClient:
         token: str,
         clock: Clock,
         transport: httpx.AsyncBaseTransport | None = None,
+        wire: Wire | None = None,
     ) -> ObsClient:
         """A client for the OBS a configuration names, with its read timeout."""
-        return cls(config.obs_base_url, token, config.read_timeout, clock, transport)
+        return cls(config.obs_base_url, token, config.read_timeout, clock, transport, wire)
 
     async def __aenter__(self) -> ObsClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
+        try:
+            await self._wire.aclose()
+        finally:
+            await self._client.aclose()
+
+    def _headers(self) -> list[tuple[str, str]]:
+        # No token (a calibration before one is configured): no Authorization header, rather
+        # than an empty "Bearer ".
+        token = [("Authorization", f"Bearer {self._token}")] if self._token else []
+        return [("User-Agent", USER_AGENT), ("Accept", "application/json"), *token]
 
     async def probe(self) -> Probe:
         """HEAD the registration URL: OBS answers 405 and it does not count as a POST."""
-        sent = self._clock.mono_ns()
+        outgoing = self._wire.build("HEAD", REGISTRATION_PATH, self._headers(), b"")
         with _mapped_errors():
-            response = await self._client.head(REGISTRATION_PATH)
-        received = self._clock.mono_ns()
+            sent = await self._wire.send(outgoing)
+            reply = await self._wire.response()
         return Probe(
             sent_mono_ns=sent,
-            received_mono_ns=received,
-            http_status=response.status_code,
-            date_epoch_s=_date_header(response.headers.get("date")),
+            received_mono_ns=reply.received_mono_ns,
+            http_status=reply.status,
+            date_epoch_s=_date_header(reply.headers.get("date")),
         )
 
     async def check_token(self) -> Answer:
@@ -151,33 +194,37 @@ class ObsClient:
 
     def prepare(self, ecrn: list[str], scrn: list[str]) -> PreparedPost:
         """Build the registration POST ahead of time."""
-        return PreparedPost(
-            self._client.build_request(
-                "POST",
-                REGISTRATION_PATH,
-                content=registration_body(ecrn, scrn),
-                headers={"Content-Type": "application/json"},
-            )
-        )
+        headers = [*self._headers(), ("Content-Type", "application/json")]
+        body = registration_body(ecrn, scrn)
+        return PreparedPost(self._wire.build("POST", REGISTRATION_PATH, headers, body))
+
+    async def seal(self, post: PreparedPost) -> None:
+        """Make the POST one write of ready bytes (connection open, TLS record sealed).
+
+        Nothing else may go to OBS between this and `send`. A failure here is no failure:
+        `send` opens and seals again, and says what went wrong if it goes wrong again.
+        """
+        with contextlib.suppress(WireError):
+            await self._wire.seal(post._outgoing)
 
     def use_token(self, token: str) -> None:
         """Send `token` from now on (a fresh one from a login), in requests prepared after."""
+        self._token = token
         self._client.headers["Authorization"] = f"Bearer {token}"
 
     async def send(self, post: PreparedPost) -> Answer:
-        """Send a prepared POST; the send instant is taken right before the call."""
+        """Send a prepared POST; the send instant is taken right before the write."""
         sent = self._clock.mono_ns()
-        try:
-            with _mapped_errors():
-                response = await self._client.send(post._request)
-        except ObsError as exc:
-            exc.sent_mono_ns = sent  # A lost answer still says when the POST left.
-            raise
+        # A lost answer still says when the POST left.
+        with _mapped_errors(sent):
+            sent = await self._wire.send(post._outgoing)
+        with _mapped_errors(sent):
+            reply = await self._wire.response()
         return Answer(
-            http_status=response.status_code,
-            body=response.content,
+            http_status=reply.status,
+            body=reply.body,
             sent_mono_ns=sent,
-            received_mono_ns=self._clock.mono_ns(),
+            received_mono_ns=reply.received_mono_ns,
         )
 
 

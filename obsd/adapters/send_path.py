@@ -111,8 +111,10 @@ class _Loopback:
         self._scrn = scrn
 
     async def send(self) -> Answer:
-        """Send the registration POST once."""
-        return await self._client.send(self._client.prepare(self._ecrn, self._scrn))
+        """Send the registration POST once, as the shot does: prepared, sealed, then sent."""
+        post = self._client.prepare(self._ecrn, self._scrn)
+        await self._client.seal(post)
+        return await self._client.send(post)
 
     async def warm_up(self, deadline_mono_ns: int) -> None:
         """One request, given up at the deadline; its failure is no one else's."""

@@ -15,6 +15,7 @@ from typing import Final
 
 import msgspec
 
+from obsd.core.events import CalibrationPayload
 from obsd.core.timing import NS
 
 # Probes keep the connection warm only in the last minute, this often,
@@ -31,9 +32,14 @@ RECHECK_NTP_EVERY_S: Final = 600.0
 UNSETTLED_RECHECK_EVERY_S: Final = 30.0
 # The last stretch is left quiet: no events, probes or disk writes on the event loop.
 FINAL_APPROACH_S: Final = 1.5
-# Countdown events: each second in the last minute, then sparser, so that a wait of hours
-# does not fill the log with ticks.
-COUNTDOWN_TICKS: Final = ((60.0, 1.0), (600.0, 10.0), (float("inf"), 60.0))
+# Countdown events: each second in the last minute, then sparser, so that a wait of days
+# does not fill the log with ticks (a week ahead costs ~18 KiB of them a day).
+COUNTDOWN_TICKS: Final = ((60.0, 1.0), (600.0, 10.0), (3600.0, 60.0), (float("inf"), 600.0))
+# A re-check of the time more than this far from the shot is written only when it found
+# something new (a verdict changed) or the last one written is this old: every ten minutes
+# for a week would be ~130 KiB of calibrations a day, saying the same thing.
+LOG_EVERY_RECHECK_WITHIN_S: Final = 3600.0
+LOG_UNCHANGED_EVERY_S: Final = 3600.0
 # Never plan a wake-up closer than this: a zero sleep would spin the event loop.
 MIN_STEP_S: Final = 0.001
 
@@ -76,6 +82,33 @@ class Tick(msgspec.Struct, frozen=True):
 
 
 WaitStep = FinalApproach | RecheckNtp | ProbeObs | RefreshToken | Tick
+
+
+def _verdict(calibration: CalibrationPayload) -> tuple[object, ...]:
+    """What a re-check says, without its live figures."""
+    return (
+        calibration.time_status,
+        calibration.ntp_error,
+        calibration.time_conflict,
+        calibration.rtt_error,
+        calibration.date_check,
+        tuple((view.source, view.verdict) for view in calibration.sources),
+    )
+
+
+def recheck_is_news(
+    written: CalibrationPayload | None,
+    fresh: CalibrationPayload,
+    remaining_s: float,
+    since_written_s: float,
+) -> bool:
+    """Whether a re-check's calibration is written to the log (else it is only used)."""
+    return (
+        written is None
+        or remaining_s <= LOG_EVERY_RECHECK_WITHIN_S
+        or since_written_s >= LOG_UNCHANGED_EVERY_S
+        or _verdict(fresh) != _verdict(written)
+    )
 
 
 def countdown_tick(remaining_s: float) -> float:

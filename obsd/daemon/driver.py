@@ -40,6 +40,7 @@ from obsd.core.waiting import (
     Tick,
     WaitProgress,
     next_wait_step,
+    recheck_is_news,
 )
 from obsd.daemon.calibration import Calibrated, calibrate
 from obsd.daemon.instruments import Instruments
@@ -190,6 +191,7 @@ class RunDriver(RunEvents):
         config = self.run.config
         start = self._clock.mono_ns()
         progress = WaitProgress(last_probe_ns=start, last_ntp_ns=start)
+        written_ns = start  # when a calibration was last written (the run's own, just before)
         # An unreachable OBS fails every retry: say it once, then count.
         probe_failures = RepeatedFailure("keep-alive probe to OBS")
         while True:
@@ -237,9 +239,16 @@ class RunDriver(RunEvents):
                         config.ntp_servers, date_interval(probes)
                     )
                     replanned = calibrated.again(estimate, self._instruments.time.kernel, probes)
-                    # Not synced: a crash loses nothing a resume does not measure again, and
-                    # no fdatasync runs this close to the shot.
-                    await self._emit(replanned.payload, durable=False)
+                    if recheck_is_news(
+                        self.run.calibration,
+                        replanned.payload,
+                        (self._shot_mono - now) / NS,
+                        (now - written_ns) / NS,
+                    ):
+                        # Not synced: a crash loses nothing a resume does not measure again,
+                        # and no fdatasync runs this close to the shot.
+                        await self._emit(replanned.payload, durable=False)
+                        written_ns = now
                     await self._report_time(replanned, calibrated)
                     calibrated = replanned
                     progress = msgspec.structs.replace(
@@ -311,6 +320,9 @@ class RunDriver(RunEvents):
                     await self._say(f"next attempt in {wait_s:.1f} s ({step.reason})")
                 await self._clock.sleep_until(call_mono - int(ANNOUNCE_WAITS_OVER_S * NS))
             post = obs.prepare(step.ecrn, step.scrn)
+            # After the last keep-alive probe, before the final wait: at the instant the POST
+            # is one write of ready bytes (its TLS record sealed, the connection open).
+            await obs.seal(post)
             planned_ns = max(call_ns, clock.true_ns(self._clock.mono_ns()))
             # Written (not synced) before the final wait: a crash after the send still
             # leaves the log knowing that a POST may have gone out, and when.

@@ -1,47 +1,52 @@
-"""The OBS client's requests as OBS receives them (httpx.MockTransport: no network)."""
+"""The OBS client's requests as OBS receives them, on a loopback server: the token (or none),
+the Date of a probe, and a POST whose answer is lost still saying when it left."""
 
 from __future__ import annotations
 
-import httpx
+import h11
 import pytest
 
 from obsd.adapters.clock import SystemClock
 from obsd.adapters.obs_client import ObsClient, ObsTimeout
+from tests.adapters.loopback_http import serving
 
 
-async def probe_headers(token: str) -> httpx.Headers:
-    seen: list[httpx.Headers] = []
+def dated(request: h11.Request) -> tuple[int, list[tuple[str, str]], bytes]:
+    return 405, [("date", "Tue, 01 Dec 2026 09:00:00 GMT")], b""
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers)
-        return httpx.Response(405, headers={"Date": "Tue, 01 Dec 2026 09:00:00 GMT"})
 
-    transport = httpx.MockTransport(answer)
-    async with ObsClient("https://obs.test", token, 30.0, SystemClock(), transport) as obs:
+async def probe_headers(token: str) -> bytes:
+    async with serving(dated) as server, ObsClient(server.url, token, 30.0, SystemClock()) as obs:
         probe = await obs.probe()
-    assert probe.date_epoch_s == 1_796_115_600
-    return seen[0]
+    assert probe.date_epoch_s == 1_796_115_600 and probe.http_status == 405
+    ((_, head, _),) = server.requests
+    return head.lower()
 
 
 async def test_probes_carry_the_token() -> None:
-    assert (await probe_headers("abc.def.ghi"))["authorization"] == "Bearer abc.def.ghi"
+    assert b"\r\nauthorization: bearer abc.def.ghi\r\n" in await probe_headers("abc.def.ghi")
 
 
 async def test_without_a_token_a_calibration_probe_has_no_authorization_header() -> None:
-    """An empty "Bearer " is refused by the HTTP client, so calibrate would measure nothing."""
-    assert "authorization" not in await probe_headers("")
+    """An empty "Bearer " would be refused by OBS, so calibrate would measure nothing."""
+    assert b"authorization" not in await probe_headers("")
+
+
+async def test_a_fresh_token_goes_in_the_posts_prepared_after() -> None:
+    async with serving() as server, ObsClient(server.url, "old.to.ken", 30.0, SystemClock()) as obs:
+        before = obs.prepare(["21234"], [])
+        obs.use_token("new.to.ken")
+        await obs.send(obs.prepare(["21234"], []))
+        await obs.send(before)
+    (_, fresh, _), (_, old, _) = server.requests
+    assert b"Bearer new.to.ken" in fresh and b"Bearer old.to.ken" in old
 
 
 async def test_a_post_whose_answer_is_lost_still_says_when_it_was_sent() -> None:
     clock = SystemClock()
-
-    def lose(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("no answer", request=request)
-
-    async with ObsClient(
-        "https://obs.test", "a.b.c", 30.0, clock, httpx.MockTransport(lose)
-    ) as obs:
+    async with serving(silent=True) as server, ObsClient(server.url, "a.b.c", 0.3, clock) as obs:
         post = obs.prepare(["21234"], [])
+        await obs.seal(post)
         before = clock.mono_ns()
         with pytest.raises(ObsTimeout) as lost:
             await obs.send(post)

@@ -1,9 +1,14 @@
 """The wait before the shot as a pure schedule: what the driver does next, at any instant."""
 
+import msgspec
+
+from obsd.core.events import CalibrationPayload
 from obsd.core.timing import NS
 from obsd.core.waiting import (
     FINAL_APPROACH_S,
     KEEPALIVE_EVERY_S,
+    LOG_EVERY_RECHECK_WITHIN_S,
+    LOG_UNCHANGED_EVERY_S,
     RECHECK_NTP_BEFORE_S,
     RECHECK_NTP_EVERY_S,
     UNSETTLED_RECHECK_EVERY_S,
@@ -15,6 +20,7 @@ from obsd.core.waiting import (
     WaitStep,
     countdown_tick,
     next_wait_step,
+    recheck_is_news,
 )
 
 SHOT = 100_000 * NS
@@ -26,7 +32,8 @@ def at(seconds_before: float, progress: WaitProgress | None = None) -> WaitStep:
 
 
 def test_the_countdown_ticks_each_second_only_in_the_last_minute() -> None:
-    assert [countdown_tick(s) for s in (0.5, 59, 61, 599, 601, 86_400)] == [1, 1, 10, 10, 60, 60]
+    ticks = [countdown_tick(s) for s in (0.5, 59, 61, 599, 601, 3599, 3601, 7 * 86_400)]
+    assert ticks == [1, 1, 10, 10, 60, 60, 600, 600]
 
 
 def test_far_away_it_counts_down_and_sleeps_to_the_next_whole_minute() -> None:
@@ -89,3 +96,34 @@ def test_probes_only_in_the_last_minute_and_never_in_the_last_two_seconds() -> N
     ]
     now = SHOT - 30 * NS
     assert at(30, WaitProgress(now - NS, now)) != ProbeObs(), "not again within 5 s"
+
+
+def calibration(**fields: object) -> CalibrationPayload:
+    base: dict[str, object] = {
+        "run_id": "r",
+        "ntp_server": "a:123",
+        "ntp_offset_ms": 1.0,
+        "ntp_delay_ms": 2.0,
+        "ntp_samples": 2,
+        "time_status": "agreed",
+        "rtt_min_ms": 1.0,
+        "rtt_median_ms": 1.0,
+        "rtt_jitter_ms": 0.1,
+        "rtt_samples": 5,
+        "date_offset_s": 0.0,
+        "date_check": "ok",
+        "send_delay_ms": 0.1,
+    }
+    return msgspec.convert(base | fields, CalibrationPayload)
+
+
+def test_a_far_recheck_that_found_nothing_new_is_not_written() -> None:
+    written = calibration()
+    same_but_later = calibration(ntp_offset_ms=1.7, rtt_median_ms=1.3)
+    far, near = 2 * LOG_EVERY_RECHECK_WITHIN_S, LOG_EVERY_RECHECK_WITHIN_S
+    assert not recheck_is_news(written, same_but_later, far, 600)
+    assert recheck_is_news(written, same_but_later, near, 600), "near the shot: every one"
+    assert recheck_is_news(written, same_but_later, far, LOG_UNCHANGED_EVERY_S), "hourly"
+    assert recheck_is_news(None, same_but_later, far, 0)
+    conflict = calibration(time_status="conflict", time_conflict="no majority")
+    assert recheck_is_news(written, conflict, far, 600), "a verdict that changed"

@@ -37,6 +37,7 @@ from obsd.daemon.timekeeper import NtpExchange, TimeKeeper
 from obsd.sim import NtpBehaviour
 from obsd.sim.ntp import parse_query, reply_for
 from tests.fake_clock import NS, FakeClock
+from tests.obs_wire import TransportWire
 
 RUN_ID: Final = "run-1"
 # True time runs this far ahead of the fake wall clock, and NTP says so.
@@ -184,7 +185,9 @@ def instruments(
         yield warm_up
 
     def connect(config: Config, token: str) -> ObsClient:
-        return ObsClient.for_config(config, token, clock, httpx.MockTransport(obs.handle))
+        transport = httpx.MockTransport(obs.handle)
+        wire = TransportWire(config.obs_base_url, transport, clock)
+        return ObsClient.for_config(config, token, clock, transport, wire)
 
     return Instruments(
         time=TimeKeeper(clock, fake_ntp(clock, ntp, log), lambda: kernel),

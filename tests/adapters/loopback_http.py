@@ -1,0 +1,96 @@
+"""A loopback HTTP/1.1 server for the adapter tests: what each request arrived as, and a
+scripted answer (plain, or TLS with the simulator's throw-away certificate)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import h11
+from anyio.streams.tls import TLSListener
+
+# Each request's answer: status, extra headers, body.
+Script = Callable[[h11.Request], tuple[int, list[tuple[str, str]], bytes]]
+
+
+def ok(request: h11.Request) -> tuple[int, list[tuple[str, str]], bytes]:
+    return 200, [], b'{"ok":true}'
+
+
+@dataclass
+class Server:
+    """A loopback HTTP/1.1 server: each connection, and the chunks each request came in."""
+
+    url: str
+    connections: int = 0
+    requests: list[tuple[int, bytes, list[bytes]]] = field(default_factory=list)
+    # Set when a connection was closed by the server after its answer (idle_close).
+    closed_idle: anyio.Event = field(default_factory=anyio.Event)
+
+
+@asynccontextmanager
+async def serving(
+    script: Script = ok,
+    tls: ssl.SSLContext | None = None,
+    *,
+    silent: bool = False,
+    idle_close: bool = False,
+) -> AsyncIterator[Server]:
+    """Serve on loopback; `silent`: never answer; `idle_close`: close each connection after
+    its first answer, without saying so (as a keep-alive timeout does)."""
+    listener: anyio.abc.Listener[anyio.abc.ByteStream] = await anyio.create_tcp_listener(
+        local_host="127.0.0.1"
+    )
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # type: ignore[attr-defined]
+    server = Server(f"{'https' if tls else 'http'}://127.0.0.1:{port}")
+    if tls is not None:
+        listener = TLSListener(listener, tls, standard_compatible=False)
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        server.connections += 1
+        number = server.connections
+        http = h11.Connection(our_role=h11.SERVER)
+        chunks: list[bytes] = []
+        async with stream:
+            while True:
+                event = http.next_event()
+                if event is h11.NEED_DATA:
+                    try:
+                        data = await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        return
+                    chunks.append(data)
+                    http.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    request = event
+                elif isinstance(event, h11.EndOfMessage):
+                    server.requests.append((number, b"".join(chunks), chunks))
+                    chunks = []
+                    if silent:
+                        await anyio.sleep_forever()
+                    status, headers, body = script(request)
+                    closing = ("connection", "close") in headers
+                    length = [("content-length", str(len(body)))]
+                    out = http.send(h11.Response(status_code=status, headers=headers + length))
+                    if request.method != b"HEAD":
+                        out += http.send(h11.Data(data=body))
+                    out += http.send(h11.EndOfMessage())
+                    await stream.send(out)
+                    if closing:
+                        return
+                    if idle_close:
+                        await stream.aclose()
+                        server.closed_idle.set()
+                        return
+                    http.start_next_cycle()
+                elif isinstance(event, h11.ConnectionClosed):
+                    return
+
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, handle)
+        yield server
+        tasks.cancel_scope.cancel()
