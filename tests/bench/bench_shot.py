@@ -277,19 +277,27 @@ def main() -> int:
         "",
         "Lateness = first byte at the simulator - the instant aimed at, with send called at that "
         "instant minus the least call-to-wire delay of 15 warm POSTs just before (as obsd's "
-        "calibration subtracts its measured send delay); negative is early. Percentiles are "
-        "nearest-rank.",
+        "calibration subtracts its measured send delay); negative is early, before the instant "
+        "aimed at. In a run that instant is the target plus `safety_buffer` (1 ms) plus the time "
+        "estimate's error margin, so an early byte here is not a POST before the opening: "
+        "bench_fire judges that. Percentiles are nearest-rank.",
         "",
         "Method:",
-        f"- {args.shots} shots per path and scheme, in {BLOCKS} blocks, the four configurations "
-        "taking turns; each block is one client process (tests/bench/shot_client.py) against "
-        "an `obsd.sim.Simulator` in this process, plain or TLS (its throw-away CA through "
-        "SSL_CERT_FILE for both clients), on the local clock (no offset), answering at once.",
+        f"- {args.shots} shots per path and scheme, in {BLOCKS} blocks, the {len(CONFIGS)} "
+        "configurations taking turns; each block is one client process "
+        "(tests/bench/shot_client.py) against an `obsd.sim.Simulator` in this process, plain "
+        "or TLS (its throw-away CA through SSL_CERT_FILE for both clients), on the local clock "
+        "(no offset), answering at once.",
         "- Each shot: a keep-alive HEAD, then 0.6 s later the POST; obsd's path prepares it and "
         "seals it (`ObsClient.seal`: over TLS the record is encrypted then) 0.3 s before, and "
         "both paths wait with `SystemClock.arrive_at` (sleep, then spin) with the collector "
         "paused, then call send. The simulator stamps each POST's first byte (`received_ns`) "
-        "in its server's `data_received`; the benchmark process idles meanwhile.",
+        "in its server's `data_received`; the benchmark process idles meanwhile. Over TLS that "
+        "is after the simulator's own decryption (asyncio's SSL layer), so the HTTPS figures "
+        "carry the server's TLS cost as well as the client's.",
+        '- "Warmed": the warm-up obsd makes before a shot (core/timing.WARM_UP_LEADS_NS: the '
+        "same request to a loopback listener of its own 25 ms and 5 ms before the call, "
+        "adapters/send_path.py), for the httpx path with an httpx client as obsd did before.",
         "- obsd's path is `ObsClient` as the daemon uses it (adapters/http_wire.py: h11 bytes, "
         "one write); the baseline is the httpx path it replaced (an `httpx.AsyncClient` on one "
         "kept-alive HTTP/1.1 connection, `send` of a request built ahead), kept in "
