@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import select
 import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -34,6 +35,11 @@ from obsd.adapters.clock import Clock
 
 # Read at most this much per receive: OBS's answers are a few KiB.
 _RECEIVE_BYTES: Final = 65536
+# The peer's half-close shows as POLLRDHUP on Linux (elsewhere a FIN cannot be told from data
+# without reading it, and the connection counts as alive until a request finds out).
+_RDHUP: Final = getattr(select, "POLLRDHUP", 0)
+_POLL_MASK: Final = select.POLLIN | _RDHUP
+_CLOSED_MASK: Final = select.POLLHUP | select.POLLERR | _RDHUP
 
 
 class WireError(Exception):
@@ -104,9 +110,13 @@ class WireConnection:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"{base_url!r} is not an http:// or https:// URL")
-        self.host_header = url.netloc.rpartition("@")[2]
+        default_port = 443 if url.scheme == "https" else 80
+        host = url.netloc.rpartition("@")[2]
+        if url.port == default_port:
+            host = host.rsplit(":", 1)[0]  # As httpx writes it: no port that goes without saying.
+        self.host_header = host
         self._host = url.hostname
-        self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._port = url.port or default_port
         self._prefix = url.path.rstrip("/")
         self._tls_context = (
             (tls_context or ssl.create_default_context()) if url.scheme == "https" else None
@@ -135,16 +145,19 @@ class WireConnection:
             events.append(h11.Data(data=body))
         events.append(h11.EndOfMessage())
         scratch = h11.Connection(our_role=h11.CLIENT)
-        plain = b"".join(scratch.send(event) or b"" for event in events)
+        with _mapped():  # A header h11 refuses (a control character in a token) is a WireError.
+            plain = b"".join(scratch.send(event) or b"" for event in events)
         return Outgoing(tuple(events), plain)
 
     async def seal(self, outgoing: Outgoing) -> None:
         """Open the connection if needed and seal the request's record for it (TLS)."""
         with _mapped():
-            if self._fits(outgoing):
+            if self._fits(outgoing) and not self._peer_closed():
                 return
-            if self._committed is not None or self._peer_went():
-                await self.aclose()  # A spoilt TLS session (a record never sent), or a dead one.
+            if self._committed is not None or not self._idle() or self._peer_closed():
+                # A spoilt TLS session (a record never sent), an answer never read, or a
+                # connection OBS closed: none may carry the request.
+                await self.aclose()
             await self._open()
             if self._tls is not None:
                 self._tls.tls.write(outgoing.plain)
@@ -158,16 +171,26 @@ class WireConnection:
         """Write the request (one write of ready bytes if sealed for now); when the call began."""
         began = self._clock.mono_ns()
         with _mapped():
-            if not self._fits(outgoing):
+            # One syscall on the way (a peek): a connection OBS closed since the seal is
+            # opened again, late, rather than written into and the POST lost.
+            if not self._fits(outgoing) or self._peer_closed():
                 await self.seal(outgoing)  # Stale or never sealed: correct, a little later.
             assert self._stream is not None and outgoing.sealed is not None
-            await self._stream.send(outgoing.sealed)
+            for event in outgoing.events:
+                self._http.send(event)  # h11 follows the request, to read its answer.
+            try:
+                await self._stream.send(outgoing.sealed)
+            except BaseException:
+                await self._abort()
+                raise
             self._writes += 1
             self._committed = None
             outgoing.sealed, outgoing.sealed_for = None, None  # A record goes once.
-            for event in outgoing.events:
-                self._http.send(event)  # h11 follows what was written, to read the answer.
         return began
+
+    def _idle(self) -> bool:
+        """Whether h11 is between requests: no answer is owed on this connection."""
+        return self._http.our_state is h11.IDLE and self._http.their_state is h11.IDLE
 
     def _fits(self, outgoing: Outgoing) -> bool:
         """Whether the sealed bytes are what this connection must carry next."""
@@ -179,28 +202,44 @@ class WireConnection:
         )
 
     async def response(self) -> Reply:
-        """Read the answer to the request just sent; the connection is then ready again."""
+        """Read the answer to the request just sent; the connection is then ready again.
+
+        An answer not read to its end (a timeout, an error, a cancel) ends the connection:
+        the next request must not go out behind it.
+        """
         status, headers, body = 0, {}, bytearray()
-        with _mapped(), anyio.fail_after(self._read_timeout_s):
-            while True:
-                event = self._http.next_event()
-                if event is h11.NEED_DATA:
-                    self._http.receive_data(await self._receive())
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                    headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise WireError("OBS closed the connection before answering")
+        try:
+            with _mapped(), anyio.fail_after(self._read_timeout_s):
+                while True:
+                    event = self._http.next_event()
+                    if event is h11.NEED_DATA:
+                        self._http.receive_data(await self._receive())
+                    elif isinstance(event, h11.Response):
+                        status = event.status_code
+                        headers = {
+                            k.decode("latin-1").lower(): v.decode("latin-1")
+                            for k, v in event.headers
+                        }
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    elif isinstance(event, h11.ConnectionClosed):
+                        raise WireError("OBS closed the connection before answering")
+        except BaseException:
+            await self._abort()
+            raise
         received = self._clock.mono_ns()
         if self._http.our_state is h11.DONE and self._http.their_state is h11.DONE:
             self._http.start_next_cycle()
         else:
             await self.aclose()  # "Connection: close", or a state h11 cannot reuse.
         return Reply(status, headers, bytes(body), received)
+
+    async def _abort(self) -> None:
+        """Close the connection now, even while being cancelled."""
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection (the next request opens a new one)."""
@@ -210,52 +249,68 @@ class WireConnection:
             with contextlib.suppress(OSError, anyio.BrokenResourceError):
                 await stream.aclose()
 
-    def _peer_went(self) -> bool:
-        """Whether OBS closed the idle connection (or sent what no request asked for).
+    def _peer_closed(self) -> bool:
+        """Whether OBS closed the connection (a FIN or a reset waits on the idle socket).
 
-        Nothing is due on an idle connection, so anything readable (a FIN, a reset, a TLS
-        close_notify) means it is no longer fit to carry a request: as httpcore does, it is
-        given up before writing, not found dead by the POST's answer.
+        One poll, reading nothing: data that waits (over TLS a late session ticket, say) is
+        no sign of death, only the peer's end of stream, a hang-up or an error is. As
+        httpcore does, a closed connection is given up before writing, not found dead by the
+        POST's answer.
         """
         stream = self._stream
         if stream is None:
             return False
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        if self._http.trailing_data[1]:
+            return True  # h11 already saw the end of the stream.
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            poller = select.poll()
+            poller.register(stream.extra(anyio.abc.SocketAttribute.raw_socket), _POLL_MASK)
+            ready = poller.poll(0)
         except (OSError, ValueError):
             return True
-        return bool(readable)
+        return any(mask & _CLOSED_MASK for _, mask in ready)
 
     async def _open(self) -> None:
         if self._stream is not None:
             return
-        with anyio.fail_after(self._connect_timeout_s):
-            stream = await anyio.connect_tcp(self._host, self._port)
-            self._stream, self._writes = stream, 0
-            self._opened += 1
+        try:
+            with anyio.fail_after(self._connect_timeout_s):
+                stream = await anyio.connect_tcp(self._host, self._port)
+        except TimeoutError:
+            raise WireError(
+                f"no connection to {self._host}:{self._port} within {self._connect_timeout_s:g} s"
+            ) from None
+        tls = None
+        try:
             if self._tls_context is not None:
                 incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
                 session = self._tls_context.wrap_bio(incoming, outgoing, server_hostname=self._host)
-                self._tls = _Tls(session, incoming, outgoing)
-                await self._handshake(self._tls)
+                tls = _Tls(session, incoming, outgoing)
+                with anyio.fail_after(self._connect_timeout_s):
+                    await self._handshake(stream, tls)
+        except BaseException:
+            # A failed handshake is no connection: nothing of it is kept for the next try.
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await stream.aclose()
+            if isinstance(sys.exc_info()[1], TimeoutError):
+                raise WireError(f"the TLS handshake with {self._host} took too long") from None
+            raise
+        self._stream, self._tls, self._writes = stream, tls, 0
+        self._opened += 1
 
-    async def _handshake(self, tls: _Tls) -> None:
-        assert self._stream is not None
+    @staticmethod
+    async def _handshake(stream: anyio.abc.SocketStream, tls: _Tls) -> None:
         while True:
             try:
                 tls.tls.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                await self._flush(tls)
-                tls.incoming.write(await self._stream.receive(_RECEIVE_BYTES))
-        await self._flush(tls)
-
-    async def _flush(self, tls: _Tls) -> None:
-        assert self._stream is not None
-        pending = tls.outgoing.read()
-        if pending:
-            await self._stream.send(pending)
+                await _flush(stream, tls)
+                tls.incoming.write(await stream.receive(_RECEIVE_BYTES))
+            except ssl.SSLError:
+                await _flush(stream, tls)  # The alert that says why, for OBS's side.
+                raise
+        await _flush(stream, tls)
 
     async def _receive(self) -> bytes:
         """The next bytes of the answer, opened from their records over TLS; b"" at the end."""
@@ -273,10 +328,25 @@ class WireConnection:
             else:
                 tls.incoming.write_eof()
             opened = bytearray()
-            with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            try:
                 while chunk := tls.tls.read(_RECEIVE_BYTES):
                     opened += chunk
-            await self._flush(tls)  # What reading made TLS say back (a key update), if any.
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                return bytes(opened)  # close_notify: the end of the answer's stream.
+            except ssl.SSLEOFError:
+                if data:
+                    raise
+                return bytes(opened)  # A close without close_notify, as IIS often does.
+            await _flush(self._stream, tls)  # What reading made TLS say back, if anything.
             # Records without application data (a TLS 1.3 session ticket) open to nothing.
             if opened or not data:
                 return bytes(opened)
+
+
+async def _flush(stream: anyio.abc.SocketStream, tls: _Tls) -> None:
+    """Send what TLS has to say (handshake records, alerts, key updates)."""
+    pending = tls.outgoing.read()
+    if pending:
+        await stream.send(pending)

@@ -129,8 +129,14 @@ class ObsClient:
     ) -> None:
         self._clock = clock
         self._token = token
+        # The CAs httpx trusts (certifi, or $SSL_CERT_FILE): the token check and the shot
+        # must agree on whether OBS's certificate is good.
         self._wire: Wire = wire or WireConnection(
-            base_url, clock, connect_timeout_s=CONNECT_TIMEOUT_S, read_timeout_s=read_timeout_s
+            base_url,
+            clock,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+            read_timeout_s=read_timeout_s,
+            tls_context=httpx.create_ssl_context() if base_url.startswith("https:") else None,
         )
         # The token check (a GET of its own, never near a shot) keeps httpx.
         self._client = httpx.AsyncClient(
@@ -169,8 +175,8 @@ class ObsClient:
 
     async def probe(self) -> Probe:
         """HEAD the registration URL: OBS answers 405 and it does not count as a POST."""
-        outgoing = self._wire.build("HEAD", REGISTRATION_PATH, self._headers(), b"")
         with _mapped_errors():
+            outgoing = self._wire.build("HEAD", REGISTRATION_PATH, self._headers(), b"")
             sent = await self._wire.send(outgoing)
             reply = await self._wire.response()
         return Probe(
@@ -196,7 +202,8 @@ class ObsClient:
         """Build the registration POST ahead of time."""
         headers = [*self._headers(), ("Content-Type", "application/json")]
         body = registration_body(ecrn, scrn)
-        return PreparedPost(self._wire.build("POST", REGISTRATION_PATH, headers, body))
+        with _mapped_errors():
+            return PreparedPost(self._wire.build("POST", REGISTRATION_PATH, headers, body))
 
     async def seal(self, post: PreparedPost) -> None:
         """Make the POST one write of ready bytes (connection open, TLS record sealed).

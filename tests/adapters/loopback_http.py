@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 import anyio
@@ -30,6 +30,16 @@ class Server:
     requests: list[tuple[int, bytes, list[bytes]]] = field(default_factory=list)
     # Set when a connection was closed by the server after its answer (idle_close).
     closed_idle: anyio.Event = field(default_factory=anyio.Event)
+    # Every byte of requests received, over all connections (TLS: as decrypted).
+    bytes_in: int = 0
+    # close_idle(): the connections open now close when idle, as a keep-alive timeout does.
+    close_idle_now: anyio.Event = field(default_factory=anyio.Event)
+    closing_upto: int = 0
+
+    def close_idle(self) -> None:
+        """Close every connection open now once it is idle (later ones stay)."""
+        self.closing_upto = self.connections
+        self.close_idle_now.set()
 
 
 @asynccontextmanager
@@ -59,10 +69,26 @@ async def serving(
             while True:
                 event = http.next_event()
                 if event is h11.NEED_DATA:
-                    try:
-                        data = await stream.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    data = b""
+                    with anyio.move_on_after(60) as waiting:
+                        async with anyio.create_task_group() as race:
+
+                            async def closer() -> None:
+                                await server.close_idle_now.wait()
+                                if number <= server.closing_upto:
+                                    race.cancel_scope.cancel()
+
+                            async def reader() -> None:
+                                nonlocal data
+                                with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                                    data = await stream.receive()
+                                race.cancel_scope.cancel()
+
+                            race.start_soon(closer)
+                            race.start_soon(reader)
+                    if not data or waiting.cancel_called:
                         return
+                    server.bytes_in += len(data)
                     chunks.append(data)
                     http.receive_data(data)
                 elif isinstance(event, h11.Request):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+import anyio
 import h11
 import pytest
 
@@ -129,3 +130,54 @@ async def test_a_connection_obs_closed_while_idle_is_given_up_before_the_write()
         assert (await connection.response()).status == 200
         await connection.aclose()
     assert server.connections == 2 and len(server.requests) == 2
+
+
+async def test_an_answer_never_read_ends_the_connection_and_the_next_request_is_answered() -> None:
+    async with serving(silent=True) as server:
+        connection = wire(server, read_s=0.2)
+        await connection.send(post(connection))
+        with pytest.raises(WireTimeout):
+            await connection.response()
+    async with serving() as server:
+        # The same object, another server: what matters is that nothing of the unanswered
+        # request is left (no h11 state, no socket) to push the next one out blind.
+        connection._host, connection._port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        await connection.send(post(connection))
+        assert (await connection.response()).status == 200
+        await connection.aclose()
+    assert server.connections == 1 and len(server.requests) == 1
+
+
+async def test_sealing_sends_nothing_of_the_request_and_a_close_before_the_send_reconnects(
+    certificate: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    for server_tls, client_tls in ((None, None), certificate):
+        async with serving(tls=server_tls) as server:
+            connection = wire(server, client_tls)
+            await connection.send(connection.build("HEAD", "/api/ders-kayit/v21", [], b""))
+            await connection.response()
+            before = server.bytes_in
+            outgoing = post(connection)
+            await connection.seal(outgoing)
+            assert server.bytes_in == before, "not a byte of the POST before its send"
+            server.close_idle()  # OBS's keep-alive timeout, between seal and send
+            with anyio.fail_after(5):
+                while not connection._peer_closed():  # the FIN has reached our socket
+                    await anyio.sleep(0)
+            await connection.send(outgoing)
+            assert (await connection.response()).status == 200
+            await connection.aclose()
+        assert server.connections == 2 and len(server.requests) == 2
+
+
+async def test_a_failed_handshake_is_not_kept_as_the_connection(
+    certificate: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, _ = certificate
+    untrusting = ssl.create_default_context()  # does not know the simulator's CA
+    async with serving(tls=server_tls) as server:
+        connection = wire(server, untrusting)
+        for _ in range(2):
+            with pytest.raises(WireError, match="CERTIFICATE_VERIFY_FAILED"):
+                await connection.seal(post(connection))
+    assert connection._stream is None
