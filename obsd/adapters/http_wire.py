@@ -199,6 +199,7 @@ class WireConnection:
             and outgoing.sealed is not None
             and outgoing.sealed_for == (self._opened, self._writes)
             and self._committed in (None, outgoing)
+            and self._idle()  # A request cancelled before its answer leaves one owed.
         )
 
     async def response(self) -> Reply:

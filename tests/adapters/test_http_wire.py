@@ -181,3 +181,18 @@ async def test_a_failed_handshake_is_not_kept_as_the_connection(
             with pytest.raises(WireError, match="CERTIFICATE_VERIFY_FAILED"):
                 await connection.seal(post(connection))
     assert connection._stream is None
+
+
+async def test_a_request_cancelled_before_its_answer_leaves_no_owed_answer_behind() -> None:
+    async with serving() as server:
+        connection = wire(server)
+        outgoing = post(connection)
+        await connection.seal(outgoing)
+        probe = connection.build("HEAD", "/api/ders-kayit/v21", [], b"")
+        with anyio.move_on_after(0):  # a warm-up given up at its deadline, say
+            await connection.send(probe)
+            await connection.response()
+        await connection.send(outgoing)
+        reply = await connection.response()
+        await connection.aclose()
+    assert reply.status == 200 and reply.body == b'{"ok":true}'
