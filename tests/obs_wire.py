@@ -24,7 +24,6 @@ class TransportWire:
         self._transport = transport
         self._clock = clock
         self._answer: Reply | WireError | None = None
-        self.sealed: list[bytes] = []
 
     def build(
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
@@ -33,7 +32,6 @@ class TransportWire:
 
     async def seal(self, outgoing: Outgoing) -> None:
         outgoing.sealed = outgoing.plain
-        self.sealed.append(outgoing.plain)
 
     async def send(self, outgoing: Outgoing) -> int:
         began = self._clock.mono_ns()

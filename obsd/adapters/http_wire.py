@@ -171,7 +171,7 @@ class WireConnection:
         """Write the request (one write of ready bytes if sealed for now); when the call began."""
         began = self._clock.mono_ns()
         with _mapped():
-            # One syscall on the way (a peek): a connection OBS closed since the seal is
+            # One syscall on the way (a poll): a connection OBS closed since the seal is
             # opened again, late, rather than written into and the POST lost.
             if not self._fits(outgoing) or self._peer_closed():
                 await self.seal(outgoing)  # Stale or never sealed: correct, a little later.
