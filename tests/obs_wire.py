@@ -8,6 +8,8 @@ what OBS would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import h11
 import httpx
 
@@ -18,8 +20,15 @@ from obsd.adapters.http_wire import Outgoing, Reply, WireConnection, WireError, 
 class TransportWire:
     """A Wire (obsd.adapters.obs_client) whose other end is an httpx transport."""
 
-    def __init__(self, base_url: str, transport: httpx.AsyncBaseTransport, clock: Clock) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        transport: httpx.AsyncBaseTransport,
+        clock: Clock,
+        on_seal: Callable[[Outgoing], None] = lambda outgoing: None,
+    ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._on_seal = on_seal
         self._bytes = WireConnection(base_url, clock, connect_timeout_s=1, read_timeout_s=1)
         self._transport = transport
         self._clock = clock
@@ -32,6 +41,7 @@ class TransportWire:
 
     async def seal(self, outgoing: Outgoing) -> None:
         outgoing.sealed = outgoing.plain
+        self._on_seal(outgoing)
 
     async def send(self, outgoing: Outgoing) -> int:
         began = self._clock.mono_ns()

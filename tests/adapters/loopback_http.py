@@ -49,9 +49,11 @@ async def serving(
     *,
     silent: bool = False,
     idle_close: bool = False,
+    raw_answer: bytes | None = None,
 ) -> AsyncIterator[Server]:
     """Serve on loopback; `silent`: never answer; `idle_close`: close each connection after
-    its first answer, without saying so (as a keep-alive timeout does)."""
+    its first answer, without saying so (as a keep-alive timeout does); `raw_answer`: answer
+    with these bytes, then close (over TLS without close_notify, as IIS often does)."""
     listener: anyio.abc.Listener[anyio.abc.ByteStream] = await anyio.create_tcp_listener(
         local_host="127.0.0.1"
     )
@@ -98,6 +100,9 @@ async def serving(
                     chunks = []
                     if silent:
                         await anyio.sleep_forever()
+                    if raw_answer is not None:
+                        await stream.send(raw_answer)
+                        return  # The listener's TLS is not standard-compatible: no close_notify.
                     status, headers, body = script(request)
                     closing = ("connection", "close") in headers
                     length = [("content-length", str(len(body)))]

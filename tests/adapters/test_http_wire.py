@@ -196,3 +196,36 @@ async def test_a_request_cancelled_before_its_answer_leaves_no_owed_answer_behin
         reply = await connection.response()
         await connection.aclose()
     assert reply.status == 200 and reply.body == b'{"ok":true}'
+
+
+async def test_over_tls_an_answer_ended_by_a_close_without_close_notify_is_read_whole(
+    certificate: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, client_tls = certificate
+    answer = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n<html>busy</html>"
+    async with serving(tls=server_tls, raw_answer=answer) as server:
+        connection = wire(server, client_tls)
+        for _ in range(2):
+            await connection.send(post(connection))
+            reply = await connection.response()
+            assert reply.status == 503 and reply.body == b"<html>busy</html>"
+        await connection.aclose()
+    assert server.connections == 2
+
+
+async def test_over_tls_a_close_without_close_notify_mid_answer_is_a_wire_error(
+    certificate: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, client_tls = certificate
+    answer = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"ecrnResultList"'
+    async with serving(tls=server_tls, raw_answer=answer) as server:
+        connection = wire(server, client_tls)
+        await connection.send(post(connection))
+        with pytest.raises(WireError):
+            await connection.response()
+        # The broken connection is not kept: the next request opens another.
+        await connection.send(post(connection))
+        with pytest.raises(WireError):
+            await connection.response()
+        await connection.aclose()
+    assert server.connections == 2

@@ -16,9 +16,11 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Final
 
+import h11
 import httpx
 import msgspec
 
+from obsd.adapters.http_wire import Outgoing
 from obsd.adapters.itu_login import ItuSession
 from obsd.adapters.obs_client import ObsClient, fetch_public
 from obsd.adapters.send_path import WarmUp
@@ -169,8 +171,10 @@ def instruments(
     kernel: KernelClock,
     log: list[tuple[str, int]],
     warm_ups: list[int],
+    seals: list[tuple[str, int]],
 ) -> Instruments:
-    """Scripted NTP servers, the kernel's view, no send delay, warm-ups logged, the scripted OBS."""
+    """Scripted NTP servers, the kernel's view, no send delay, warm-ups and seals logged, the
+    scripted OBS."""
 
     async def send_delay(ecrn: list[str], scrn: list[str]) -> int:
         return 0
@@ -186,7 +190,13 @@ def instruments(
 
     def connect(config: Config, token: str) -> ObsClient:
         transport = httpx.MockTransport(obs.handle)
-        wire = TransportWire(config.obs_base_url, transport, clock)
+
+        def sealed(outgoing: Outgoing) -> None:
+            head = outgoing.events[0]
+            assert isinstance(head, h11.Request)
+            seals.append((head.method.decode(), clock.true_ns()))
+
+        wire = TransportWire(config.obs_base_url, transport, clock, sealed)
         return ObsClient.for_config(config, token, clock, transport, wire)
 
     return Instruments(
@@ -238,6 +248,8 @@ class Drive:
     ntp_queries: list[tuple[str, int]] = field(default_factory=list)
     # Every warm-up of the send path (it never reaches OBS): the true time it was made.
     warm_ups: list[int] = field(default_factory=list)
+    # Every request sealed for the wire (its method), and the true time it was sealed.
+    seals: list[tuple[str, int]] = field(default_factory=list)
     run_id: str = RUN_ID
 
     @property
@@ -253,7 +265,13 @@ class Drive:
             FixedKeys(),
             self.clock,
             instruments(
-                self.clock, self.obs, self.ntp, self.kernel, self.ntp_queries, self.warm_ups
+                self.clock,
+                self.obs,
+                self.ntp,
+                self.kernel,
+                self.ntp_queries,
+                self.warm_ups,
+                self.seals,
             ),
         )
 

@@ -58,6 +58,24 @@ async def test_each_post_follows_warm_ups_of_the_send_path_just_before_it(
     assert {arrival.method for arrival in drive.obs.arrivals} == {"HEAD", "POST"}
 
 
+async def test_each_post_is_sealed_before_its_final_wait_and_nothing_goes_to_obs_between(
+    tmp_path: Path,
+) -> None:
+    drive = await planned(
+        tmp_path, [obs_answer({"21234": "VAL02"}), obs_answer({"21234": "successResult"})]
+    )
+    await drive.to_the_end()
+    posts = drive.obs.posts
+    seals = [at for method, at in drive.seals if method == "POST"]
+    assert len(seals) == len(posts) == 2
+    for sealed_at, post in zip(seals, posts, strict=True):
+        # Sealed before the warm-ups and the spin: at the instant the POST is one write.
+        assert post.true_ns - sealed_at > max(WARM_UP_LEADS_NS)
+        # The record is the connection's next: no keep-alive HEAD may go out in between.
+        between = [a for a in drive.obs.arrivals if sealed_at <= a.true_ns < post.true_ns]
+        assert between == []
+
+
 async def test_not_open_then_debounce_then_success_each_spaced_from_the_answer(
     tmp_path: Path,
 ) -> None:

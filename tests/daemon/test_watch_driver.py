@@ -121,7 +121,7 @@ class Watch:
         return self.journal.state.runs[WATCH_ID]
 
     def driver(self) -> WatchDriver:
-        tools = instruments(self.clock, self.obs, [], UNSYNCHRONISED_KERNEL, [], [])
+        tools = instruments(self.clock, self.obs, [], UNSYNCHRONISED_KERNEL, [], [], [])
         return WatchDriver(
             self.journal, WATCH_ID, self.keys, self.clock, tools, self.pages, self.gate
         )
@@ -181,7 +181,7 @@ async def watching(
             plan,
         )
     )
-    tools = instruments(clock, obs, [], UNSYNCHRONISED_KERNEL, [], [])
+    tools = instruments(clock, obs, [], UNSYNCHRONISED_KERNEL, [], [], [])
     return Watch(
         journal, clock, obs, term, keys or FixedKeys(), SchedulePages(clock, tools.fetch_public)
     )
@@ -375,7 +375,7 @@ async def test_two_watches_that_see_seats_at_once_post_one_after_the_other(
         return obs_answer({crn: "successResult"})
 
     watch.obs.answers = [added, added]
-    tools = instruments(watch.clock, watch.obs, [], UNSYNCHRONISED_KERNEL, [], [])
+    tools = instruments(watch.clock, watch.obs, [], UNSYNCHRONISED_KERNEL, [], [], [])
     second = WatchDriver(
         watch.journal, other, watch.keys, watch.clock, tools, watch.pages, watch.gate
     )
