@@ -187,6 +187,9 @@ def assert_hardened(machine: Machine, pid: int) -> None:
     ).stdout
     assert probe.count("Read-only file system") == 2, probe
     assert "state-writable" in probe, probe
+    # The shot's priority, set by systemd before exec although the unit restricts realtime.
+    scheduling = machine.root_sh(f"chrt -p {pid}")
+    assert "policy: SCHED_FIFO\n" in scheduling and "priority: 1" in scheduling, scheduling
 
 
 def test_socket_activation_starts_the_daemon_for_its_first_client(machine: Machine) -> None:
