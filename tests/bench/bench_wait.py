@@ -53,11 +53,18 @@ TARGET_LOG_KIB_PER_DAY: Final = 100.0
 TARGET_CPU_S_PER_HOUR: Final = 1.0
 
 
-async def compressed_week() -> tuple[dict[str, tuple[int, int]], float, float]:
-    """Event counts and bytes by type, CPU seconds, and the days the log covers."""
+async def compressed_week() -> tuple[dict[str, tuple[int, int]], float, float, list[int]]:
+    """Event counts and bytes by type, CPU seconds, the days the log covers, and this
+    process's RSS (KiB) at the start and at the end of each simulated day."""
     directory = Path(tempfile.mkdtemp(prefix="obsd-week-"))
     began = time.process_time()
     drive = await planned(directory, [obs_answer({"21234": "successResult"})], wait_s=WEEK_S)
+    rss = [proc_rss_kib(os.getpid())]
+    for day in range(1, round(WEEK_S / DAY_S) + 1):
+        drive.clock.when(
+            drive.clock.mono_ns() + int(day * DAY_S * NS),
+            lambda: rss.append(proc_rss_kib(os.getpid())),
+        )
     run = await drive.to_the_end()
     cpu = time.process_time() - began
     if run.phase != "done":
@@ -68,7 +75,7 @@ async def compressed_week() -> tuple[dict[str, tuple[int, int]], float, float]:
             entry = found[json.loads(line)["type"]]
             entry[0] += 1
             entry[1] += len(line) + 1
-    return {k: (v[0], v[1]) for k, v in found.items()}, cpu, WEEK_S / DAY_S
+    return {k: (v[0], v[1]) for k, v in found.items()}, cpu, WEEK_S / DAY_S, rss
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -135,7 +142,7 @@ def main() -> int:
     parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
     when = datetime.now(UTC)
-    counts, week_cpu_s, days = anyio.run(compressed_week)
+    counts, week_cpu_s, days, week_rss = anyio.run(compressed_week)
     week_bytes = sum(b for _, b in counts.values())
     per_day_kib = week_bytes / days / 1024
     samples = real_hour(args.real_s)
@@ -180,6 +187,14 @@ def main() -> int:
             "flat",
             rss1 - rss0 < 1024,
         ),
+        Row(
+            "RSS of the process running the compressed week, day 1 / day 7 / max",
+            f"{week_rss[1] / 1024:.1f} / {week_rss[-1] / 1024:.1f} / "
+            f"{max(week_rss) / 1024:.1f} MiB",
+            f"before the week: {week_rss[0] / 1024:.1f} MiB",
+            "flat",
+            week_rss[-1] - week_rss[1] < 1024,
+        ),
     ]
     print_table(rows)
     by_type = [
@@ -212,7 +227,10 @@ def main() -> int:
         "for its target on the fake clock of the in-process tests (every wait jumps; scripted "
         "NTP servers and OBS, tests/daemon/scripted.py), then firing once. The log is all the "
         "week wrote, the last hour's dense countdown and re-checks included; CPU is this "
-        "process's time for the whole week, divided by its 168 hours.",
+        "process's time for the whole week, divided by its 168 hours. Its VmRSS was read "
+        "before the week and as each simulated day ended: "
+        + ", ".join(f"{r / 1024:.1f}" for r in week_rss)
+        + " MiB.",
         f"- Real: the daemon (`obsd`) against an `obsd.sim.Simulator` in this process, a run "
         f"started with its target 7 days ahead; after {SETTLE_S:.0f} s (start-up and the "
         f"run's calibration), user + system CPU (/proc/PID/stat), VmRSS and the log's size were "

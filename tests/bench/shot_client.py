@@ -5,10 +5,12 @@
 (adapters/send_path.py, at core/timing.WARM_UP_LEADS_NS, as the run driver fires); `--path
 httpx` is the path it replaced, and `httpx-warm` that path warmed the same way, as obsd fired
 before (an httpx AsyncClient on one kept-alive HTTP/1.1 connection,
-`client.send` of a request built ahead), kept here as the baseline. Both wait the same way
-(SystemClock.arrive_at, the collector paused) and report, as JSON lines on stdout, the wall
-time at which send was called: the simulator's log says when each POST's first byte arrived.
-Over HTTPS the simulator's CA comes in through SSL_CERT_FILE, for both.
+`client.send` of a request built ahead), kept here as the baseline. `tls-socket` is the other
+way to make an HTTPS shot one write (issue 15): the same h11 bytes, encrypted at the instant
+by `ssl.SSLSocket.sendall` on a blocking socket, where obsd seals the record in advance. All
+wait the same way (SystemClock.arrive_at, the collector paused) and report, as JSON lines on
+stdout, the wall time at which send was called: the simulator's log says when each POST's
+first byte arrived. Over HTTPS the simulator's CA comes in through SSL_CERT_FILE, for all.
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import socket
 import ssl
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol
+from urllib.parse import urlsplit
 
 import anyio
+import h11
 import httpx
 
 from obsd.adapters.clock import SystemClock, collector_paused
+from obsd.adapters.http_wire import Outgoing, WireConnection
 from obsd.adapters.obs_client import USER_AGENT, ObsClient, PreparedPost
 from obsd.adapters.send_path import WarmUp, _served_listener, warm_send_path
 from obsd.core.obs_answer import REGISTRATION_PATH, registration_body
@@ -110,6 +116,55 @@ class HttpxPath:
             yield warm_up
 
 
+class TlsSocketPath:
+    """The alternative HTTPS shot: h11's bytes, encrypted and written by one SSLSocket call."""
+
+    def __init__(self, url: str, token: str) -> None:
+        # Only for building requests: the same bytes ObsClient sends.
+        self._builder = WireConnection(url, SystemClock(), connect_timeout_s=5, read_timeout_s=5)
+        self._headers = [
+            ("User-Agent", USER_AGENT),
+            ("Accept", "application/json"),
+            ("Authorization", f"Bearer {token}"),
+        ]
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        raw = socket.create_connection((parts.hostname, parts.port), timeout=READ_TIMEOUT_S)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = ssl.create_default_context()
+        self._sock = context.wrap_socket(raw, server_hostname=parts.hostname)
+        self._http = h11.Connection(our_role=h11.CLIENT)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def _exchange(self, outgoing: Outgoing) -> int:
+        for event in outgoing.events:
+            self._http.send(event)
+        sent = time.monotonic_ns()
+        self._sock.sendall(outgoing.plain)
+        while not isinstance(event := self._http.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                self._http.receive_data(self._sock.recv(65536))
+        self._http.start_next_cycle()
+        return sent
+
+    async def probe(self) -> None:
+        self._exchange(self._builder.build("HEAD", REGISTRATION_PATH, self._headers, b""))
+
+    async def ready(self) -> object:
+        headers = [*self._headers, ("Content-Type", "application/json")]
+        body = registration_body(["21234"], [])
+        return self._builder.build("POST", REGISTRATION_PATH, headers, body)
+
+    async def fire(self, post: object) -> int:
+        assert isinstance(post, Outgoing)
+        return self._exchange(post)
+
+    def warmer(self, deadline_mono_ns: int) -> AbstractAsyncContextManager[WarmUp]:
+        raise NotImplementedError("the TLS socket path is measured unwarmed")
+
+
 async def shots(shooter: Shooter, count: int, wall_minus_mono: int, warm: bool) -> None:
     clock = SystemClock()
     for _ in range(DELAY_SAMPLES):
@@ -145,6 +200,13 @@ async def shots(shooter: Shooter, count: int, wall_minus_mono: int, warm: bool) 
 async def main(path: str, url: str, token: str, count: int) -> None:
     wall_minus_mono = time.time_ns() - time.monotonic_ns()
     warm = path.endswith("-warm")
+    if path == "tls-socket":
+        shooter = TlsSocketPath(url, token)
+        try:
+            await shots(shooter, count, wall_minus_mono, warm)
+        finally:
+            shooter.close()
+        return
     if path.startswith("wire"):
         async with ObsClient(url, token, READ_TIMEOUT_S, SystemClock()) as client:
             await shots(WirePath(client), count, wall_minus_mono, warm)
@@ -168,7 +230,9 @@ async def main(path: str, url: str, token: str, count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--path", choices=("wire", "wire-warm", "httpx", "httpx-warm"), required=True
+        "--path",
+        choices=("wire", "wire-warm", "httpx", "httpx-warm", "tls-socket"),
+        required=True,
     )
     parser.add_argument("--url", required=True)
     parser.add_argument("--shots", type=int, required=True)
