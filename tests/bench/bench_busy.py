@@ -43,6 +43,7 @@ from benchlib import (
     print_table,
     section_head,
     sleep_until_local,
+    spread,
     stop,
     write_section,
 )
@@ -326,19 +327,6 @@ def measure(
 
 
 # -- the report ---------------------------------------------------------------------------
-
-
-def spread(values: Sequence[int]) -> str:
-    return " / ".join(
-        f"{ms(v):.3f}"
-        for v in (
-            min(values),
-            percentile(values, 0.5),
-            percentile(values, 0.95),
-            percentile(values, 0.99),
-            max(values),
-        )
-    )
 
 
 def fault_spread(counts: Sequence[tuple[int, int]]) -> str:

@@ -25,6 +25,7 @@ from benchlib import (
     Daemon,
     Row,
     exit_on_sigterm,
+    fixed,
     iso,
     machine_stalls,
     ms,
@@ -33,6 +34,7 @@ from benchlib import (
     print_table,
     section_head,
     sleep_until_local,
+    spread,
     stop,
     write_section,
 )
@@ -410,18 +412,6 @@ def measure(
 
 
 # -- the report ---------------------------------------------------------------------------
-
-
-def spread(samples: Sequence[int], digits: int = 3) -> str:
-    """min / p50 / p95 / p99 / max of ns samples, in ms."""
-    figures = [min(samples), *(percentile(samples, f) for f in (0.5, 0.95, 0.99)), max(samples)]
-    return " / ".join(fixed(ms(value), digits) for value in figures)
-
-
-def fixed(value: float, digits: int) -> str:
-    """`value` with `digits` decimals, without the sign of a value that rounds to zero."""
-    text = f"{value:.{digits}f}"
-    return text.removeprefix("-") if text.strip("-0.") == "" else text
 
 
 def signed(value: float, digits: int = 3) -> str:

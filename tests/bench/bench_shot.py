@@ -26,6 +26,7 @@ from benchlib import (
     percentile,
     print_table,
     section_head,
+    spread,
     write_section,
 )
 
@@ -165,19 +166,6 @@ def run_block(config: SendPath, sim: RunningSimulator, shots: int) -> tuple[list
         if line["kind"] == "shot"
     ]
     return fired, samples
-
-
-def spread(values: list[int]) -> str:
-    return " / ".join(
-        f"{ms(v):.3f}"
-        for v in (
-            min(values),
-            percentile(values, 0.5),
-            percentile(values, 0.95),
-            percentile(values, 0.99),
-            max(values),
-        )
-    )
 
 
 def main() -> int:

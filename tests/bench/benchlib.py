@@ -78,6 +78,18 @@ def percentile(samples: Sequence[int], fraction: float) -> int:
     return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
 
 
+def spread(samples: Sequence[int], digits: int = 3) -> str:
+    """min / p50 / p95 / p99 / max of ns samples, in ms."""
+    figures = [min(samples), *(percentile(samples, f) for f in (0.5, 0.95, 0.99)), max(samples)]
+    return " / ".join(fixed(ms(value), digits) for value in figures)
+
+
+def fixed(value: float, digits: int) -> str:
+    """`value` with `digits` decimals, without the sign of a value that rounds to zero."""
+    text = f"{value:.{digits}f}"
+    return text.removeprefix("-") if text.strip("-0.") == "" else text
+
+
 def verdict(met: bool | None) -> str:
     """How a target check reads in the table."""
     return {True: "yes", False: "**no**", None: "-"}[met]
