@@ -370,6 +370,7 @@ def target_rows(results: dict[str, list[Measured]], chosen: Condition) -> list[R
 
 def detail_lines(results: dict[str, list[Measured]]) -> list[str]:
     lines = [
+        "",
         "| condition | runs | early | lateness min / p50 / p95 / p99 / max (ms) "
         "| wake-up: send called - planned, p50 / p99 / max (ms) "
         "| send path: call → first byte, p50 / p99 / max (ms) "
