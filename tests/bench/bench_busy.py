@@ -34,8 +34,6 @@ from benchlib import (
     Daemon,
     Row,
     exit_on_sigterm,
-    iso,
-    judge_first,
     machine_stalls,
     ms,
     obsd_started,
@@ -265,33 +263,17 @@ def host(condition: Condition, sock: Path, seed: int) -> Iterator[None]:
 
 def busy_shot(daemon: Daemon, pid: int, run: int, offset_s: float, buffer_s: float) -> Measured:
     """One obsd run against a fresh simulator, its page faults counted around the shot."""
-    lead_s = LEAD_S + max(0.0, -offset_s)
-    with bench_fire.simulator(bench_fire.LOOPBACK, offset_s, lead_s, seed=run) as opening:
-        sim = opening.sim
-        judge_first()
-        daemon.request(
-            "configure",
-            config={
-                "obs_base_url": sim.base_url,
-                "ntp_servers": sim.ntp_servers,
-                "target": iso(opening.target_ns),
-                "token": sim.token(bench_fire.STUDENT),
-                "ecrn": [bench_fire.CRN],
-                "scrn": [],
-                "safety_buffer": buffer_s,
-            },
-        )
-        run_id = str(daemon.request("start")["run_id"])
-        fire_ns = opening.target_ns + round(buffer_s * NS)
-        fire_local_ns = fire_ns - opening.offset_ns
-        sleep_until_local(fire_local_ns - round(FAULTS_FROM_S * NS))
-        approach = faults(pid)
-        sleep_until_local(fire_local_ns - round(SHOT_FAULTS_FROM_S * NS))
-        shooting = faults(pid)
-        sleep_until_local(fire_local_ns + round(SETTLE_S * NS))
-        after = faults(pid)
-        events = daemon.events_until_done(run_id)
-        shot = bench_fire.first_post(opening, run, fire_ns, bench_fire.engine_view(run_id, events))
+    counts: list[tuple[int, int]] = []
+
+    def counting(fire_local_ns: int) -> None:
+        for lead_s in (FAULTS_FROM_S, SHOT_FAULTS_FROM_S, -SETTLE_S):
+            sleep_until_local(fire_local_ns - round(lead_s * NS))
+            counts.append(faults(pid))
+
+    shot = bench_fire.obsd_shot(
+        daemon, bench_fire.LOOPBACK, run, offset_s, buffer_s, wait=counting, judge_first=True
+    )
+    approach, shooting, after = counts
     return Measured(shot, faults_between(approach, shooting), faults_between(shooting, after))
 
 

@@ -38,6 +38,9 @@ from benchlib import (
     stop,
     write_section,
 )
+from benchlib import (
+    judge_first as raise_judge,
+)
 
 from obsd.core.config import Config
 from obsd.core.timing import MS, NS
@@ -295,15 +298,33 @@ def engine_view(run_id: str, events: dict[str, dict[str, Any]]) -> EngineView:
     )
 
 
+def sleep_through(fire_local_ns: int) -> None:
+    """Sleep (off the simulator thread's GIL) until the shot is over."""
+    sleep_until_local(fire_local_ns + round(SETTLE_S * NS))
+
+
 def obsd_shot(
-    daemon: Daemon, scenario: Scenario, run: int, offset_s: float, buffer_s: float
+    daemon: Daemon,
+    scenario: Scenario,
+    run: int,
+    offset_s: float,
+    buffer_s: float,
+    *,
+    wait: Callable[[int], None] = sleep_through,
+    judge_first: bool = False,
 ) -> Shot:
-    """One obsd run against a fresh simulator; the simulator's verdict on its first POST."""
+    """One obsd run against a fresh simulator; the simulator's verdict on its first POST.
+
+    `wait` is handed the fire instant on the local clock and returns once the shot is over;
+    `judge_first` puts the simulator's threads at real-time priority (benchlib.judge_first).
+    """
     # The daemon refuses a target that has passed by the LOCAL clock, so the lead is
     # stretched when the local clock is ahead of true time.
     lead_s = DAEMON_LEAD_S + max(0.0, -offset_s)
     with simulator(scenario, offset_s, lead_s, seed=run) as opening:
         sim = opening.sim
+        if judge_first:
+            raise_judge()
         daemon.request(
             "configure",
             config={
@@ -318,7 +339,7 @@ def obsd_shot(
         )
         run_id = str(daemon.request("start")["run_id"])
         fire_ns = opening.target_ns + round(buffer_s * NS)
-        sleep_until_local(fire_ns - opening.offset_ns + round(SETTLE_S * NS))
+        wait(fire_ns - opening.offset_ns)
         events = daemon.events_until_done(run_id)
         return first_post(opening, run, fire_ns, engine_view(run_id, events))
 
