@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from email.utils import formatdate
 
@@ -42,9 +43,18 @@ class SimClock:
         self._step_at_ns = None if step_at_s is None else round(step_at_s * NS)
         self._step_ns = round(step_s * NS)
 
+    @property
+    def reads_system_clock(self) -> bool:
+        """Whether the wall clock is the system's, the one the kernel's packet stamps use."""
+        return self._wall_clock_ns is time.time_ns
+
     def true_ns(self) -> int:
         """The simulator's true time now, in epoch nanoseconds (stepped once, if scripted)."""
-        true = self._wall_clock_ns() + self._offset_ns
+        return self.true_at(self._wall_clock_ns())
+
+    def true_at(self, wall_ns: int) -> int:
+        """True time when the wall clock read `wall_ns`."""
+        true = wall_ns + self._offset_ns
         if self._step_at_ns is not None and true >= self._step_at_ns:
             true += self._step_ns
         return true

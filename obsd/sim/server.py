@@ -1,15 +1,19 @@
 """The simulator's HTTP/1.1 server, on asyncio Protocols: keep-alive, first-byte stamps, delays.
 
 Network latency is injected inside the server, not by a proxy: each request waits, after its
-first byte was stamped (`received_ns`, true time read first thing in `data_received`), until
+first byte was stamped (`received_ns`, in true time: see below), until
 `arrival_ns = received_ns + delay`, the delay drawn per request as `request_delay_s` ± uniform
 `request_jitter_s` (never below zero), for every request but the admin ones (`/_sim/...`),
 HEAD and GET included. Only then does "OBS" see it: the opening check, the debounce and the
 token expiry all use `arrival_ns`. The answer is then held `response_delay_s` ±
 `response_jitter_s`. So with a 20 ms delay, a request whose first byte reached the server at
 R (the real loopback transit included) is judged as arriving at R + 20 ms. Requests on one
-connection are answered in order, each delay measured from its own first byte. Over TLS the
-stamp is taken when the first decrypted bytes are delivered, microseconds after they arrived.
+connection are answered in order, each delay measured from its own first byte.
+
+The stamp is the kernel's receive time of the bytes (`StampedSocket`), so a busy event loop
+or CPU does not make a request look later than it reached the machine; over TLS it is the
+receive time of the record that carried them. A wall clock other than the system's (tests
+inject one) has no kernel stamp: then the stamp is read first thing in `data_received`.
 """
 
 from __future__ import annotations
@@ -20,17 +24,24 @@ import logging
 import socket
 import ssl
 import struct
+from collections.abc import Coroutine
 from typing import Final
 
 from obsd.core.timing import NS
 from obsd.sim.app import SimApp
 from obsd.sim.clock import SimClock
 from obsd.sim.http11 import BadRequest, HttpRequest, Reply, RequestParser, render_response
+from obsd.sim.stamped_socket import StampedSocket, enable_stamps
 
 logger = logging.getLogger("obsd.sim")
 
 # Pipelined requests parsed ahead of the answers before the server stops reading.
 MAX_QUEUED_REQUESTS: Final = 16
+# asyncio's own default for create_server.
+LISTEN_BACKLOG: Final = 100
+# After a failed accept (descriptors exhausted, say), a pause before the next, as a server
+# that cannot accept should not spin on it.
+ACCEPT_RETRY_S: Final = 0.1
 # SO_LINGER on with a zero timeout: close() sends RST, the "connection reset" clients see.
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
@@ -39,11 +50,17 @@ class HttpConnection(asyncio.Protocol):
     """One client connection: parses as bytes arrive, answers in order from a task."""
 
     def __init__(
-        self, app: SimApp, clock: SimClock, live: set[HttpConnection], number: int
+        self,
+        app: SimApp,
+        clock: SimClock,
+        live: set[HttpConnection],
+        number: int,
+        stamps: StampedSocket | None,
     ) -> None:
         self._app = app
         self._number = number
         self._clock = clock
+        self._stamps = stamps
         self._live = live
         self._parser = RequestParser()
         self._queue: asyncio.Queue[HttpRequest | BadRequest | None] = asyncio.Queue()
@@ -62,7 +79,8 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Stamp the bytes with true time before anything else, then parse them."""
-        received_ns = self._clock.true_ns()
+        wall_ns = None if self._stamps is None else self._stamps.received_wall_ns
+        received_ns = self._clock.true_ns() if wall_ns is None else self._clock.true_at(wall_ns)
         for item in self._parser.feed(data, received_ns):
             self._queue.put_nowait(item)
         if self._queue.qsize() >= MAX_QUEUED_REQUESTS and self._transport is not None:
@@ -158,36 +176,95 @@ class HttpConnection(asyncio.Protocol):
 class HttpServer:
     """A listening simulator HTTP server and its live connections."""
 
-    def __init__(self, server: asyncio.Server, live: set[HttpConnection]) -> None:
-        self._server = server
-        self._live = live
-        self.port = int(server.sockets[0].getsockname()[1])
+    def __init__(
+        self,
+        listener: socket.socket,
+        app: SimApp,
+        clock: SimClock,
+        context: ssl.SSLContext | None,
+    ) -> None:
+        self._listener = listener
+        self._app = app
+        self._clock = clock
+        self._context = context
+        self._live: set[HttpConnection] = set()
+        self._numbers = itertools.count(1)
+        # Handshakes under way, and the accept loop itself.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = int(listener.getsockname()[1])
 
     @property
     def open_connections(self) -> int:
         """How many client connections are open."""
         return len(self._live)
 
+    def start(self) -> None:
+        """Accept connections from now on, each on a socket the kernel stamps."""
+        self._spawn(self._accept())
+
     async def close(self) -> None:
         """Stop listening, drop every connection and wait for their tasks."""
-        self._server.close()
-        connections = list(self._live)
-        for connection in connections:
-            connection.abort()
-        tasks = [c.task for c in connections if c.task is not None]
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        self._listener.close()
+        connections = list(self._live)
+        for connection in connections:
+            connection.abort()
+        answering = [c.task for c in connections if c.task is not None]
+        for task in answering:
+            task.cancel()
+        await asyncio.gather(*answering, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                accepted, _ = await loop.sock_accept(self._listener)
+            except OSError as exc:
+                # Out of descriptors or memory, or a client gone before its accept: go on.
+                logger.warning("simulator: accept failed (%s); still listening", exc)
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            self._spawn(self._adopt(StampedSocket.adopt(accepted)))
+
+    async def _adopt(self, sock: StampedSocket) -> None:
+        number = next(self._numbers)
+        # The kernel stamps on the system's clock; an injected wall clock is read instead.
+        stamps = sock if self._clock.reads_system_clock else None
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: HttpConnection(self._app, self._clock, self._live, number, stamps),
+                sock,
+                ssl=self._context,
+            )
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            # A client that fails its TLS handshake or vanishes costs only its connection.
+            logger.debug("simulator: connection %d not set up: %s", number, exc)
+            sock.close()
 
 
 async def start_http(
     app: SimApp, clock: SimClock, host: str, port: int, context: ssl.SSLContext | None
 ) -> HttpServer:
     """Listen on `host:port` (0 = any free port), over TLS when `context` is given."""
-    live: set[HttpConnection] = set()
-    numbers = itertools.count(1)
-    server = await asyncio.get_running_loop().create_server(
-        lambda: HttpConnection(app, clock, live, next(numbers)), host, port, ssl=context
-    )
-    return HttpServer(server, live)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        enable_stamps(listener)
+        listener.listen(LISTEN_BACKLOG)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    server = HttpServer(listener, app, clock, context)
+    server.start()
+    return server

@@ -556,9 +556,10 @@ def report(kept: Kept, no_docs: bool) -> int:
         "follow-tail clients in a process of their own (tests/reliability/tail_load.py: 50 "
         "reading, 30 hanging up and resuming, 20 never reading), and `obsctl watch` in an "
         "80x24 tmux pane, all started before the block's runs and kept until its end.",
-        "- The simulator's threads run at real-time priority 2: it stands for OBS, whose CPUs "
-        "the hogs do not share, so its stamp of a POST's first byte is not held back by the "
-        "load; only the daemon is.",
+        "- The simulator stamps a POST's first byte with the kernel's receive time "
+        "(obsd/sim/stamped_socket.py), so the load cannot hold its stamp back; only the "
+        "daemon. Its threads run at real-time priority 2 all the same: it stands for OBS, "
+        "whose CPUs the hogs do not share, and answers the keep-alive probes as promptly.",
         "- Page faults: /proc/PID/stat of the daemon read from this process 1.2 s and 30 ms "
         "before the shot and 0.1 s after it.",
         f"- {stalls}"

@@ -624,8 +624,10 @@ def render(
         f"offset, served by {NTP_SERVERS} honest NTP servers; one course with free seats, so a "
         "run ends after "
         "its first POST). One untimed warm-up round with offset 0 comes first.",
-        "- Judge: the simulator's record of the first POST. `received_ns` is stamped (true time) "
-        "first thing in the server's `data_received`; `arrival_ns` adds the injected request "
+        "- Judge: the simulator's record of the first POST. `received_ns` is the kernel's "
+        "receive time of its first bytes (SO_TIMESTAMPNS, obsd/sim/stamped_socket.py) in true "
+        "time, so the simulator's own scheduling does not move it; `arrival_ns` adds the "
+        "injected request "
         "delay, and is what OBS's opening check uses. The simulator opens "
         f'{OPENING_GUARD_NS / 1000:g} µs after the target (float rounding), so "early" is '
         "judged strictly; every early arrival was cross-checked with the VAL02 it drew.",

@@ -338,10 +338,11 @@ def render(
         "client sending `status` back to back, all connected before `start` and kept until the "
         "run is done; then the stalled clients read and every client must have seen each seq "
         "once (tests/reliability/tail_load.py). The load runs in a separate process; the "
-        "benchmark process only waits, so the simulator's thread stamps arrivals promptly.",
-        "- The simulator stamps a request's first byte when its event loop reads it (true "
-        "time); obsd's figure is the `sent_ns` it logged for the first request minus the "
-        "call instant its calibration planned (`fire_at_ns` - `send_delay_ms`). Per run, "
+        "benchmark process only waits, so the simulator's thread answers promptly.",
+        "- The simulator stamps a request's first byte with the kernel's receive time (true "
+        "time; obsd/sim/stamped_socket.py); obsd's figure is the `sent_ns` it logged for "
+        "the first request minus the call instant its calibration planned (`fire_at_ns` - "
+        "`send_delay_ms`). Per run, "
         "the first row = send call lateness + (arrival - logged send instant) - send delay, "
         "so rows 2-4 account for row 1 (the NTP error of the last re-sync before the shot is "
         "inside row 4; row 5 shows the error of the calibration's sync, the one obsd logs).",

@@ -297,14 +297,13 @@ def main() -> int:
         "seals it (`ObsClient.seal`: over TLS the record is encrypted then) 0.3 s before, and "
         "both paths wait with `SystemClock.arrive_at` (sleep, then spin) with the collector "
         "paused, then call send. The simulator stamps each POST's first byte (`received_ns`) "
-        "in its server's `data_received`; the benchmark process idles meanwhile. Over TLS that "
-        "is after the simulator's own decryption (asyncio's SSL layer), so the HTTPS figures "
-        "carry the server's TLS cost as well as the client's.",
-        "- Every client runs as the unit runs obsd, at real-time priority 1 with reset on fork "
-        "(`chrt --fifo --reset-on-fork 1`, systemd/obsd.service; bench_busy measures what that "
-        "buys). The simulator's threads stay at normal priority: at real-time priority too, "
-        "the loopback judge's own wake-up was slower (p50 1.3-1.5 ms against 0.2-0.3 ms in a "
-        "side-by-side try).",
+        "with the kernel's receive time of the packet (SO_TIMESTAMPNS, "
+        "obsd/sim/stamped_socket.py; over TLS, of the record carrying it), so neither its "
+        "event loop nor the client's hold on the CPU moves the stamp; the benchmark process "
+        "idles meanwhile.",
+        "- Every client runs as the unit runs obsd, at real-time priority 1 (`chrt --fifo 1`, "
+        "systemd/obsd.service; bench_busy measures what that buys). The simulator's threads "
+        "stay at normal priority: their wake-up is not in the stamp.",
         '- "Warmed": the warm-up obsd makes before a shot (core/timing.WARM_UP_LEADS_NS: the '
         "same request to a loopback listener of its own 25 ms and 5 ms before the call, "
         "adapters/send_path.py), for the httpx path with an httpx client as obsd did before.",

@@ -168,7 +168,8 @@ def judge_first() -> None:
     """Put the simulator's threads above everything else on the host.
 
     The simulator stands for OBS, whose CPUs the hogs do not share: at real-time priority
-    its stamp of a POST's first byte is not delayed by the load, only the daemon is.
+    it answers the daemon's keep-alive probes as promptly under load as on an idle host. (Its
+    stamp of a POST's first byte is the kernel's receive time, which no load delays.)
     """
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and thread.native_id is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -360,7 +361,7 @@ async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
 
 
 def host_port(sim: RunningSimulator) -> tuple[str, int]:
-    host, port = sim.base_url.removeprefix("http://").rsplit(":", 1)
+    host, port = sim.base_url.partition("://")[2].rsplit(":", 1)
     return host, int(port)
 
 
@@ -431,6 +432,40 @@ async def test_tls_with_the_generated_certificate() -> None:
             response = await register(sim, client, ["21234"])
             head = await client.head(REGISTER)
     assert codes(response) == ["successResult"] and head.status_code == 405
+
+
+def connect_blocking(sim: RunningSimulator) -> socket.socket:
+    """A blocking client socket to the simulator, its TLS handshake done if it serves TLS."""
+    client = socket.create_connection(host_port(sim), timeout=CLIENT_TIMEOUT_S)
+    if sim.ca_cert is None:
+        return client
+    context = ssl.create_default_context(cafile=str(sim.ca_cert))
+    return context.wrap_socket(client, server_hostname="127.0.0.1")
+
+
+@pytest.mark.parametrize("tls", [False, True])
+async def test_a_request_is_stamped_when_it_reached_the_machine_not_when_the_loop_read_it(
+    tls: bool,
+) -> None:
+    # The system's wall clock (none injected), the one the kernel stamps packets with.
+    async with Simulator(config(tls=tls)).serve() as sim:
+        body = b'{"ECRN": ["21234"]}'
+        request = (
+            f"POST {REGISTER} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"Authorization: Bearer {sim.token(STUDENT)}\r\n\r\n"
+        ).encode() + body
+        # The handshake needs the simulator's loop, which is this test's: do it in a thread.
+        with await anyio.to_thread.run_sync(connect_blocking, sim) as client:
+            # While this coroutine holds the loop, the simulator cannot read: a stamp taken
+            # when it reads would come after `after`.
+            before = time.time_ns()
+            client.sendall(request)
+            after = time.time_ns()
+            answer = await anyio.to_thread.run_sync(client.recv, 65536)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    (post,) = sim.requests()
+    offset_ns = round(OFFSET_S * S)
+    assert before + offset_ns <= post.received_ns <= after + offset_ns
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "localhost", "::"])
