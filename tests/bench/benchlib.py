@@ -142,7 +142,9 @@ def machine_stalls(seconds: float, *, burst_s: float | None = None) -> str:
             if now - last > 1_000_000:
                 stalls.append(now - last)
             last = now
-        spun += last - began
+        # Counted to the read that ended the spin: a burst whose end has already passed
+        # when it begins still counts, so the loop always ends.
+        spun += now - began
         if burst_s is not None:
             time.sleep(BURST_REST_S)
     steal_s = (steal_ticks() - steal_before) / os.sysconf("SC_CLK_TCK")
