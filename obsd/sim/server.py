@@ -244,7 +244,7 @@ class HttpServer:
                 sock,
                 ssl=self._context,
             )
-        except (OSError, ssl.SSLError, TimeoutError) as exc:
+        except OSError as exc:  # ssl.SSLError and TimeoutError included
             # A client that fails its TLS handshake or vanishes costs only its connection.
             logger.debug("simulator: connection %d not set up: %s", number, exc)
             sock.close()
@@ -255,16 +255,10 @@ async def start_http(
 ) -> HttpServer:
     """Listen on `host:port` (0 = any free port), over TLS when `context` is given."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        enable_stamps(listener)
-        listener.listen(LISTEN_BACKLOG)
-        listener.setblocking(False)
-    except OSError:
-        listener.close()
-        raise
+    listener = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+    # Before any client can know the port, so every connection inherits the stamps.
+    enable_stamps(listener)
+    listener.setblocking(False)
     server = HttpServer(listener, app, clock, context)
     server.start()
     return server
