@@ -259,7 +259,10 @@ def test_status_follows_a_run(
 ) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
-    with registration(short_dir, opening_in_s=5.0) as reg:
+    # Status goes out once a second and stops QUIET_BEFORE_S before the shot: an opening this
+    # far off leaves room for two countdown updates even when `start` comes a second or two
+    # after READY (it did, once, on a loaded CI machine at 5 s).
+    with registration(short_dir, opening_in_s=8.0) as reg:
         reg.plan(ecrn=["21234", "22001"])
         run_id = reg.start()
         reg.wait_for("done", timeout_s=30)
