@@ -50,6 +50,9 @@ def exchange_with(server: str, clock: Clock) -> Exchange:
             sock.send(query)
             data = sock.recv(MAX_DATAGRAM)
             received = clock.mono_ns()
+            # Read beside the stamp, before the close: closing lets go of the GIL, and taking
+            # it back can cost milliseconds on a busy loop, all of which would show as offset.
+            received_wall = clock.wall_ns()
     except TimeoutError:
         error = f"no answer within {NTP_TIMEOUT_S} s (is outgoing UDP port {port} open?)"
     except socket.gaierror as exc:
@@ -57,7 +60,7 @@ def exchange_with(server: str, clock: Clock) -> Exchange:
     except OSError as exc:
         error = exc.strerror or str(exc)
     else:
-        return Exchange(server, cookie, sent, received, clock.wall_ns(), data)
+        return Exchange(server, cookie, sent, received, received_wall, data)
     return Exchange(server, cookie, sent, clock.mono_ns(), clock.wall_ns(), None, error)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from obsd.adapters import ntp_client
@@ -36,6 +38,36 @@ async def test_one_query_to_each_server_at_once_in_the_servers_order(
     assert abs(sample.wall_offset_ns - 1_500 * MS) <= sample.error_ns
     assert abs(lie.wall_offset_ns - 6_500 * MS) <= lie.error_ns
     assert honest.cookie != liar.cookie
+
+
+class _SlowToClose(SystemClock):
+    """A clock that reads every wall time after a socket's close as if the close took 50 ms."""
+
+    def __init__(self) -> None:
+        self.lag_ns = 0
+
+    def wall_ns(self) -> int:
+        return super().wall_ns() + self.lag_ns
+
+
+async def test_the_wall_clock_is_read_beside_the_receive_stamp_not_after_the_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A close lets go of the GIL, and a busy loop may hold it for milliseconds before the
+    # thread gets it back: none of that may show in the offset operators are shown.
+    clock = _SlowToClose()
+    close = socket.socket.close
+
+    def slow_close(sock: socket.socket) -> None:
+        close(sock)
+        clock.lag_ns += 50 * MS
+
+    monkeypatch.setattr(socket.socket, "close", slow_close)
+    with Simulator(SimConfig(clock_offset_s=1.5)).serve_in_thread() as sim:
+        (exchange,) = await exchange_all(sim.ntp_servers[:1], clock)
+    sample = read_exchange(exchange)
+    assert isinstance(sample, Sample)
+    assert abs(sample.wall_offset_ns - 1_500 * MS) <= sample.error_ns
 
 
 async def test_an_unresolvable_name_is_no_answer_with_the_reason() -> None:
